@@ -1,0 +1,314 @@
+//! Local auth + API server for the wasm-session demo and tests.
+//!
+//! One shared [`auth::Auth`] backs up to three listeners: the main origin (demo page, `pkg/`,
+//! auth and API), an optional second API origin (CORS for loopback origins), and an optional
+//! "foreign" origin that only counts the `Authorization` headers it receives, to prove that
+//! tokens never leak there. Dev-only endpoints (`/__stats`, `/__reset`, `/__faults`,
+//! `/__redirect`) drive the tests. Not for production.
+
+pub mod auth;
+pub mod faults;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tower_http::services::ServeDir;
+
+use auth::{now_ms, Auth, OAuthError, Stats};
+use faults::{Fault, FaultAction, Faults};
+
+/// Settings read from the environment by `main`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub access_ttl_s: u64,
+    pub refresh_ttl_s: u64,
+    pub www_dir: PathBuf,
+    pub pkg_dir: PathBuf,
+}
+
+/// State shared by the main and API origins.
+pub struct Shared {
+    pub auth: Mutex<Auth>,
+    pub faults: Mutex<Faults>,
+}
+
+/// Handle passed to the handlers.
+pub type AppState = Arc<Shared>;
+
+/// Locks a mutex even if a previous holder panicked (the drop fault unwinds on purpose).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// New shared state for the given settings.
+pub fn state(settings: &Settings) -> AppState {
+    Arc::new(Shared {
+        auth: Mutex::new(Auth::new(settings.access_ttl_s, settings.refresh_ttl_s)),
+        faults: Mutex::new(Faults::default()),
+    })
+}
+
+/// Auth, API and dev routes (no static files, no CORS).
+fn api_routes(state: AppState) -> Router {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/token", post(token))
+        .route("/auth/revoke", post(revoke))
+        .route("/api/me", get(me))
+        .route("/api/ping", get(ping))
+        .route("/__stats", get(stats))
+        .route("/__reset", post(reset))
+        .route("/__faults", post(set_faults))
+        .route("/__redirect", get(redirect))
+        .layer(middleware::from_fn_with_state(state.clone(), count_authorization))
+        .with_state(state)
+}
+
+/// The main origin: the demo page from `www/`, the package from `pkg/`, auth and API.
+pub fn main_app(state: AppState, settings: &Settings) -> Router {
+    api_routes(state)
+        .nest_service("/pkg", ServeDir::new(&settings.pkg_dir))
+        .fallback_service(ServeDir::new(&settings.www_dir))
+        .layer(middleware::from_fn(no_store))
+}
+
+/// The second API origin: same backend, CORS for any loopback origin with `Authorization`.
+pub fn api_app(state: AppState) -> Router {
+    api_routes(state).layer(middleware::from_fn(cors))
+}
+
+/// The foreign origin: answers everything with 200 and counts `Authorization` headers.
+pub fn foreign_app() -> Router {
+    let seen: Arc<Mutex<Stats>> = Arc::default();
+    let counter = seen.clone();
+    Router::new()
+        .route("/__stats", get(move || async move { Json(*lock(&seen)) }))
+        .route(
+            "/__reset",
+            post({
+                let seen = counter.clone();
+                move || async move {
+                    *lock(&seen) = Stats::default();
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .fallback(|| async { Json(serde_json::json!({"ok": true, "origin": "foreign"})) })
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let counter = counter.clone();
+            async move {
+                if req.headers().contains_key(header::AUTHORIZATION) {
+                    lock(&counter).authorization_seen += 1;
+                }
+                next.run(req).await
+            }
+        }))
+        .layer(middleware::from_fn(cors))
+}
+
+async fn count_authorization(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        lock(&s.auth).stats.authorization_seen += 1;
+    }
+    next.run(req).await
+}
+
+/// Dev server: never let the browser cache the page, the package or any answer.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    let host = rest.map(|r| r.rsplit_once(':').map_or(r, |(h, _)| h));
+    matches!(host, Some("127.0.0.1" | "localhost" | "[::1]"))
+}
+
+/// CORS for loopback origins, allowing `Authorization` so that a browser would really send it.
+async fn cors(req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_owned);
+    let allowed = origin.filter(|o| is_loopback_origin(o));
+    let mut res = if req.method() == Method::OPTIONS && allowed.is_some() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    if let Some(origin) = allowed.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, x-test"));
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("www-authenticate, date"));
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    res
+}
+
+fn json_error(status: u16, code: &str, description: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = serde_json::json!({"error": code, "error_description": description});
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+fn oauth_error(e: OAuthError) -> Response {
+    json_error(e.status, e.code, e.description)
+}
+
+fn token_ok(t: auth::TokenResponse) -> Response {
+    ([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(t)).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body) else {
+        return json_error(400, "invalid_request", "expected JSON {\"username\", \"password\"}");
+    };
+    let result = lock(&s.auth).login(&creds.username, &creds.password, now_ms());
+    result.map_or_else(oauth_error, token_ok)
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+    #[allow(dead_code)]
+    client_id: Option<String>,
+}
+
+async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let fault = lock(&s.faults).take();
+    if let Some(fault) = fault {
+        lock(&s.auth).stats.faults_applied += 1;
+        match fault.action() {
+            FaultAction::Respond(res) => return res,
+            FaultAction::Hang(ms) => {
+                // Models a request lost in the network: nothing rotates, the client times out.
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                return json_error(503, "temporarily_unavailable", "the server hung (fault switch)");
+            }
+            // Unwinding the connection task closes the socket without an answer.
+            FaultAction::Drop => std::panic::resume_unwind(Box::new("fault: drop connection")),
+        }
+    }
+    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !form_type.starts_with("application/x-www-form-urlencoded") {
+        return json_error(400, "invalid_request", "the token endpoint takes application/x-www-form-urlencoded");
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<TokenForm>(&body) else {
+        return json_error(400, "invalid_request", "malformed form body");
+    };
+    if form.grant_type.as_deref() != Some("refresh_token") {
+        return json_error(400, "unsupported_grant_type", "only grant_type=refresh_token is supported");
+    }
+    let Some(rt) = form.refresh_token.filter(|t| !t.is_empty()) else {
+        return json_error(400, "invalid_request", "refresh_token is missing");
+    };
+    let result = lock(&s.auth).refresh(&rt, now_ms());
+    result.map_or_else(oauth_error, token_ok)
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    token: Option<String>,
+}
+
+async fn revoke(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<RevokeForm>(&body) else {
+        return json_error(400, "invalid_request", "malformed form body");
+    };
+    let Some(token) = form.token.filter(|t| !t.is_empty()) else {
+        return json_error(400, "invalid_request", "token is missing");
+    };
+    lock(&s.auth).revoke(&token);
+    StatusCode::OK.into_response()
+}
+
+/// Checks the bearer token and counts the outcome.
+fn authorize(s: &Shared, headers: &HeaderMap) -> Result<auth::Principal, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let mut auth = lock(&s.auth);
+    match auth.authorize(token, now_ms()) {
+        Some(p) => {
+            auth.stats.api_ok += 1;
+            Ok(p)
+        }
+        None => {
+            auth.stats.api_unauthorized += 1;
+            let challenge = if token.is_empty() { "Bearer" } else { "Bearer error=\"invalid_token\"" };
+            let body = serde_json::json!({"error": "invalid_token"});
+            Err((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], Json(body)).into_response())
+        }
+    }
+}
+
+async fn me(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match authorize(&s, &headers) {
+        Ok(p) => Json(p).into_response(),
+        Err(res) => res,
+    }
+}
+
+async fn ping(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match authorize(&s, &headers) {
+        Ok(_) => "pong".into_response(),
+        Err(res) => res,
+    }
+}
+
+async fn stats(State(s): State<AppState>) -> Json<Stats> {
+    Json(lock(&s.auth).stats)
+}
+
+async fn reset(State(s): State<AppState>) -> StatusCode {
+    lock(&s.auth).reset();
+    *lock(&s.faults) = Faults::default();
+    StatusCode::NO_CONTENT
+}
+
+async fn set_faults(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<Fault>(&body).map_err(|e| e.to_string()).and_then(Fault::validated) {
+        Ok(fault) => {
+            lock(&s.faults).set(fault);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(why) => json_error(400, "invalid_request", &why),
+    }
+}
+
+#[derive(Deserialize)]
+struct RedirectQuery {
+    to: String,
+}
+
+async fn redirect(Query(q): Query<RedirectQuery>) -> Response {
+    match HeaderValue::from_str(&q.to) {
+        Ok(to) => Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, to)
+            .body(Body::empty())
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(_) => json_error(400, "invalid_request", "bad redirect target"),
+    }
+}

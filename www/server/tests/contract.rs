@@ -1,0 +1,255 @@
+//! The server's HTTP contract, over real sockets.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use wasm_session_server::{api_app, foreign_app, main_app, state, Settings};
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; `None` when the server drops the connection.
+async fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<Reply> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.ok()?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    // Bodies of unknown length come chunked; the tests only need the JSON inside.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body.split("\r\n").skip(1).step_by(2).collect::<String>()
+    } else {
+        body.to_string()
+    };
+    Some(Reply { status, head: head.to_string(), body })
+}
+
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+struct Servers {
+    main: u16,
+    api: u16,
+    foreign: u16,
+}
+
+async fn start(access_ttl_s: u64) -> Servers {
+    let settings = Settings { access_ttl_s, refresh_ttl_s: 3600, www_dir: "www".into(), pkg_dir: "pkg".into() };
+    let shared = state(&settings);
+    let mut ports = Vec::new();
+    for app in [main_app(shared.clone(), &settings), api_app(shared), foreign_app()] {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(l.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(l, app).await });
+    }
+    Servers { main: ports[0], api: ports[1], foreign: ports[2] }
+}
+
+async fn login(port: u16) -> serde_json::Value {
+    let r = http(port, "POST", "/auth/login", &[JSON], r#"{"username":"demo","password":"demo"}"#).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+async fn try_refresh(port: u16, rt: &str) -> Option<Reply> {
+    http(port, "POST", "/auth/token", &[FORM], &format!("grant_type=refresh_token&refresh_token={rt}&client_id=demo-spa")).await
+}
+
+async fn refresh(port: u16, rt: &str) -> Reply {
+    try_refresh(port, rt).await.unwrap()
+}
+
+async fn stats(port: u16) -> serde_json::Value {
+    http(port, "GET", "/__stats", &[], "").await.unwrap().json()
+}
+
+#[tokio::test]
+async fn login_gives_an_oauth_token_response_with_a_jwt() {
+    let s = start(30).await;
+    let t = login(s.main).await;
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 30);
+    assert!(t["refresh_token"].as_str().unwrap().len() > 10);
+    let parts: Vec<&str> = t["access_token"].as_str().unwrap().split('.').collect();
+    assert_eq!(parts.len(), 3);
+    use base64::Engine;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    for k in ["sub", "iat", "exp", "jti"] {
+        assert!(claims.get(k).is_some(), "claim {k} missing");
+    }
+    let bad = http(s.main, "POST", "/auth/login", &[JSON], r#"{"username":"demo","password":"x"}"#).await.unwrap();
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.json()["error"], "invalid_credentials");
+    let garbage = http(s.main, "POST", "/auth/login", &[JSON], "not json").await.unwrap();
+    assert_eq!(garbage.status, 400);
+}
+
+#[tokio::test]
+async fn api_needs_a_valid_bearer_token() {
+    let s = start(30).await;
+    let r = http(s.main, "GET", "/api/me", &[], "").await.unwrap();
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    let bad = http(s.main, "GET", "/api/me", &[("Authorization", "Bearer x.y.z")], "").await.unwrap();
+    assert_eq!(bad.header("www-authenticate").unwrap(), "Bearer error=\"invalid_token\"");
+    let t = login(s.main).await;
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    let me = http(s.main, "GET", "/api/me", &[("Authorization", &bearer)], "").await.unwrap();
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["sub"], "demo");
+    assert_eq!(http(s.main, "GET", "/api/ping", &[("Authorization", &bearer)], "").await.unwrap().body, "pong");
+    let st = stats(s.main).await;
+    assert_eq!((st["api_ok"].as_u64(), st["api_unauthorized"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(st["authorization_seen"], 3);
+}
+
+#[tokio::test]
+async fn access_token_expires() {
+    let s = start(1).await;
+    let t = login(s.main).await;
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(http(s.main, "GET", "/api/me", &[("Authorization", &bearer)], "").await.unwrap().status, 401);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let s = start(30).await;
+    let t1 = login(s.main).await;
+    let rt1 = t1["refresh_token"].as_str().unwrap();
+    let r2 = refresh(s.main, rt1).await;
+    assert_eq!(r2.status, 200);
+    let t2 = r2.json();
+    assert_ne!(t2["refresh_token"], t1["refresh_token"]);
+    let reuse = refresh(s.main, rt1).await;
+    assert_eq!(reuse.status, 400);
+    assert_eq!(reuse.json()["error"], "invalid_grant");
+    // The family is gone: the newest tokens die too.
+    assert_eq!(refresh(s.main, t2["refresh_token"].as_str().unwrap()).await.status, 400);
+    let bearer = format!("Bearer {}", t2["access_token"].as_str().unwrap());
+    assert_eq!(http(s.main, "GET", "/api/me", &[("Authorization", &bearer)], "").await.unwrap().status, 401);
+    let st = stats(s.main).await;
+    assert_eq!((st["refreshes"].as_u64(), st["refresh_reuse"].as_u64()), (Some(1), Some(1)));
+}
+
+#[tokio::test]
+async fn token_endpoint_follows_rfc6749_errors() {
+    let s = start(30).await;
+    let wrong_grant = http(s.main, "POST", "/auth/token", &[FORM], "grant_type=password").await.unwrap();
+    assert_eq!(wrong_grant.json()["error"], "unsupported_grant_type");
+    let missing = http(s.main, "POST", "/auth/token", &[FORM], "grant_type=refresh_token").await.unwrap();
+    assert_eq!(missing.json()["error"], "invalid_request");
+    let json_body = http(s.main, "POST", "/auth/token", &[JSON], "{}").await.unwrap();
+    assert_eq!(json_body.status, 400);
+    assert_eq!(refresh(s.main, "unknown").await.json()["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn revoke_ends_the_family() {
+    let s = start(30).await;
+    let t = login(s.main).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let r = http(s.main, "POST", "/auth/revoke", &[FORM], &format!("token={rt}")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(refresh(s.main, rt).await.status, 400);
+    assert_eq!(stats(s.main).await["revocations"], 1);
+    // RFC 7009: unknown tokens still get 200.
+    assert_eq!(http(s.main, "POST", "/auth/revoke", &[FORM], "token=nope").await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn faults_fail_hang_and_drop_the_next_refreshes() {
+    let s = start(30).await;
+    let t = login(s.main).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let set = |body: &'static str| http(s.main, "POST", "/__faults", &[JSON], body);
+    assert_eq!(set(r#"{"count":2,"status":503}"#).await.unwrap().status, 204);
+    for _ in 0..2 {
+        let r = refresh(s.main, rt).await;
+        assert_eq!(r.status, 503);
+        assert!(r.body.contains("<html>"));
+    }
+    set(r#"{"count":1,"drop":true}"#).await.unwrap();
+    assert!(try_refresh(s.main, rt).await.is_none(), "connection should be dropped");
+    set(r#"{"count":1,"hang_ms":300}"#).await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(refresh(s.main, rt).await.status, 503);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    set(r#"{"count":1,"status":400}"#).await.unwrap();
+    assert_eq!(refresh(s.main, rt).await.json()["error"], "invalid_grant");
+    // Faults consumed: the untouched refresh token still works exactly once.
+    assert_eq!(refresh(s.main, rt).await.status, 200);
+    let st = stats(s.main).await;
+    assert_eq!((st["faults_applied"].as_u64(), st["refreshes"].as_u64(), st["refresh_reuse"].as_u64()), (Some(5), Some(1), Some(0)));
+    assert_eq!(set(r#"{"count":1}"#).await.unwrap().status, 400);
+    assert_eq!(set(r#"{"count":1,"bogus":1}"#).await.unwrap().status, 400);
+}
+
+#[tokio::test]
+async fn reset_clears_sessions_and_counters() {
+    let s = start(30).await;
+    let t = login(s.main).await;
+    http(s.main, "POST", "/__reset", &[], "").await.unwrap();
+    assert_eq!(stats(s.main).await["logins"], 0);
+    assert_eq!(refresh(s.main, t["refresh_token"].as_str().unwrap()).await.status, 400);
+}
+
+#[tokio::test]
+async fn redirect_answers_302() {
+    let s = start(30).await;
+    let r = http(s.main, "GET", "/__redirect?to=http://127.0.0.1:1/x", &[], "").await.unwrap();
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location").unwrap(), "http://127.0.0.1:1/x");
+}
+
+#[tokio::test]
+async fn api_origin_shares_state_and_allows_cors_with_authorization() {
+    let s = start(30).await;
+    let t = login(s.main).await;
+    let origin = format!("http://127.0.0.1:{}", s.main);
+    let pre = http(s.api, "OPTIONS", "/api/me", &[("Origin", &origin), ("Access-Control-Request-Headers", "authorization")], "").await.unwrap();
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin").unwrap(), origin);
+    assert!(pre.header("access-control-allow-headers").unwrap().contains("authorization"));
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    let me = http(s.api, "GET", "/api/me", &[("Origin", &origin), ("Authorization", &bearer)], "").await.unwrap();
+    assert_eq!(me.status, 200);
+    let other = http(s.api, "OPTIONS", "/api/me", &[("Origin", "https://evil.example")], "").await.unwrap();
+    assert!(other.header("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn foreign_origin_counts_authorization_headers() {
+    let s = start(30).await;
+    assert_eq!(http(s.foreign, "GET", "/anything", &[], "").await.unwrap().status, 200);
+    assert_eq!(stats(s.foreign).await["authorization_seen"], 0);
+    http(s.foreign, "GET", "/leak", &[("Authorization", "Bearer t")], "").await.unwrap();
+    assert_eq!(stats(s.foreign).await["authorization_seen"], 1);
+    http(s.foreign, "POST", "/__reset", &[], "").await.unwrap();
+    assert_eq!(stats(s.foreign).await["authorization_seen"], 0);
+}
