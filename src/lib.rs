@@ -1,1 +1,48 @@
-//! wasm-session
+//! # wasm-session
+//!
+//! A client-side session SDK for single page applications: it holds an app's OAuth 2.0
+//! tokens, attaches them to `fetch` requests for allowed origins only, refreshes them
+//! before they expire, and keeps every open tab in step (one login, one refresh, one logout).
+//!
+//! ## Map
+//!
+//! Pure core (no browser; tested with `cargo test` on the host):
+//! - [`config`]: options, defaults, validation.
+//! - [`token`]: token responses, expiry, JWT claims.
+//! - [`clock`]: the injected clock and skew estimate.
+//! - [`policy`]: when to refresh, backoff, what a failure means.
+//! - [`tabs`]: the cross-tab message types (plus the channel and lock glue).
+//! - [`store`]: the stored format (plus the storage glue).
+//! - [`events`]: event names and logout reasons (plus dispatch).
+//! - [`flight`]: one result awaited by many callers.
+//! - [`value`], [`error`]: outside values and the one error type.
+//!
+//! Browser glue (wasm32 only): `api` (the `Session` class), `session` (state and
+//! transitions), `refresh`, `http` (`session.fetch`), `timers` (deadlines and wake-ups).
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod flight;
+pub mod http;
+pub mod policy;
+pub mod store;
+pub mod tabs;
+pub mod timers;
+pub mod token;
+pub mod value;
+
+#[cfg(target_arch = "wasm32")]
+pub mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod refresh;
+#[cfg(target_arch = "wasm32")]
+pub mod session;
+
+#[cfg(target_arch = "wasm32")]
+pub use api::Session;
+pub use config::{Config, StorageMode};
+pub use error::Error;
+pub use token::TokenSet;

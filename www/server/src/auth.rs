@@ -25,6 +25,8 @@ pub struct Stats {
     pub api_ok: u64,
     pub api_unauthorized: u64,
     pub authorization_seen: u64,
+    /// Calls to the token endpoint, whatever their outcome.
+    pub token_requests: u64,
     /// Refresh calls answered by a fault instead of the real handler.
     pub faults_applied: u64,
 }

@@ -194,6 +194,7 @@ struct TokenForm {
 }
 
 async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    lock(&s.auth).stats.token_requests += 1;
     let fault = lock(&s.faults).take();
     if let Some(fault) = fault {
         lock(&s.auth).stats.faults_applied += 1;

@@ -1,0 +1,42 @@
+# wasm-session: `make demo` and `make test` work on a fresh Debian/Ubuntu machine with
+# rustup, Node 20+ and root (or sudo) for apt. See README.md.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+export ACCESS_TTL ?= 30
+
+.PHONY: setup build server demo test test-host test-browser test-e2e size bench clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@scripts/build-pkg.sh
+
+server:
+	@cargo build -q -p wasm-session-server
+
+## demo: build the package and serve the demo on http://127.0.0.1:$${PORT:-8080}
+demo: build server
+	@echo "wasm-session demo: http://127.0.0.1:$${PORT:-8080}  (user demo / password demo)"
+	@PORT=$${PORT:-8080} target/debug/wasm-session-server
+
+## test: every layer; fails if any fails or runs no test
+test: setup
+	@$(MAKE) --no-print-directory test-host
+	@$(MAKE) --no-print-directory build server
+	@$(MAKE) --no-print-directory test-browser test-e2e
+	@echo "== all test layers passed"
+
+test-host:
+	@scripts/count.sh "host (cargo test)" cargo test -q --workspace
+
+test-browser: server
+	@scripts/count.sh "browser (wasm-bindgen-test, headless chromium)" \
+	  scripts/with-server.sh wasm-pack test --headless --chrome --release
+
+test-e2e: server
+	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 tests/e2e/
+
+clean:
+	cargo clean; rm -rf pkg node_modules

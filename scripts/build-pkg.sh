@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the npm package in pkg/: wasm-pack (release, --target web), then wasm-opt -Oz from
+# the npm binaryen package (wasm-pack's own wasm-opt download is disabled in Cargo.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+wasm-pack --quiet build --release --target web --out-dir pkg >/dev/null
+node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  pkg/wasm_session_bg.wasm -o pkg/wasm_session_bg.wasm
+echo "pkg: $(wc -c < pkg/wasm_session_bg.wasm) bytes wasm, $(gzip -9 -c pkg/wasm_session_bg.wasm | wc -c) gzipped"

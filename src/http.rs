@@ -1,0 +1,182 @@
+//! HTTP: `session.fetch` (origin allowlist, bearer header, refresh-then-send, one retry after
+//! a 401) and the POSTs to the auth server (with a timeout). Browser only, except the
+//! origin rule.
+
+use crate::config;
+
+/// May a request to `url_origin` (scheme `protocol`, host `host`) carry the token?
+/// Only the page's own origin and listed origins, and never over plain http off this machine.
+pub fn may_carry_token(url_origin: &str, protocol: &str, host: &str, page_origin: &str, allowed: &[String]) -> bool {
+    let listed = url_origin == page_origin || allowed.iter().any(|o| o == url_origin);
+    listed && config::check_transport("", protocol, host).is_ok()
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use browser::*;
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use js_sys::{Array, Function, Object, Reflect};
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+
+    use super::may_carry_token;
+    use crate::error::Error;
+    use crate::refresh;
+    use crate::session::{self, Endpoints, Inner};
+    use crate::timers::clamp_delay;
+    use crate::value::Value;
+
+    /// Bodies larger than this are not parsed as JSON (a token response is a few KB).
+    const MAX_REPLY_LEN: u32 = 256 * 1024;
+
+    /// An auth server's answer.
+    pub struct Reply {
+        /// HTTP status.
+        pub status: u16,
+        /// The body parsed as JSON, or `undefined` if it was not JSON.
+        pub body: JsValue,
+        /// The `Date` header in epoch ms, if readable.
+        pub date: Option<f64>,
+    }
+
+    impl Reply {
+        /// 2xx.
+        pub fn ok(&self) -> bool {
+            (200..300).contains(&self.status)
+        }
+
+        /// One field of the JSON body.
+        pub fn field(&self, key: &str) -> Value {
+            Value::field(&self.body, key)
+        }
+
+        /// The RFC 6749 §5.2 `error` code, if the body has one.
+        pub fn oauth_error(&self) -> Option<String> {
+            match self.field("error") {
+                Value::Str(s) if s.len() <= 128 => Some(s),
+                _ => None,
+            }
+        }
+    }
+
+    fn window() -> Result<web_sys::Window, Error> {
+        web_sys::window().ok_or(Error::Network)
+    }
+
+    /// POSTs `body` (a string with `content_type`, or URLSearchParams with `None`) to an auth
+    /// server URL. Gives up after `timeout_ms`, never follows redirects, never caches.
+    pub async fn post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: f64) -> Result<Reply, Error> {
+        let controller = web_sys::AbortController::new().map_err(|_| Error::Network)?;
+        let headers = Object::new();
+        let _ = Reflect::set(&headers, &"accept".into(), &"application/json".into());
+        if let Some(ct) = content_type {
+            let _ = Reflect::set(&headers, &"content-type".into(), &ct.into());
+        }
+        let init = Object::new();
+        for (k, v) in [
+            ("method", JsValue::from_str("POST")),
+            ("body", body.clone()),
+            ("headers", headers.into()),
+            ("credentials", "same-origin".into()),
+            ("cache", "no-store".into()),
+            ("redirect", "error".into()),
+            ("signal", controller.signal().into()),
+        ] {
+            let _ = Reflect::set(&init, &k.into(), &v);
+        }
+        let timed_out = Rc::new(Cell::new(false));
+        let flag = timed_out.clone();
+        let _abort = gloo_timers::callback::Timeout::new(clamp_delay(timeout_ms), move || {
+            flag.set(true);
+            controller.abort();
+        });
+        let failed = |_| if timed_out.get() { Error::Timeout } else { Error::Network };
+        let promise = window()?.fetch_with_str_and_init(url, init.unchecked_ref());
+        let response: web_sys::Response = JsFuture::from(promise).await.map_err(failed)?.unchecked_into();
+        let text = JsFuture::from(response.text().map_err(failed)?).await.map_err(failed)?;
+        let text: js_sys::JsString = text.dyn_into().unwrap_or_default();
+        let body = if text.length() <= MAX_REPLY_LEN { js_sys::JSON::parse(&String::from(text)).unwrap_or(JsValue::UNDEFINED) } else { JsValue::UNDEFINED };
+        let date = response.headers().get("date").ok().flatten().map(|d| js_sys::Date::parse(&d)).filter(|d| d.is_finite());
+        Ok(Reply { status: response.status(), body, date })
+    }
+
+    /// `new Request(input, init)`: the same parsing and errors as `fetch` itself.
+    fn new_request(input: &JsValue, init: &JsValue) -> Result<web_sys::Request, JsValue> {
+        let ctor: Function = Reflect::get(&js_sys::global(), &"Request".into())?.dyn_into()?;
+        let args = if init.is_undefined() { Array::of1(input) } else { Array::of2(input, init) };
+        Ok(Reflect::construct(&ctor, &args)?.unchecked_into())
+    }
+
+    async fn send(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+        let window = web_sys::window().ok_or_else(|| JsValue::from(Error::Network))?;
+        Ok(JsFuture::from(window.fetch_with_request(request)).await?.unchecked_into())
+    }
+
+    fn allowed(endpoints: &Endpoints, url: &str) -> bool {
+        web_sys::Url::new(url).is_ok_and(|u| {
+            may_carry_token(&u.origin(), &u.protocol(), &u.hostname(), &endpoints.page_origin, &endpoints.allowed_origins)
+        })
+    }
+
+    fn set_bearer(request: &web_sys::Request, token: &str) -> Result<(), JsValue> {
+        let mut value = String::with_capacity(token.len() + 7);
+        value.push_str("Bearer ");
+        value.push_str(token);
+        request.headers().set("authorization", &value)
+    }
+
+    /// `session.fetch(input, init)`: a drop-in for `window.fetch`.
+    pub async fn fetch(inner: Rc<Inner>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
+        let request = new_request(&input, &init)?;
+        if !allowed(&inner.endpoints, &request.url()) {
+            return send(&request).await.map(Into::into);
+        }
+        let token = match session::fresh_token(&inner).await {
+            Ok(Some(token)) => token,
+            Ok(None) => return send(&request).await.map(Into::into),
+            Err(e) => return Err(e.into()),
+        };
+        // Keep an unsent copy: a body can be read only once, and the retry needs it.
+        let spare = request.clone()?;
+        let generation = inner.generation();
+        set_bearer(&request, &token)?;
+        let response = send(&request).await?;
+        if response.status() != 401 {
+            return Ok(response.into());
+        }
+        // The server refused the token: refresh once (unless a newer token already arrived)
+        // and retry once with the new one.
+        if inner.generation() == generation && refresh::refresh(&inner).await.is_err() {
+            return Ok(response.into());
+        }
+        let Some(token) = inner.tokens().map(|t| t.access_token).filter(|t| *t != token) else {
+            return Ok(response.into());
+        };
+        set_bearer(&spare, &token)?;
+        send(&spare).await.map(Into::into)
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_own_and_listed_origins_over_safe_transport() {
+        let page = "https://app.example.com";
+        let allowed = vec!["https://api.example.com".to_string(), "http://intranet.example".to_string()];
+        let ok = |origin: &str, proto: &str, host: &str| may_carry_token(origin, proto, host, page, &allowed);
+        assert!(ok("https://app.example.com", "https:", "app.example.com"));
+        assert!(ok("https://api.example.com", "https:", "api.example.com"));
+        assert!(!ok("https://evil.example.com", "https:", "evil.example.com"));
+        assert!(!ok("https://api.example.com.evil.com", "https:", "api.example.com.evil.com"));
+        assert!(!ok("http://intranet.example", "http:", "intranet.example"), "plain http off-machine");
+        assert!(may_carry_token("http://127.0.0.1:8080", "http:", "127.0.0.1", "http://127.0.0.1:8080", &[]));
+        assert!(!may_carry_token("http://127.0.0.1:9090", "http:", "127.0.0.1", "http://127.0.0.1:8080", &[]), "other port");
+    }
+}

@@ -1,0 +1,129 @@
+//! The refresh: one in flight per tab (every caller awaits the same [`Flight`]), one per
+//! namespace across tabs (Web Lock, then re-check whether another tab already refreshed).
+//! Browser only.
+
+use std::rc::Rc;
+
+use crate::config::StorageMode;
+use crate::error::Error;
+use crate::events::LogoutReason;
+use crate::flight::Flight;
+use crate::http;
+use crate::policy::{self, Backoff, Failure};
+use crate::session::{self, Inner, Source};
+use crate::tabs::{self, Message};
+use crate::timers;
+use crate::token::TokenSet;
+
+/// Starts a refresh, or joins the one in flight.
+pub fn start(inner: &Rc<Inner>) -> Flight<Result<(), Error>> {
+    if let Some(f) = inner.flight.borrow().as_ref() {
+        return f.clone();
+    }
+    let flight = Flight::new();
+    *inner.flight.borrow_mut() = Some(flight.clone());
+    let (inner, landed) = (inner.clone(), flight.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = run(&inner).await;
+        inner.flight.borrow_mut().take();
+        landed.complete(result);
+        timers::schedule(&inner);
+    });
+    flight
+}
+
+/// Refreshes (or joins the refresh in flight) and waits for the outcome.
+pub async fn refresh(inner: &Rc<Inner>) -> Result<(), Error> {
+    start(inner).wait().await
+}
+
+/// Records a failure that leaves the session alive: backoff, tell peers, `error` event.
+fn failed(inner: &Inner, err: Error) -> Result<(), Error> {
+    let now = inner.now();
+    {
+        let mut st = inner.state.borrow_mut();
+        st.retry.attempts = st.retry.attempts.saturating_add(1);
+        let backoff = Backoff { base_ms: inner.config.retry_base_ms, max_ms: inner.config.retry_max_ms };
+        st.retry.not_before = now + backoff.delay(st.retry.attempts, js_sys::Math::random());
+    }
+    inner.post(Message::RefreshFailed);
+    inner.emit_error(&err);
+    Err(err)
+}
+
+fn form_body(inner: &Inner, refresh_token: &str) -> Result<wasm_bindgen::JsValue, Error> {
+    let form = web_sys::UrlSearchParams::new().map_err(|_| Error::Network)?;
+    form.append("grant_type", "refresh_token");
+    form.append("refresh_token", refresh_token);
+    if let Some(id) = &inner.config.client_id {
+        form.append("client_id", id);
+    }
+    Ok(form.into())
+}
+
+async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
+    let (refresh_token, generation, issued_at) = {
+        let st = inner.state.borrow();
+        let t = st.tokens.as_ref().ok_or(Error::NotAuthenticated)?;
+        (t.refresh_token.clone().ok_or(Error::NotAuthenticated)?, st.generation, t.issued_at)
+    };
+    if !timers::online() {
+        return Err(Error::Network); // the `online` event re-checks
+    }
+    let _lock = if inner.channel.borrow().is_some() {
+        tabs::acquire(&tabs::lock_name(&inner.config.namespace), inner.config.lock_timeout_ms).await
+    } else {
+        None
+    };
+    // While we waited for the lock another tab may have refreshed (its message arrived) ...
+    if inner.generation() != generation || inner.disposed.get() {
+        return Ok(());
+    }
+    // ... or stored its result (local storage is shared) ...
+    if inner.store.mode() == StorageMode::Local {
+        if let Ok(Some(stored)) = inner.store.load() {
+            if stored.issued_at > issued_at {
+                session::install(inner, stored, Source::Peer);
+                return Ok(());
+            }
+        }
+    }
+    // ... or announced that it is refreshing and its result is still on the way.
+    let peer = inner.state.borrow().peer_refresh.clone();
+    if let Some(peer) = peer {
+        let done = peer.clone();
+        timers::after(inner.config.lock_timeout_ms, move || done.complete(()));
+        peer.wait().await;
+        if inner.generation() != generation {
+            return Ok(());
+        }
+        inner.state.borrow_mut().peer_refresh = None;
+    }
+    inner.post(Message::Refreshing);
+    let body = form_body(inner, &refresh_token)?;
+    let reply = http::post(&inner.endpoints.token_url, &body, None, inner.config.request_timeout_ms).await;
+    if inner.generation() != generation {
+        return Ok(()); // logged out (or replaced) meanwhile: the answer is moot
+    }
+    let now = inner.now();
+    match reply {
+        Ok(reply) if reply.ok() => {
+            match TokenSet::from_response(&|k| reply.field(k), now, reply.date, Some(&refresh_token)) {
+                Ok(tokens) => {
+                    session::install(inner, tokens, Source::Refreshed);
+                    Ok(())
+                }
+                Err(e) => failed(inner, e),
+            }
+        }
+        Ok(reply) => match policy::classify(reply.status, reply.oauth_error().as_deref()) {
+            Failure::Rejected => {
+                session::end(inner, LogoutReason::RefreshRejected, true);
+                Err(Error::RefreshRejected)
+            }
+            Failure::Transient => failed(inner, Error::RefreshFailed("the token endpoint answered with an error status")),
+        },
+        Err(Error::Timeout) => failed(inner, Error::RefreshFailed("the token endpoint did not answer in time")),
+        Err(_) => failed(inner, Error::RefreshFailed("the token endpoint could not be reached")),
+    }
+}
