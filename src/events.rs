@@ -1,7 +1,5 @@
 //! Event names and logout reasons, and (in the browser) subscriptions and dispatch.
 
-use serde::{Deserialize, Serialize};
-
 /// The events a session emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -43,8 +41,7 @@ impl EventKind {
 }
 
 /// Why a session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogoutReason {
     /// `logout()` was called in this tab.
     User,
@@ -65,6 +62,17 @@ impl LogoutReason {
             LogoutReason::RefreshRejected => "refresh_rejected",
             LogoutReason::Expired => "expired",
         }
+    }
+
+    /// Parses a reason's name.
+    pub fn parse(name: &str) -> Option<LogoutReason> {
+        Some(match name {
+            "user" => LogoutReason::User,
+            "other_tab" => LogoutReason::OtherTab,
+            "refresh_rejected" => LogoutReason::RefreshRejected,
+            "expired" => LogoutReason::Expired,
+            _ => return None,
+        })
     }
 
     /// The reason another tab reports when this tab's logout reaches it.
@@ -136,6 +144,14 @@ mod tests {
         }
         assert_eq!(EventKind::parse("Login"), None);
         assert_eq!(EventKind::parse(""), None);
+    }
+
+    #[test]
+    fn reasons_round_trip() {
+        for r in [LogoutReason::User, LogoutReason::OtherTab, LogoutReason::RefreshRejected, LogoutReason::Expired] {
+            assert_eq!(LogoutReason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(LogoutReason::parse("because"), None);
     }
 
     #[test]

@@ -228,8 +228,11 @@ pub fn on_message(weak: &Weak<Inner>, data: JsValue) {
     if inner.disposed.get() {
         return;
     }
-    let Ok(envelope) = serde_wasm_bindgen::from_value::<Envelope>(data) else { return };
-    let Ok(msg) = envelope.accept(&inner.config.namespace, &inner.tab_id) else { return };
+    if !data.is_object() {
+        return;
+    }
+    let get = |k: &str| crate::value::Value::field(&data, k);
+    let Ok(msg) = Envelope::decode(&get, &inner.config.namespace, &inner.tab_id) else { return };
     match msg {
         Message::Tokens { tokens, .. } => {
             let newer = inner.state.borrow().tokens.as_ref().is_none_or(|t| tokens.issued_at > t.issued_at);

@@ -1,36 +1,28 @@
 //! Where tokens live between page loads: nowhere (`memory`), `sessionStorage` or
 //! `localStorage`, behind one [`Store`]. The stored format is versioned and validated on load.
 
-use serde::{Deserialize, Serialize};
-
 use crate::token::TokenSet;
+use crate::value::Value;
 
 /// Version of the stored format; other versions are discarded on load.
-pub const STORE_VERSION: u32 = 1;
+pub const STORE_VERSION: f64 = 1.0;
 
-/// What is written under the storage key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Stored {
-    /// Format version ([`STORE_VERSION`]).
-    pub v: u32,
-    /// The namespace that wrote it.
-    pub ns: String,
-    /// The session's tokens.
-    pub tokens: TokenSet,
+/// The flat record written under the storage key: version, namespace, then the tokens.
+pub fn encode(ns: &str, tokens: &TokenSet) -> Vec<(&'static str, Value)> {
+    let mut out = vec![("v", Value::Num(STORE_VERSION)), ("ns", Value::Str(ns.to_string()))];
+    tokens.to_fields(&mut out);
+    out
 }
 
-impl Stored {
-    /// Checks version, namespace and the tokens themselves.
-    pub fn check(self, ns: &str) -> Result<TokenSet, &'static str> {
-        if self.v != STORE_VERSION {
-            return Err("stored session has another format version; discarded");
-        }
-        if self.ns != ns {
-            return Err("stored session belongs to another namespace; discarded");
-        }
-        self.tokens.validate().map_err(|_| "stored session is invalid; discarded")?;
-        Ok(self.tokens)
+/// Reads a stored record: right version, this namespace, valid tokens; else why not.
+pub fn decode(get: &dyn Fn(&str) -> Value, ns: &str) -> Result<TokenSet, &'static str> {
+    if get("v") != Value::Num(STORE_VERSION) {
+        return Err("stored session has another format; discarded");
     }
+    if get("ns") != Value::Str(ns.to_string()) {
+        return Err("stored session belongs to another namespace; discarded");
+    }
+    TokenSet::from_fields(get).map_err(|_| "stored session is invalid; discarded")
 }
 
 /// The storage key for a namespace.
@@ -45,10 +37,11 @@ pub use browser::Store;
 
 #[cfg(target_arch = "wasm32")]
 mod browser {
-    use super::{key, Stored, STORE_VERSION};
+    use super::{decode, encode, key};
     use crate::config::StorageMode;
     use crate::error::Error;
     use crate::token::TokenSet;
+    use crate::value::{to_object, Value};
     use wasm_bindgen::JsValue;
 
     /// A storage backend for one namespace.
@@ -95,10 +88,8 @@ mod browser {
             let Some(s) = &self.storage else { return Ok(None) };
             let Some(text) = s.get_item(&self.key).ok().flatten() else { return Ok(None) };
             let parsed = js_sys::JSON::parse(&text)
-                .ok()
-                .and_then(|v| serde_wasm_bindgen::from_value::<Stored>(v).ok())
-                .ok_or("stored session is not valid JSON of this library; discarded")
-                .and_then(|stored| stored.check(&self.ns));
+                .map_err(|_| "stored session is not JSON; discarded")
+                .and_then(|v| decode(&|k| Value::field(&v, k), &self.ns));
             parsed.map(Some).map_err(|why| {
                 self.clear();
                 Error::Storage(why)
@@ -108,10 +99,8 @@ mod browser {
         /// Writes the session (nothing in memory mode).
         pub fn save(&self, tokens: &TokenSet) -> Result<(), Error> {
             let Some(s) = &self.storage else { return Ok(()) };
-            let stored = Stored { v: STORE_VERSION, ns: self.ns.clone(), tokens: tokens.clone() };
-            let text = serde_wasm_bindgen::to_value(&stored)
+            let text = js_sys::JSON::stringify(&to_object(&encode(&self.ns, tokens)))
                 .ok()
-                .and_then(|v| js_sys::JSON::stringify(&v).ok())
                 .and_then(|t| t.as_string())
                 .ok_or(Error::Storage("could not serialize the session"))?;
             s.set_item(&self.key, &text).map_err(|_: JsValue| Error::Storage("web storage is full or blocked"))
@@ -129,6 +118,7 @@ mod browser {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn tokens() -> TokenSet {
         TokenSet {
@@ -142,24 +132,30 @@ mod tests {
         }
     }
 
+    fn decode_map(map: &HashMap<&str, Value>, ns: &str) -> Result<TokenSet, &'static str> {
+        decode(&|k| map.get(k).cloned().unwrap_or(Value::Missing), ns)
+    }
+
     #[test]
-    fn round_trips_through_json() {
-        let s = Stored { v: STORE_VERSION, ns: "app".into(), tokens: tokens() };
-        let text = serde_json::to_string(&s).unwrap();
-        let back: Stored = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.check("app").unwrap(), tokens());
+    fn round_trips() {
+        let map: HashMap<&str, Value> = encode("app", &tokens()).into_iter().collect();
+        assert_eq!(decode_map(&map, "app").unwrap(), tokens());
     }
 
     #[test]
     fn other_versions_namespaces_and_garbage_are_refused() {
-        assert!(Stored { v: 2, ns: "app".into(), tokens: tokens() }.check("app").is_err());
-        assert!(Stored { v: 1, ns: "other".into(), tokens: tokens() }.check("app").is_err());
-        let mut bad = tokens();
-        bad.expires_at = -1.0;
-        assert!(Stored { v: 1, ns: "app".into(), tokens: bad }.check("app").is_err());
-        for garbage in ["{}", "[]", "null", r#"{"v":1,"ns":"app","tokens":{"access_token":5}}"#] {
-            assert!(serde_json::from_str::<Stored>(garbage).is_err(), "{garbage}");
-        }
+        let good: HashMap<&str, Value> = encode("app", &tokens()).into_iter().collect();
+        assert!(decode_map(&good, "other").is_err(), "other namespace");
+        let mut v2 = good.clone();
+        v2.insert("v", Value::Num(2.0));
+        assert!(decode_map(&v2, "app").is_err(), "other version");
+        let mut bad = good.clone();
+        bad.insert("expires_at", Value::Num(-1.0));
+        assert!(decode_map(&bad, "app").is_err(), "invalid expiry");
+        let mut bad = good;
+        bad.insert("access_token", Value::Num(5.0));
+        assert!(decode_map(&bad, "app").is_err(), "wrong type");
+        assert!(decode_map(&HashMap::new(), "app").is_err(), "empty");
     }
 
     #[test]

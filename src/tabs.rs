@@ -3,17 +3,15 @@
 //!
 //! The message types and their validation are plain Rust; the channel and the lock are glue.
 
-use serde::{Deserialize, Serialize};
-
 use crate::events::LogoutReason;
 use crate::token::TokenSet;
+use crate::value::Value;
 
 /// Protocol version; messages with another version are ignored.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: f64 = 1.0;
 
 /// Why a tab sends its tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {
     /// It just logged in.
     Login,
@@ -23,9 +21,27 @@ pub enum Why {
     Share,
 }
 
+impl Why {
+    fn as_str(self) -> &'static str {
+        match self {
+            Why::Login => "login",
+            Why::Refresh => "refresh",
+            Why::Share => "share",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Why> {
+        Some(match s {
+            "login" => Why::Login,
+            "refresh" => Why::Refresh,
+            "share" => Why::Share,
+            _ => return None,
+        })
+    }
+}
+
 /// One message between tabs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Message {
     /// New tokens, to adopt if newer than one's own.
     Tokens {
@@ -47,11 +63,9 @@ pub enum Message {
     Hello,
 }
 
-/// A message with its header.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A message with its header: protocol version, namespace and sender.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Envelope {
-    /// [`PROTOCOL_VERSION`].
-    pub v: u32,
     /// The sender's namespace.
     pub ns: String,
     /// The sender's tab id.
@@ -63,25 +77,69 @@ pub struct Envelope {
 impl Envelope {
     /// A message from this tab.
     pub fn new(ns: &str, from: &str, msg: Message) -> Self {
-        Envelope { v: PROTOCOL_VERSION, ns: ns.to_string(), from: from.to_string(), msg }
+        Envelope { ns: ns.to_string(), from: from.to_string(), msg }
     }
 
-    /// Accepts a received envelope only if it is this version, this namespace, from another
-    /// tab, and carries valid tokens. Anything else changes nothing.
-    pub fn accept(self, ns: &str, me: &str) -> Result<Message, &'static str> {
-        if self.v != PROTOCOL_VERSION {
+    /// The flat wire record: `{v, ns, from, type, ...}`.
+    pub fn encode(&self) -> Vec<(&'static str, Value)> {
+        let kind = match &self.msg {
+            Message::Tokens { .. } => "tokens",
+            Message::Logout { .. } => "logout",
+            Message::Refreshing => "refreshing",
+            Message::RefreshFailed => "refresh_failed",
+            Message::Hello => "hello",
+        };
+        let mut out = vec![
+            ("v", Value::Num(PROTOCOL_VERSION)),
+            ("ns", Value::Str(self.ns.clone())),
+            ("from", Value::Str(self.from.clone())),
+            ("type", Value::Str(kind.to_string())),
+        ];
+        match &self.msg {
+            Message::Tokens { tokens, why } => {
+                out.push(("why", Value::Str(why.as_str().to_string())));
+                tokens.to_fields(&mut out);
+            }
+            Message::Logout { reason } => out.push(("reason", Value::Str(reason.as_str().to_string()))),
+            _ => {}
+        }
+        out
+    }
+
+    /// Reads a received record. Accepts it only if it is this protocol version, this
+    /// namespace, from another tab, of a known type, and carries valid tokens: anything else
+    /// is refused and changes nothing.
+    pub fn decode(get: &dyn Fn(&str) -> Value, ns: &str, me: &str) -> Result<Message, &'static str> {
+        if get("v") != Value::Num(PROTOCOL_VERSION) {
             return Err("message from another protocol version ignored");
         }
-        if self.ns != ns {
+        if get("ns") != Value::Str(ns.to_string()) {
             return Err("message for another namespace ignored");
         }
-        if self.from == me || self.from.is_empty() || self.from.len() > 64 {
-            return Err("message with a bad sender ignored");
+        match get("from") {
+            Value::Str(from) if !from.is_empty() && from.len() <= 64 && from != me => {}
+            _ => return Err("message with a bad sender ignored"),
         }
-        if let Message::Tokens { tokens, .. } = &self.msg {
-            tokens.validate().map_err(|_| "message with invalid tokens ignored")?;
-        }
-        Ok(self.msg)
+        let text = |k| match get(k) {
+            Value::Str(s) => Some(s),
+            _ => None,
+        };
+        let kind = text("type").unwrap_or_default();
+        Ok(match kind.as_str() {
+            "tokens" => {
+                let why = text("why").as_deref().and_then(Why::parse).ok_or("message with a bad reason ignored")?;
+                let tokens = TokenSet::from_fields(get).map_err(|_| "message with invalid tokens ignored")?;
+                Message::Tokens { tokens, why }
+            }
+            "logout" => {
+                let reason = text("reason").as_deref().and_then(LogoutReason::parse).ok_or("message with a bad reason ignored")?;
+                Message::Logout { reason }
+            }
+            "refreshing" => Message::Refreshing,
+            "refresh_failed" => Message::RefreshFailed,
+            "hello" => Message::Hello,
+            _ => return Err("message of an unknown type ignored"),
+        })
     }
 }
 
@@ -103,6 +161,7 @@ pub use browser::{acquire, Channel, LockGuard};
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::{channel_name, Envelope, Message};
+    use crate::value::to_object;
     use crate::flight::Flight;
     use crate::timers::clamp_delay;
     use js_sys::{Function, Object, Promise, Reflect};
@@ -233,7 +292,7 @@ mod browser {
         /// Sends a message to the other tabs. Failures are dropped: tabs also re-check
         /// their deadlines on their own.
         pub fn post(&self, envelope: &Envelope) {
-            let Ok(value) = serde_wasm_bindgen::to_value(envelope) else { return };
+            let value = to_object(&envelope.encode());
             if let Some(c) = &self.channel {
                 let _ = c.post_message(&value);
             } else if let Some(s) = &self.storage {
@@ -266,6 +325,7 @@ mod browser {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn tokens() -> TokenSet {
         TokenSet {
@@ -279,6 +339,16 @@ mod tests {
         }
     }
 
+    type Record = HashMap<&'static str, Value>;
+
+    fn record(env: &Envelope) -> Record {
+        env.encode().into_iter().collect()
+    }
+
+    fn decode(r: &Record, ns: &str, me: &str) -> Result<Message, &'static str> {
+        Envelope::decode(&|k| r.get(k).cloned().unwrap_or(Value::Missing), ns, me)
+    }
+
     #[test]
     fn codec_round_trips_every_message() {
         for msg in [
@@ -288,29 +358,40 @@ mod tests {
             Message::RefreshFailed,
             Message::Hello,
         ] {
-            let env = Envelope::new("app", "tab-a", msg.clone());
-            let text = serde_json::to_string(&env).unwrap();
-            let back: Envelope = serde_json::from_str(&text).unwrap();
-            assert_eq!(back.accept("app", "tab-b").unwrap(), msg);
+            let r = record(&Envelope::new("app", "tab-a", msg.clone()));
+            assert_eq!(decode(&r, "app", "tab-b").unwrap(), msg);
         }
-        let text = serde_json::to_string(&Envelope::new("app", "a", Message::Hello)).unwrap();
-        assert_eq!(text, r#"{"v":1,"ns":"app","from":"a","msg":{"type":"hello"}}"#);
     }
 
     #[test]
     fn foreign_and_malformed_messages_are_refused() {
-        let env = |v, ns: &str, from: &str| Envelope { v, ns: ns.into(), from: from.into(), msg: Message::Hello };
-        assert!(env(2, "app", "a").accept("app", "b").is_err(), "other version");
-        assert!(env(1, "other", "a").accept("app", "b").is_err(), "other namespace");
-        assert!(env(1, "app", "b").accept("app", "b").is_err(), "own echo");
-        assert!(env(1, "app", &"x".repeat(65)).accept("app", "b").is_err(), "oversized sender");
-        let mut bad = tokens();
-        bad.access_token = "has space".into();
-        let e = Envelope::new("app", "a", Message::Tokens { tokens: bad, why: Why::Login });
-        assert!(e.accept("app", "b").is_err(), "invalid tokens");
-        for garbage in ["{}", r#"{"v":1,"ns":"app","from":"a","msg":{"type":"nuke"}}"#, r#"{"v":1,"ns":"app","from":"a","msg":{"type":"logout","reason":"because"}}"#, "42"] {
-            assert!(serde_json::from_str::<Envelope>(garbage).is_err(), "{garbage}");
-        }
+        let hello = record(&Envelope::new("app", "a", Message::Hello));
+        assert!(decode(&hello, "other", "b").is_err(), "other namespace");
+        assert!(decode(&hello, "app", "a").is_err(), "own echo");
+        let with = |k: &'static str, v: Value| {
+            let mut r = hello.clone();
+            r.insert(k, v);
+            r
+        };
+        assert!(decode(&with("v", Value::Num(2.0)), "app", "b").is_err(), "other version");
+        assert!(decode(&with("v", Value::Str("1".into())), "app", "b").is_err(), "version as string");
+        assert!(decode(&with("from", Value::Str("x".repeat(65))), "app", "b").is_err(), "oversized sender");
+        assert!(decode(&with("from", Value::Num(3.0)), "app", "b").is_err(), "sender not a string");
+        assert!(decode(&with("type", Value::Str("nuke".into())), "app", "b").is_err(), "unknown type");
+        assert!(decode(&with("type", Value::Missing), "app", "b").is_err(), "no type");
+        let logout = record(&Envelope::new("app", "a", Message::Logout { reason: LogoutReason::User }));
+        let mut bad = logout.clone();
+        bad.insert("reason", Value::Str("because".into()));
+        assert!(decode(&bad, "app", "b").is_err(), "unknown reason");
+        let mut bad_tokens = tokens();
+        bad_tokens.access_token = "has space".into();
+        let t = record(&Envelope::new("app", "a", Message::Tokens { tokens: bad_tokens, why: Why::Login }));
+        assert!(decode(&t, "app", "b").is_err(), "invalid tokens");
+        let mut huge = tokens();
+        huge.access_token = "x".repeat(20_000);
+        let t = record(&Envelope::new("app", "a", Message::Tokens { tokens: huge, why: Why::Login }));
+        assert!(decode(&t, "app", "b").is_err(), "oversized token");
+        assert!(decode(&HashMap::new(), "app", "b").is_err(), "empty");
     }
 
     #[test]

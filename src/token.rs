@@ -3,8 +3,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
-
 use crate::clock;
 use crate::error::Error;
 use crate::value::Value;
@@ -16,7 +14,7 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 pub const MAX_LIFETIME_S: f64 = 366.0 * 24.0 * 3600.0;
 
 /// The tokens of one session, with times in epoch milliseconds on the client's clock.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TokenSet {
     /// The bearer token sent to APIs.
     pub access_token: String,
@@ -151,6 +149,47 @@ impl TokenSet {
             return Err(bad("expires_at"));
         }
         Ok(())
+    }
+
+    /// The flat fields used in storage and cross-tab messages.
+    pub fn to_fields(&self, out: &mut Vec<(&'static str, Value)>) {
+        let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Str);
+        out.push(("access_token", Value::Str(self.access_token.clone())));
+        out.push(("token_type", Value::Str(self.token_type.clone())));
+        out.push(("refresh_token", opt(&self.refresh_token)));
+        out.push(("id_token", opt(&self.id_token)));
+        out.push(("scope", opt(&self.scope)));
+        out.push(("issued_at", Value::Num(self.issued_at)));
+        out.push(("expires_at", Value::Num(self.expires_at)));
+    }
+
+    /// Reads the fields written by [`TokenSet::to_fields`], strictly, then validates them.
+    pub fn from_fields(get: &dyn Fn(&str) -> Value) -> Result<TokenSet, Error> {
+        let bad = |field| Error::TokenResponse(field, "is invalid");
+        let text = |field| match get(field) {
+            Value::Str(s) => Ok(s),
+            _ => Err(bad(field)),
+        };
+        let opt = |field| match get(field) {
+            Value::Str(s) => Ok(Some(s)),
+            v if v.is_absent() => Ok(None),
+            _ => Err(bad(field)),
+        };
+        let num = |field| match get(field) {
+            Value::Num(n) => Ok(n),
+            _ => Err(bad(field)),
+        };
+        let t = TokenSet {
+            access_token: text("access_token")?,
+            token_type: text("token_type")?,
+            refresh_token: opt("refresh_token")?,
+            id_token: opt("id_token")?,
+            scope: opt("scope")?,
+            issued_at: num("issued_at")?,
+            expires_at: num("expires_at")?,
+        };
+        t.validate()?;
+        Ok(t)
     }
 
     /// Milliseconds from issue to expiry.
@@ -327,6 +366,20 @@ mod tests {
     fn jwt_with_bad_claims_is_treated_as_opaque() {
         let t = parse(&[("access_token", s("a.!!!.c")), ("expires_in", Value::Num(5.0))]).unwrap();
         assert_eq!(t.expires_at, NOW + 5_000.0);
+    }
+
+    #[test]
+    fn fields_round_trip_and_wrong_types_are_refused() {
+        let t = parse(&[("access_token", s("a")), ("expires_in", Value::Num(10.0)), ("refresh_token", s("r"))]).unwrap();
+        let mut fields = Vec::new();
+        t.to_fields(&mut fields);
+        let map: HashMap<&str, Value> = fields.iter().cloned().collect();
+        assert_eq!(TokenSet::from_fields(&|k| map.get(k).cloned().unwrap_or(Value::Missing)).unwrap(), t);
+        for (field, wrong) in [("access_token", Value::Num(1.0)), ("issued_at", s("1")), ("refresh_token", Value::Bool(true)), ("expires_at", Value::Missing)] {
+            let mut m = map.clone();
+            m.insert(field, wrong);
+            assert!(TokenSet::from_fields(&|k| m.get(k).cloned().unwrap_or(Value::Missing)).is_err(), "{field}");
+        }
     }
 
     #[test]

@@ -43,9 +43,21 @@ impl Value {
 }
 
 #[cfg(target_arch = "wasm32")]
+pub use js::to_object;
+
+#[cfg(target_arch = "wasm32")]
 mod js {
     use super::Value;
     use wasm_bindgen::{JsCast, JsValue};
+
+    /// A plain JS object from flat fields.
+    pub fn to_object(fields: &[(&str, Value)]) -> JsValue {
+        let o = js_sys::Object::new();
+        for (k, v) in fields {
+            let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &v.to_js());
+        }
+        o.into()
+    }
 
     impl Value {
         /// Sorts a JS value by type. Arrays are read one level deep (config needs no more).
@@ -70,6 +82,18 @@ mod js {
                 Value::Other("function")
             } else {
                 Value::Other("object")
+            }
+        }
+
+        /// The JS value of a plain value (`Missing` becomes `undefined`).
+        pub fn to_js(&self) -> JsValue {
+            match self {
+                Value::Missing | Value::Other(_) => JsValue::UNDEFINED,
+                Value::Null => JsValue::NULL,
+                Value::Bool(b) => JsValue::from_bool(*b),
+                Value::Num(n) => JsValue::from_f64(*n),
+                Value::Str(s) => JsValue::from_str(s),
+                Value::List(items) => items.iter().map(Value::to_js).collect::<js_sys::Array>().into(),
             }
         }
 
