@@ -1,0 +1,90 @@
+// Shared pieces of the end-to-end tests: the real local server on free ports, Debian's
+// Chromium through playwright-core, and tabs (pages of one browser context).
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Starts the server (main, api and foreign origins on free ports) with extra env. */
+export async function startServer(env = {}) {
+  const child = spawn(path.join(root, "target/debug/wasm-session-server"), [], {
+    cwd: root,
+    env: { ...process.env, PORT: "0", API_PORT: "0", FOREIGN_PORT: "0", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const origins = {};
+  const lines = createInterface({ input: child.stdout });
+  const ready = new Promise((resolve, reject) => {
+    lines.on("line", (line) => {
+      const m = line.match(/^listening (\w+) (\S+)/);
+      if (m) origins[m[1]] = m[2];
+      if (line.startsWith("ready")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  await ready;
+  const call = async (origin, method, p, body) => {
+    const res = await fetch(origin + p, {
+      method,
+      headers: body ? { "content-type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return text ? JSON.parse(text) : null;
+  };
+  return {
+    ...origins,
+    stats: (origin = origins.main) => call(origin, "GET", "/__stats"),
+    reset: async () => {
+      await call(origins.main, "POST", "/__reset");
+      await call(origins.foreign, "POST", "/__reset");
+    },
+    faults: (spec) => call(origins.main, "POST", "/__faults", spec),
+    async stop() {
+      child.kill();
+      await once(child, "exit").catch(() => {});
+    },
+  };
+}
+
+export const chromiumArgs = [
+  "--no-sandbox", "--headless=new", "--disable-gpu", "--disable-dev-shm-usage",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--no-first-run", "--disable-quic",
+];
+
+/** Launches Debian's Chromium. Never downloads a browser. */
+export function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: chromiumArgs });
+}
+
+/** Opens a tab on the fixture page and waits until the package is loaded. */
+export async function openTab(context, server, pagePath = "/e2e.html") {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.goto(server.main + pagePath);
+  await page.waitForFunction(() => window.fixtureReady === true);
+  return page;
+}
+
+/** Polls `fn` in Node until it returns a truthy value (bounded). */
+export async function until(fn, { timeout = 10000, interval = 25, what = "condition" } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+};

@@ -1,0 +1,224 @@
+// One tab: silent refresh, single-flight, origin allowlist, failures, sleep, persistence.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, launch, openTab, until, sleep } from "./harness.mjs";
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+/** A fresh server + browser context + tab for one test. */
+async function setup(env = {}, { clock = false } = {}) {
+  const server = await startServer(env);
+  const context = await browser.newContext();
+  if (clock) await context.clock.install();
+  const page = await openTab(context, server);
+  return {
+    server, context, page,
+    async close() { await context.close(); await server.stop(); },
+  };
+}
+
+const login = (page, config = {}) => page.evaluate(async (config) => {
+  const s = window.makeSession({ tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", ...config });
+  await s.login("/auth/login", { username: "demo", password: "demo" });
+  return s.expiresAt - Date.now();
+}, config);
+
+test("continuous API calls over several token lifetimes: zero 401s, one refresh per lifetime", async () => {
+  const t = await setup({ ACCESS_TTL: "2" });
+  try {
+    const lifetime = await login(t.page);
+    assert.ok(lifetime > 1900 && lifetime <= 2000, `expiresAt is expires_in from arrival (${lifetime} ms)`);
+    const result = await t.page.evaluate(async () => {
+      const started = Date.now();
+      const statuses = {};
+      while (Date.now() - started < 8000) {
+        const r = await session.fetch("/api/me");
+        statuses[r.status] = (statuses[r.status] || 0) + 1;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return { statuses, elapsed: Date.now() - started };
+    });
+    const stats = await t.server.stats();
+    // A 2 s token is refreshed at 1.5 s (lead capped at a quarter of the lifetime).
+    const expected = Math.floor(result.elapsed / 1500);
+    console.log(`refreshes=${stats.refreshes} expected=${expected}±1 calls=${JSON.stringify(result.statuses)}`);
+    assert.equal(result.statuses[401], undefined, "a 401 reached the app");
+    assert.equal(stats.api_unauthorized, 0, "an expired token went out");
+    assert.ok(Math.abs(stats.refreshes - expected) <= 1, `refreshes ${stats.refreshes}, expected ${expected}±1`);
+    assert.equal(stats.refresh_reuse, 0);
+  } finally { await t.close(); }
+});
+
+test("20 concurrent fetches on an expired token cause exactly one refresh", async () => {
+  const t = await setup({ ACCESS_TTL: "30" }, { clock: true });
+  try {
+    await login(t.page);
+    // Freeze timers, then jump the clock past expiry without firing them: the fetches see
+    // an expired token and must share one refresh.
+    const now = await t.page.evaluate(() => Date.now());
+    await t.page.clock.pauseAt(now + 10);
+    await t.page.clock.setSystemTime(now + 120_000);
+    const statuses = await t.page.evaluate(() =>
+      Promise.all(Array.from({ length: 20 }, () => session.fetch("/api/me").then((r) => r.status))));
+    assert.deepEqual(new Set(statuses), new Set([200]));
+    const stats = await t.server.stats();
+    assert.equal(stats.refreshes, 1);
+    assert.equal(stats.token_requests, 1);
+    assert.equal(stats.api_unauthorized, 0);
+    assert.equal(stats.refresh_reuse, 0);
+  } finally { await t.close(); }
+});
+
+test("the token never reaches a foreign origin, directly or through redirects", async () => {
+  const t = await setup();
+  try {
+    await login(t.page, { allowedOrigins: [t.server.api] });
+    const r = await t.page.evaluate(async ({ api, foreign }) => {
+      const out = {};
+      const go = async (name, input) => {
+        try { out[name] = (await session.fetch(input)).status; } catch (e) { out[name] = e.name; }
+      };
+      await go("own", "/api/me");
+      await go("api", api + "/api/me");
+      await go("foreign", foreign + "/direct");
+      await go("request", new Request(foreign + "/request-object", { headers: { "x-test": "1" } }));
+      await go("url", new URL(foreign + "/url-object"));
+      await go("ownRedirect", "/__redirect?to=" + encodeURIComponent(foreign + "/from-own"));
+      await go("apiRedirect", api + "/__redirect?to=" + encodeURIComponent(foreign + "/from-api"));
+      await go("creds", foreign.replace("http://", "http://user:pw@") + "/creds");
+      return out;
+    }, { api: t.server.api, foreign: t.server.foreign });
+    console.log(JSON.stringify(r));
+    assert.equal(r.own, 200);
+    assert.equal(r.api, 200, "the allowed origin gets the token");
+    for (const k of ["foreign", "request", "url", "ownRedirect", "apiRedirect"]) assert.equal(r[k], 200, k);
+    assert.equal(r.creds, "TypeError", "URLs with credentials are refused like fetch does");
+    const foreign = await t.server.stats(t.server.foreign);
+    assert.equal(foreign.authorization_seen, 0, "a token leaked to the foreign origin");
+    const main = await t.server.stats();
+    assert.ok(main.authorization_seen >= 3, "tokens went to the own and allowed origins");
+  } finally { await t.close(); }
+});
+
+test("a failing refresh endpoint is retried with backoff and recovers", async () => {
+  const t = await setup({ ACCESS_TTL: "4" });
+  try {
+    await login(t.page, { retryBaseMs: 100, retryMaxMs: 400 });
+    await t.server.faults({ count: 3, status: 503 });
+    // The refresh is due at 3 s; three 503s, then success well before expiry at 4 s.
+    await until(async () => (await t.server.stats()).refreshes === 1, { what: "a successful refresh" });
+    const stats = await t.server.stats();
+    assert.equal(stats.faults_applied, 3);
+    assert.equal(stats.token_requests, 4, "exactly one attempt per backoff step");
+    const events = await t.page.evaluate(() => window.events.map((e) => e.type + ":" + (e.code || "")));
+    assert.deepEqual(events.filter((e) => e.startsWith("error")), ["error:refresh_failed", "error:refresh_failed", "error:refresh_failed"]);
+    assert.ok(events.includes("refresh:"));
+    assert.equal(await t.page.evaluate(async () => (await session.fetch("/api/me")).status), 200);
+  } finally { await t.close(); }
+});
+
+test("invalid_grant ends the session with reason refresh_rejected and stops retrying", async () => {
+  const t = await setup();
+  try {
+    await login(t.page);
+    await t.server.faults({ count: 1, status: 400 });
+    const code = await t.page.evaluate(() => session.refresh().then(() => "ok", (e) => e.code));
+    assert.equal(code, "refresh_rejected");
+    const state = await t.page.evaluate(() => ({
+      auth: session.isAuthenticated, token: session.accessToken,
+      logout: window.events.filter((e) => e.type === "logout").map((e) => e.reason),
+    }));
+    assert.deepEqual(state, { auth: false, token: null, logout: ["refresh_rejected"] });
+    const before = (await t.server.stats()).token_requests;
+    const status = await t.page.evaluate(async () => (await session.fetch("/api/me")).status);
+    assert.equal(status, 401, "signed out: the request goes without a token");
+    assert.equal((await t.server.stats()).token_requests, before, "nothing keeps retrying");
+  } finally { await t.close(); }
+});
+
+test("after a sleep past expiry the next request waits for a refresh", async () => {
+  const t = await setup({ ACCESS_TTL: "2" }, { clock: true });
+  try {
+    await login(t.page);
+    const now = await t.page.evaluate(() => Date.now());
+    // The laptop sleeps: page timers stop while the server's clock runs past expiry.
+    await t.page.clock.pauseAt(now + 10);
+    await sleep(2600);
+    await t.page.clock.setSystemTime(now + 10 * 60_000);
+    const status = await t.page.evaluate(async () => (await session.fetch("/api/me")).status);
+    assert.equal(status, 200);
+    const stats = await t.server.stats();
+    assert.equal(stats.api_unauthorized, 0, "the expired token was sent");
+    assert.equal(stats.refreshes, 1);
+  } finally { await t.close(); }
+});
+
+for (const storage of ["session", "local"]) {
+  test(`${storage} storage: a reload restores the session`, async () => {
+    const t = await setup();
+    try {
+      await login(t.page, { storage });
+      const before = await t.page.evaluate(() => session.accessToken);
+      await t.page.reload();
+      await t.page.waitForFunction(() => window.fixtureReady === true);
+      const after = await t.page.evaluate(async (storage) => {
+        const s = window.makeSession({ tokenUrl: "/auth/token", storage });
+        await s.ready;
+        return { token: s.accessToken, status: (await s.fetch("/api/me")).status };
+      }, storage);
+      assert.equal(after.token, before);
+      assert.equal(after.status, 200);
+      assert.equal((await t.server.stats()).logins, 1);
+    } finally { await t.close(); }
+  });
+}
+
+test("corrupted storage is discarded with an error event, never a crash", async () => {
+  const t = await setup();
+  try {
+    const r = await t.page.evaluate(async () => {
+      localStorage.setItem("wasm-session:default", "{not json");
+      const s = window.makeSession({ tokenUrl: "/auth/token", storage: "local" });
+      await s.ready;
+      await new Promise((r) => setTimeout(r, 0));
+      await s.login("/auth/login", { username: "demo", password: "demo" });
+      return { errors: window.events.filter((e) => e.type === "error").map((e) => e.code), auth: s.isAuthenticated };
+    });
+    assert.deepEqual(r, { errors: ["storage"], auth: true });
+  } finally { await t.close(); }
+});
+
+test("memory mode writes nothing to any storage; logout clears and revokes", async () => {
+  const t = await setup();
+  try {
+    await login(t.page);
+    const scan = () => t.page.evaluate(async () => ({
+      local: localStorage.length, session: sessionStorage.length, cookie: document.cookie,
+      idb: (await indexedDB.databases()).length,
+    }));
+    assert.deepEqual(await scan(), { local: 0, session: 0, cookie: "", idb: 0 });
+    await t.page.evaluate(() => session.refresh());
+    assert.deepEqual(await scan(), { local: 0, session: 0, cookie: "", idb: 0 });
+    const after = await t.page.evaluate(async () => {
+      await session.logout();
+      return { auth: session.isAuthenticated, token: session.accessToken, claims: session.claims, header: await session.authHeader() };
+    });
+    assert.deepEqual(after, { auth: false, token: null, claims: null, header: null });
+    assert.deepEqual(await scan(), { local: 0, session: 0, cookie: "", idb: 0 });
+    assert.equal((await t.server.stats()).revocations, 1);
+  } finally { await t.close(); }
+});
+
+test("wrong credentials reject with login_failed and a status", async () => {
+  const t = await setup();
+  try {
+    const e = await t.page.evaluate(async () => {
+      const s = window.makeSession({ tokenUrl: "/auth/token" });
+      try { await s.login("/auth/login", { username: "demo", password: "nope" }); return null; }
+      catch (e) { return { code: e.code, status: e.status, name: e.name, isError: e instanceof Error }; }
+    });
+    assert.deepEqual(e, { code: "login_failed", status: 401, name: "SessionError", isError: true });
+  } finally { await t.close(); }
+});
