@@ -15,6 +15,13 @@ use crate::tabs::{self, Message};
 use crate::timers;
 use crate::token::TokenSet;
 
+/// Without Web Locks: how long competing refresh claims get to reach each other.
+const CLAIM_SETTLE_MS: f64 = 60.0;
+
+/// Without BroadcastChannel: how long the lock is held after a refresh, so that the stored
+/// result reaches the other tabs before one of them takes the lock.
+const STORAGE_SETTLE_MS: f64 = 150.0;
+
 /// Starts a refresh, or joins the one in flight.
 pub fn start(inner: &Rc<Inner>) -> Flight<Result<(), Error>> {
     if let Some(f) = inner.flight.borrow().as_ref() {
@@ -70,12 +77,21 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
     if !timers::online() {
         return Err(Error::Network); // the `online` event re-checks
     }
-    let _lock = if inner.channel.borrow().is_some() {
+    let has_channel = inner.channel.borrow().is_some();
+    let broadcast = inner.channel.borrow().as_ref().is_some_and(|c| !c.via_storage());
+    let lock = if has_channel {
         tabs::acquire(&tabs::lock_name(&inner.config.namespace), inner.config.lock_timeout_ms).await
     } else {
         None
     };
-    // While we waited for the lock another tab may have refreshed (its message arrived) ...
+    // Without Web Locks, claim the refresh over the channel instead: announce, let the
+    // other claims arrive, and leave it to the claimant with the lowest tab id.
+    let claim_by_message = lock.is_none() && has_channel;
+    if claim_by_message {
+        inner.post(Message::Refreshing);
+        timers::sleep(CLAIM_SETTLE_MS).await;
+    }
+    // While we waited another tab may have refreshed (its message arrived) ...
     if inner.generation() != generation || inner.disposed.get() {
         return Ok(());
     }
@@ -90,16 +106,18 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
     }
     // ... or announced that it is refreshing and its result is still on the way.
     let peer = inner.state.borrow().peer_refresh.clone();
-    if let Some(peer) = peer {
-        let done = peer.clone();
+    if let Some(peer) = peer.filter(|p| !claim_by_message || p.from < inner.tab_id) {
+        let done = peer.done.clone();
         timers::after(inner.config.lock_timeout_ms, move || done.complete(()));
-        peer.wait().await;
+        peer.done.wait().await;
         if inner.generation() != generation {
             return Ok(());
         }
         inner.state.borrow_mut().peer_refresh = None;
     }
-    inner.post(Message::Refreshing);
+    if !claim_by_message {
+        inner.post(Message::Refreshing);
+    }
     let body = form_body(inner, &refresh_token)?;
     let reply = http::post(&inner.endpoints.token_url, &body, None, inner.config.request_timeout_ms).await;
     if inner.generation() != generation {
@@ -111,6 +129,11 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
             match TokenSet::from_response(&|k| reply.field(k), now, reply.date, Some(&refresh_token)) {
                 Ok(tokens) => {
                     session::install(inner, tokens, Source::Refreshed);
+                    if lock.is_some() && !broadcast {
+                        // Other tabs learn of the new tokens through storage alone, which
+                        // reaches them asynchronously: hold the lock until it has.
+                        timers::sleep(STORAGE_SETTLE_MS).await;
+                    }
                     Ok(())
                 }
                 Err(e) => failed(inner, e),

@@ -43,7 +43,16 @@ pub struct State {
     /// True once `expired` was emitted for the current tokens.
     pub expiry_announced: bool,
     /// Set while another tab announced it is refreshing; completed when it reports back.
-    pub peer_refresh: Option<Flight<()>>,
+    pub peer_refresh: Option<PeerRefresh>,
+}
+
+/// Another tab's announced refresh.
+#[derive(Clone)]
+pub struct PeerRefresh {
+    /// The lowest tab id among the tabs that announced one.
+    pub from: String,
+    /// Completes when a result (tokens, failure, logout) arrives.
+    pub done: Flight<()>,
 }
 
 /// Where new tokens came from.
@@ -83,6 +92,8 @@ pub struct Inner {
     pub ready: Flight<()>,
     /// This tab's random id in cross-tab messages.
     pub tab_id: String,
+    /// In `local` mode: adopts sessions other tabs write to storage.
+    pub storage_listener: RefCell<Option<timers::Listener>>,
     /// Set by `dispose()`.
     pub disposed: Cell<bool>,
 }
@@ -116,6 +127,7 @@ impl Inner {
             flight: RefCell::new(None),
             ready: Flight::new(),
             tab_id: random_id(),
+            storage_listener: RefCell::new(None),
             disposed: Cell::new(false),
         })
     }
@@ -175,8 +187,8 @@ pub fn install(inner: &Rc<Inner>, tokens: TokenSet, source: Source) {
         st.generation += 1;
         st.retry = Retry::default();
         st.expiry_announced = false;
-        if let Some(f) = st.peer_refresh.take() {
-            f.complete(());
+        if let Some(p) = st.peer_refresh.take() {
+            p.done.complete(());
         }
         was
     };
@@ -206,8 +218,8 @@ pub fn end(inner: &Rc<Inner>, reason: LogoutReason, tell_others: bool) -> Option
         let held = st.tokens.take();
         st.generation += 1;
         st.retry = Retry::default();
-        if let Some(f) = st.peer_refresh.take() {
-            f.complete(());
+        if let Some(p) = st.peer_refresh.take() {
+            p.done.complete(());
         }
         held
     };
@@ -232,7 +244,7 @@ pub fn on_message(weak: &Weak<Inner>, data: JsValue) {
         return;
     }
     let get = |k: &str| crate::value::Value::field(&data, k);
-    let Ok(msg) = Envelope::decode(&get, &inner.config.namespace, &inner.tab_id) else { return };
+    let Ok((from, msg)) = Envelope::decode(&get, &inner.config.namespace, &inner.tab_id) else { return };
     match msg {
         Message::Tokens { tokens, .. } => {
             let newer = inner.state.borrow().tokens.as_ref().is_none_or(|t| tokens.issued_at > t.issued_at);
@@ -245,11 +257,16 @@ pub fn on_message(weak: &Weak<Inner>, data: JsValue) {
             end(&inner, reason.seen_from_other_tab(), false);
         }
         Message::Refreshing => {
-            inner.state.borrow_mut().peer_refresh.get_or_insert_with(Flight::new);
+            let mut st = inner.state.borrow_mut();
+            match st.peer_refresh.as_mut() {
+                Some(p) if from < p.from => p.from = from,
+                Some(_) => {}
+                None => st.peer_refresh = Some(PeerRefresh { from, done: Flight::new() }),
+            }
         }
         Message::RefreshFailed => {
-            if let Some(f) = inner.state.borrow_mut().peer_refresh.take() {
-                f.complete(());
+            if let Some(p) = inner.state.borrow_mut().peer_refresh.take() {
+                p.done.complete(());
             }
         }
         Message::Hello => {
@@ -261,9 +278,33 @@ pub fn on_message(weak: &Weak<Inner>, data: JsValue) {
     }
 }
 
+/// In `local` mode, adopt newer tokens that another tab writes to storage: this keeps tabs
+/// in step even where BroadcastChannel is missing.
+fn watch_storage(inner: &Rc<Inner>) {
+    let Some(window) = web_sys::window() else { return };
+    let weak = Rc::downgrade(inner);
+    let key = crate::store::key(&inner.config.namespace);
+    let listener = timers::Listener::new(&window, "storage", move |e: web_sys::Event| {
+        let Some(inner) = weak.upgrade() else { return };
+        let Some(e) = wasm_bindgen::JsCast::dyn_ref::<web_sys::StorageEvent>(&e) else { return };
+        if e.key().as_deref() != Some(key.as_str()) || e.new_value().is_none() || inner.disposed.get() {
+            return;
+        }
+        if let Ok(Some(tokens)) = inner.store.load() {
+            if inner.state.borrow().tokens.as_ref().is_some_and(|t| tokens.issued_at > t.issued_at) {
+                install(&inner, tokens, Source::Peer);
+            }
+        }
+    });
+    *inner.storage_listener.borrow_mut() = listener;
+}
+
 /// Start-up: restore from storage, open the channel, ask open tabs, arm timers.
 pub fn start(inner: &Rc<Inner>) {
     let weak = Rc::downgrade(inner);
+    if inner.config.cross_tab && inner.store.mode() == crate::config::StorageMode::Local {
+        watch_storage(inner);
+    }
     if inner.config.cross_tab {
         let w = weak.clone();
         *inner.channel.borrow_mut() = Channel::open(&inner.config.namespace, move |data| on_message(&w, data));
@@ -329,6 +370,7 @@ pub fn dispose(inner: &Rc<Inner>) {
     timers::cancel(inner);
     timers::unlisten(inner);
     inner.channel.borrow_mut().take();
+    inner.storage_listener.borrow_mut().take();
     inner.events.clear();
     inner.ready.complete(());
 }

@@ -109,23 +109,24 @@ impl Envelope {
     /// Reads a received record. Accepts it only if it is this protocol version, this
     /// namespace, from another tab, of a known type, and carries valid tokens: anything else
     /// is refused and changes nothing.
-    pub fn decode(get: &dyn Fn(&str) -> Value, ns: &str, me: &str) -> Result<Message, &'static str> {
+    /// Returns the sender's tab id with the message.
+    pub fn decode(get: &dyn Fn(&str) -> Value, ns: &str, me: &str) -> Result<(String, Message), &'static str> {
         if get("v") != Value::Num(PROTOCOL_VERSION) {
             return Err("message from another protocol version ignored");
         }
         if get("ns") != Value::Str(ns.to_string()) {
             return Err("message for another namespace ignored");
         }
-        match get("from") {
-            Value::Str(from) if !from.is_empty() && from.len() <= 64 && from != me => {}
+        let from = match get("from") {
+            Value::Str(from) if !from.is_empty() && from.len() <= 64 && from != me => from,
             _ => return Err("message with a bad sender ignored"),
-        }
+        };
         let text = |k| match get(k) {
             Value::Str(s) => Some(s),
             _ => None,
         };
         let kind = text("type").unwrap_or_default();
-        Ok(match kind.as_str() {
+        let msg = match kind.as_str() {
             "tokens" => {
                 let why = text("why").as_deref().and_then(Why::parse).ok_or("message with a bad reason ignored")?;
                 let tokens = TokenSet::from_fields(get).map_err(|_| "message with invalid tokens ignored")?;
@@ -139,7 +140,8 @@ impl Envelope {
             "refresh_failed" => Message::RefreshFailed,
             "hello" => Message::Hello,
             _ => return Err("message of an unknown type ignored"),
-        })
+        };
+        Ok((from, msg))
     }
 }
 
@@ -346,7 +348,7 @@ mod tests {
     }
 
     fn decode(r: &Record, ns: &str, me: &str) -> Result<Message, &'static str> {
-        Envelope::decode(&|k| r.get(k).cloned().unwrap_or(Value::Missing), ns, me)
+        Envelope::decode(&|k| r.get(k).cloned().unwrap_or(Value::Missing), ns, me).map(|(_, m)| m)
     }
 
     #[test]
@@ -360,6 +362,8 @@ mod tests {
         ] {
             let r = record(&Envelope::new("app", "tab-a", msg.clone()));
             assert_eq!(decode(&r, "app", "tab-b").unwrap(), msg);
+            let from = Envelope::decode(&|k| r.get(k).cloned().unwrap_or(Value::Missing), "app", "tab-b").unwrap().0;
+            assert_eq!(from, "tab-a");
         }
     }
 

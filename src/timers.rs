@@ -27,6 +27,7 @@ mod browser {
 
     use super::clamp_delay;
     use crate::events::{EventKind, LogoutReason};
+    use crate::flight::Flight;
     use crate::policy::{self, Action};
     use crate::refresh;
     use crate::session::{self, Inner};
@@ -71,6 +72,14 @@ mod browser {
     /// Runs `f` once after `ms` (page-lifetime timers that need no handle).
     pub fn after(ms: f64, f: impl FnOnce() + 'static) {
         Timeout::new(clamp_delay(ms), f).forget();
+    }
+
+    /// Resolves after `ms`.
+    pub async fn sleep(ms: f64) {
+        let done: Flight<()> = Flight::new();
+        let d = done.clone();
+        after(ms, move || d.complete(()));
+        done.wait().await;
     }
 
     /// Arms the timer for the next deadline, replacing (and so cancelling) the pending one.

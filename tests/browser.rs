@@ -133,7 +133,7 @@ fn memory_store_writes_nothing() {
 }
 
 fn decode_js(v: &JsValue) -> Result<Message, &'static str> {
-    Envelope::decode(&|k| Value::field(v, k), "ns", "b")
+    Envelope::decode(&|k| Value::field(v, k), "ns", "b").map(|(_, m)| m)
 }
 
 #[wasm_bindgen_test]

@@ -8,9 +8,13 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-async function setup(env = {}) {
+const NO_WEB_LOCKS = () => { delete Navigator.prototype.locks; };
+const NO_BROADCAST_CHANNEL = () => { delete window.BroadcastChannel; };
+
+async function setup(env = {}, initScript) {
   const server = await startServer(env);
   const context = await browser.newContext();
+  if (initScript) await context.addInitScript(initScript);
   return { server, context, async close() { await context.close(); await server.stop(); } };
 }
 
@@ -26,9 +30,14 @@ const state = (page) => page.evaluate(() => ({
   logouts: window.events.filter((e) => e.type === "logout").map((e) => e.reason),
 }));
 
-for (const storage of ["memory", "session", "local"]) {
-  test(`4 tabs x 6 lifetimes (${storage}): one refresh per lifetime, no reuse, no 401`, async () => {
-    const t = await setup({ ACCESS_TTL: "2" });
+const cadence = [
+  ["memory"], ["session"], ["local"],
+  ["memory", NO_WEB_LOCKS, "without Web Locks"],
+  ["local", NO_BROADCAST_CHANNEL, "without BroadcastChannel"],
+];
+for (const [storage, initScript, label = ""] of cadence) {
+  test(`4 tabs x 8 lifetimes (${storage}) ${label}: one refresh per lifetime, no reuse, no 401`, async () => {
+    const t = await setup({ ACCESS_TTL: "2" }, initScript);
     try {
       const tabs = [];
       for (let i = 0; i < 4; i++) tabs.push(await openTab(t.context, t.server));
@@ -49,7 +58,7 @@ for (const storage of ["memory", "session", "local"]) {
       const elapsed = Date.now() - started;
       const stats = await t.server.stats();
       const expected = Math.floor(elapsed / 1500);
-      console.log(`${storage}: refreshes=${stats.refreshes} expected=${expected}±1 token_requests=${stats.token_requests} ` +
+      console.log(`${storage} ${label}: refreshes=${stats.refreshes} expected=${expected}±1 token_requests=${stats.token_requests} ` +
         `reuse=${stats.refresh_reuse} api_ok=${stats.api_ok} api_401=${stats.api_unauthorized} per-tab=${JSON.stringify(results)}`);
       for (const r of results) assert.equal(r[401], undefined, "a 401 reached the app");
       assert.equal(stats.refresh_reuse, 0);
@@ -84,6 +93,20 @@ test("logout in one tab signs out every tab; propagation time measured", async (
     console.log(`logout propagation to 3 tabs: median ${median(times)} ms, max ${Math.max(...times)} ms over ${times.length}`);
     assert.ok(median(times) < 100, `median propagation ${median(times)} ms`);
     assert.equal((await t.server.stats()).revocations, 10);
+  } finally { await t.close(); }
+});
+
+test("without BroadcastChannel, logout still reaches every tab (storage events)", async () => {
+  const t = await setup({}, NO_BROADCAST_CHANNEL);
+  try {
+    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+    await open(a, { storage: "local" });
+    await loginIn(a);
+    assert.equal(await open(b, { storage: "local" }), true);
+    await a.evaluate(() => session.logout());
+    await b.waitForFunction(() => !session.isAuthenticated);
+    assert.deepEqual(await state(b), { auth: false, token: null, logouts: ["other_tab"] });
+    assert.equal(await b.evaluate(() => localStorage.getItem("wasm-session:default")), null);
   } finally { await t.close(); }
 });
 
