@@ -1,0 +1,75 @@
+// The demo page (www/index.html) driven like a person would: sign in, watch it live, sign out.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { startServer, launch, root } from "./harness.mjs";
+
+let browser, server, context;
+const consoleErrors = [];
+before(async () => {
+  browser = await launch();
+  server = await startServer({ ACCESS_TTL: "4" });
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+});
+after(async () => { await context?.close(); await browser?.close(); await server?.stop(); });
+
+async function openDemo() {
+  const page = await context.newPage();
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(e.message));
+  await page.goto(server.main + "/");
+  await page.waitForFunction(() => window.session !== undefined);
+  return page;
+}
+
+const timeline = (page) => page.locator("#timeline li .kind").allTextContents();
+
+test("demo: sign in, live countdown, refresh in the timeline, API call, sign out everywhere", async () => {
+  const page = await openDemo();
+  assert.equal(await page.textContent("#status"), "signed out");
+  await page.click("#signin-button");
+  await page.waitForFunction(() => document.querySelector("#status").textContent === "signed in");
+  assert.match(await page.textContent("#who"), /Demo User \(demo\)/);
+  assert.match(await page.textContent("#claims"), /"jti"/);
+
+  const first = await page.textContent("#expires-in");
+  await page.waitForFunction((t) => document.querySelector("#expires-in").textContent !== t, first);
+  const [a, b] = [first, await page.textContent("#expires-in")].map((s) => parseFloat(s));
+  assert.ok(b < a, `countdown moved down (${a} -> ${b})`);
+
+  // A 4 s token is refreshed at 3 s: it shows up in the timeline.
+  await page.waitForFunction(() => [...document.querySelectorAll("#timeline .kind")].some((k) => k.textContent === "refresh"),
+    null, { timeout: 8000 });
+
+  await page.click("#call-api");
+  await page.waitForFunction(() => document.querySelector("#api-result").textContent.startsWith("HTTP"));
+  assert.match(await page.textContent("#api-result"), /HTTP 200[\s\S]*"sub":"demo"/);
+
+  await page.screenshot({ path: path.join(root, "www/screenshot.png"), fullPage: true });
+
+  const other = await openDemo();
+  await other.waitForFunction(() => document.querySelector("#status").textContent === "signed in");
+  await page.click("#signout");
+  await other.waitForFunction(() => document.querySelector("#status").textContent === "signed out");
+  assert.ok((await timeline(other)).includes("logout"));
+  assert.match(await other.textContent("#timeline"), /reason: other_tab/);
+  assert.equal(await other.textContent("#claims"), "–");
+  await other.close();
+  await page.close();
+  assert.deepEqual(consoleErrors, [], "the demo logged console errors");
+});
+
+test("demo: wrong password shows an error; a rejected refresh token signs out", async () => {
+  const page = await openDemo();
+  await page.fill("input[name=password]", "wrong");
+  await page.click("#signin-button");
+  await page.waitForFunction(() => document.querySelector("#signin-error").textContent !== "");
+  assert.equal(await page.textContent("#signin-error"), "Wrong username or password.");
+  await page.fill("input[name=password]", "demo");
+  await page.click("#signin-button");
+  await page.waitForFunction(() => document.querySelector("#status").textContent === "signed in");
+  await page.click("#fault-reject");
+  await page.waitForFunction(() => document.querySelector("#status").textContent === "signed out");
+  assert.match(await page.textContent("#timeline"), /reason: refresh_rejected/);
+  await page.close();
+});
