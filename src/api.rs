@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
+use crate::flight::promise;
 
 use crate::config::{self, Config, StorageMode};
 use crate::error::Error;
@@ -178,7 +178,7 @@ impl Session {
         session::start(&inner);
         if let Some(e) = early_error {
             let weak = Rc::downgrade(&inner);
-            wasm_bindgen_futures::spawn_local(async move {
+            crate::flight::spawn(async move {
                 if let Some(inner) = weak.upgrade() {
                     inner.emit_error(&e);
                 }
@@ -217,7 +217,7 @@ impl Session {
             Ok(i) => i.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move {
+        promise(async move {
             let url = url.as_string().ok_or(Error::InvalidArgument("login(url)", "must be a string"))?;
             let base = window()?.location().href().unwrap_or_default();
             let url = endpoint("tokenUrl", &url, &base).map_err(|_| Error::InvalidArgument("login(url)", "must be an https (or localhost) URL"))?;
@@ -242,7 +242,7 @@ impl Session {
         #[wasm_bindgen(unchecked_param_type = "RequestInit | undefined")] init: JsValue,
     ) -> Promise {
         match self.live() {
-            Ok(inner) => future_to_promise(http::fetch(inner.clone(), input, init)),
+            Ok(inner) => promise(http::fetch(inner.clone(), input, init)),
             Err(e) => reject(e),
         }
     }
@@ -265,7 +265,7 @@ impl Session {
             Ok(i) => i.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move {
+        promise(async move {
             let token = session::fresh_token(&inner).await?;
             Ok(nullable(token.map(|t| if header { String::from("Bearer ") + &t } else { t })))
         })
@@ -278,7 +278,7 @@ impl Session {
             Ok(i) => i.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move {
+        promise(async move {
             inner.ready.wait().await;
             refresh::refresh(&inner).await?;
             Ok(JsValue::UNDEFINED)
@@ -295,7 +295,7 @@ impl Session {
             Ok(i) => i.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move {
+        promise(async move {
             let held = session::end(&inner, LogoutReason::User, true);
             let token = held.and_then(|t| t.refresh_token.or(Some(t.access_token)));
             if let (Some(url), Some(token)) = (inner.endpoints.revoke_url.clone(), token) {
@@ -410,7 +410,7 @@ impl Session {
     #[wasm_bindgen(getter, unchecked_return_type = "Promise<boolean>")]
     pub fn ready(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             inner.ready.wait().await;
             Ok(inner.state.borrow().tokens.is_some().into())
         })

@@ -79,6 +79,23 @@ impl<T: Clone> Future for Wait<T> {
     }
 }
 
+/// Runs a future to completion on the browser's microtask queue. Every task goes through
+/// this one boxed type, so the executor is compiled once rather than per future.
+#[cfg(target_arch = "wasm32")]
+pub fn spawn(f: impl Future<Output = ()> + 'static) {
+    let boxed: Pin<Box<dyn Future<Output = ()>>> = Box::pin(f);
+    wasm_bindgen_futures::spawn_local(boxed);
+}
+
+/// A JS promise for a future; boxed for the same reason as [`spawn`].
+#[cfg(target_arch = "wasm32")]
+pub fn promise(
+    f: impl Future<Output = Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>> + 'static,
+) -> js_sys::Promise {
+    let boxed: Pin<Box<dyn Future<Output = Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>>>> = Box::pin(f);
+    wasm_bindgen_futures::future_to_promise(boxed)
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

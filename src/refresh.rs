@@ -30,7 +30,7 @@ pub fn start(inner: &Rc<Inner>) -> Flight<Result<(), Error>> {
     let flight = Flight::new();
     *inner.flight.borrow_mut() = Some(flight.clone());
     let (inner, landed) = (inner.clone(), flight.clone());
-    wasm_bindgen_futures::spawn_local(async move {
+    crate::flight::spawn(async move {
         let result = run(&inner).await;
         inner.flight.borrow_mut().take();
         landed.complete(result);

@@ -332,7 +332,7 @@ pub fn start(inner: &Rc<Inner>) {
         inner.ready.complete(());
     }
     // Reported after the constructor returns, so that listeners added right after see it.
-    wasm_bindgen_futures::spawn_local(async move {
+    crate::flight::spawn(async move {
         let Some(inner) = weak.upgrade() else { return };
         if let Some(e) = startup_error {
             inner.emit_error(&e);

@@ -221,7 +221,7 @@ mod browser {
         // The request's own promise settles only after release, or rejects on abort/steal:
         // either way, if the lock was not granted by then, it never will be.
         let on_settle = granted.clone();
-        wasm_bindgen_futures::spawn_local(async move {
+        crate::flight::spawn(async move {
             let _ = JsFuture::from(done).await;
             on_settle.complete(false);
         });
