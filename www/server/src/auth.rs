@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Demo accounts: `(username, password, display name)`.
@@ -25,6 +25,8 @@ pub struct Stats {
     pub api_ok: u64,
     pub api_unauthorized: u64,
     pub authorization_seen: u64,
+    /// Requests whose URL contained a token issued here (tokens must never go in URLs).
+    pub token_in_url: u64,
     /// Calls to the token endpoint, whatever their outcome.
     pub token_requests: u64,
     /// Refresh calls answered by a fault instead of the real handler.
@@ -64,11 +66,13 @@ pub struct Principal {
     pub exp: u64,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Family {
     sub: String,
     revoked: bool,
 }
 
+#[derive(Serialize, Deserialize)]
 struct RefreshEntry {
     family: u64,
     used: bool,
@@ -111,6 +115,31 @@ impl Auth {
             refresh: HashMap::new(),
             stats: Stats::default(),
         }
+    }
+
+    /// The sessions and signing key as JSON, so that a restarted server keeps them
+    /// (`STATE_FILE`). Counters are not kept.
+    pub fn snapshot(&self) -> String {
+        let families: Vec<(&u64, &Family)> = self.families.iter().collect();
+        let refresh: Vec<(&String, &RefreshEntry)> = self.refresh.iter().collect();
+        serde_json::json!({"secret": self.secret, "counter": self.counter, "families": families, "refresh": refresh}).to_string()
+    }
+
+    /// Restores sessions and key from [`Auth::snapshot`] output; `None` if it is unreadable.
+    pub fn restore(&mut self, json: &str) -> Option<()> {
+        #[derive(Deserialize)]
+        struct Snapshot {
+            secret: [u8; 32],
+            counter: u64,
+            families: Vec<(u64, Family)>,
+            refresh: Vec<(String, RefreshEntry)>,
+        }
+        let s: Snapshot = serde_json::from_str(json).ok()?;
+        self.secret = s.secret;
+        self.counter = s.counter;
+        self.families = s.families.into_iter().collect();
+        self.refresh = s.refresh.into_iter().collect();
+        Some(())
     }
 
     /// Forgets every session and zeroes the counters (`POST /__reset`).
@@ -181,6 +210,13 @@ impl Auth {
         if let Some(f) = self.families.get_mut(&family) {
             f.revoked = true;
         }
+    }
+
+    /// True when `text` (a request URL) contains a token issued here.
+    pub fn contains_token(&self, text: &str) -> bool {
+        // Every access token starts with the same encoded JWT header.
+        text.contains(&B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#))
+            || (text.contains("rt_") && self.refresh.keys().any(|t| text.contains(t.as_str())))
     }
 
     /// Checks a bearer token for the API: signature, expiry, family not revoked.
@@ -310,6 +346,17 @@ mod tests {
         assert_eq!(a.stats.revocations, 1);
         assert!(a.authorize(&t.access_token, T0).is_none());
         assert_eq!(a.refresh(&t.refresh_token, T0).unwrap_err().code, "invalid_grant");
+    }
+
+    #[test]
+    fn snapshot_restores_sessions_and_key() {
+        let mut a = auth();
+        let t = a.login("demo", "demo", T0).unwrap();
+        let mut b = auth();
+        b.restore(&a.snapshot()).unwrap();
+        assert!(b.authorize(&t.access_token, T0).is_some(), "same signing key");
+        assert!(b.refresh(&t.refresh_token, T0).is_ok(), "same refresh tokens");
+        assert!(auth().restore("garbage").is_none());
     }
 
     #[test]

@@ -33,12 +33,27 @@ pub struct Settings {
     pub refresh_ttl_s: u64,
     pub www_dir: PathBuf,
     pub pkg_dir: PathBuf,
+    /// Where sessions are kept across restarts (`STATE_FILE`); none by default.
+    pub state_file: Option<PathBuf>,
 }
 
 /// State shared by the main and API origins.
 pub struct Shared {
     pub auth: Mutex<Auth>,
     pub faults: Mutex<Faults>,
+    pub state_file: Option<PathBuf>,
+}
+
+impl Shared {
+    /// Writes the sessions to `STATE_FILE`, if set.
+    fn persist(&self) {
+        if let Some(path) = &self.state_file {
+            let json = lock(&self.auth).snapshot();
+            if let Err(e) = std::fs::write(path, json) {
+                eprintln!("wasm-session-server: cannot write {}: {e}", path.display());
+            }
+        }
+    }
 }
 
 /// Handle passed to the handlers.
@@ -51,10 +66,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// New shared state for the given settings.
 pub fn state(settings: &Settings) -> AppState {
-    Arc::new(Shared {
-        auth: Mutex::new(Auth::new(settings.access_ttl_s, settings.refresh_ttl_s)),
-        faults: Mutex::new(Faults::default()),
-    })
+    let mut auth = Auth::new(settings.access_ttl_s, settings.refresh_ttl_s);
+    if let Some(json) = settings.state_file.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        if auth.restore(&json).is_none() {
+            eprintln!("wasm-session-server: STATE_FILE is unreadable; starting empty");
+        }
+    }
+    Arc::new(Shared { auth: Mutex::new(auth), faults: Mutex::new(Faults::default()), state_file: settings.state_file.clone() })
 }
 
 /// Auth, API and dev routes (no static files, no CORS).
@@ -69,21 +87,23 @@ fn api_routes(state: AppState) -> Router {
         .route("/__reset", post(reset))
         .route("/__faults", post(set_faults))
         .route("/__redirect", get(redirect))
-        .layer(middleware::from_fn_with_state(state.clone(), count_authorization))
         .with_state(state)
 }
 
 /// The main origin: the demo page from `www/`, the package from `pkg/`, auth and API.
 pub fn main_app(state: AppState, settings: &Settings) -> Router {
-    api_routes(state)
+    api_routes(state.clone())
         .nest_service("/pkg", ServeDir::new(&settings.pkg_dir))
         .fallback_service(ServeDir::new(&settings.www_dir))
         .layer(middleware::from_fn(no_store))
+        .layer(middleware::from_fn_with_state(state, count_authorization))
 }
 
 /// The second API origin: same backend, CORS for any loopback origin with `Authorization`.
 pub fn api_app(state: AppState) -> Router {
-    api_routes(state).layer(middleware::from_fn(cors))
+    api_routes(state.clone())
+        .layer(middleware::from_fn_with_state(state, count_authorization))
+        .layer(middleware::from_fn(cors))
 }
 
 /// The foreign origin: answers everything with 200 and counts `Authorization` headers.
@@ -116,8 +136,14 @@ pub fn foreign_app() -> Router {
 }
 
 async fn count_authorization(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if req.headers().contains_key(header::AUTHORIZATION) {
-        lock(&s.auth).stats.authorization_seen += 1;
+    {
+        let mut auth = lock(&s.auth);
+        if req.headers().contains_key(header::AUTHORIZATION) {
+            auth.stats.authorization_seen += 1;
+        }
+        if auth.contains_token(&req.uri().to_string()) {
+            auth.stats.token_in_url += 1;
+        }
     }
     next.run(req).await
 }
@@ -192,6 +218,7 @@ async fn login(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
         return json_error(400, "invalid_request", "expected JSON {\"username\", \"password\"}");
     };
     let result = lock(&s.auth).login(&creds.username, &creds.password, now_ms());
+    s.persist();
     result.map_or_else(oauth_error, token_ok)
 }
 
@@ -233,6 +260,7 @@ async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::
         return json_error(400, "invalid_request", "refresh_token is missing");
     };
     let result = lock(&s.auth).refresh(&rt, now_ms());
+    s.persist();
     result.map_or_else(oauth_error, token_ok)
 }
 
@@ -249,6 +277,7 @@ async fn revoke(State(s): State<AppState>, body: axum::body::Bytes) -> Response 
         return json_error(400, "invalid_request", "token is missing");
     };
     lock(&s.auth).revoke(&token);
+    s.persist();
     StatusCode::OK.into_response()
 }
 
@@ -295,6 +324,7 @@ async fn stats(State(s): State<AppState>) -> Json<Stats> {
 async fn reset(State(s): State<AppState>) -> StatusCode {
     lock(&s.auth).reset();
     *lock(&s.faults) = Faults::default();
+    s.persist();
     StatusCode::NO_CONTENT
 }
 

@@ -1,7 +1,8 @@
 //! `wasm-session-server`: the demo page, the package, and a local OAuth-style backend.
 //!
 //! Environment: `PORT` (8080; 0 picks a free port), `API_PORT`, `FOREIGN_PORT`, `ACCESS_TTL`
-//! seconds (30), `REFRESH_TTL` seconds (86400), `WWW_DIR` (`www`), `PKG_DIR` (`pkg`).
+//! seconds (30), `REFRESH_TTL` seconds (86400), `WWW_DIR` (`www`), `PKG_DIR` (`pkg`),
+//! `STATE_FILE` (keep sessions across restarts; none by default).
 //! Prints one `listening <role> http://127.0.0.1:<port>` line per origin.
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ async fn run() -> Result<(), String> {
         refresh_ttl_s: env_u64("REFRESH_TTL", 86_400)?.max(1),
         www_dir: std::env::var_os("WWW_DIR").map_or_else(|| PathBuf::from("www"), PathBuf::from),
         pkg_dir: std::env::var_os("PKG_DIR").map_or_else(|| PathBuf::from("pkg"), PathBuf::from),
+        state_file: std::env::var_os("STATE_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
     };
     let shared = state(&settings);
     let mut tasks = vec![spawn(bind("main", env_u64("PORT", 8080)?).await?, main_app(shared.clone(), &settings))];

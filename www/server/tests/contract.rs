@@ -58,7 +58,7 @@ struct Servers {
 }
 
 async fn start(access_ttl_s: u64) -> Servers {
-    let settings = Settings { access_ttl_s, refresh_ttl_s: 3600, www_dir: "www".into(), pkg_dir: "pkg".into() };
+    let settings = Settings { access_ttl_s, refresh_ttl_s: 3600, www_dir: "www".into(), pkg_dir: "pkg".into(), state_file: None };
     let shared = state(&settings);
     let mut ports = Vec::new();
     for app in [main_app(shared.clone(), &settings), api_app(shared), foreign_app()] {
@@ -217,6 +217,19 @@ async fn reset_clears_sessions_and_counters() {
     http(s.main, "POST", "/__reset", &[], "").await.unwrap();
     assert_eq!(stats(s.main).await["logins"], 0);
     assert_eq!(refresh(s.main, t["refresh_token"].as_str().unwrap()).await.status, 400);
+}
+
+#[tokio::test]
+async fn tokens_in_urls_are_counted() {
+    let s = start(30).await;
+    let t = login(s.main).await;
+    http(s.main, "GET", "/api/ping?x=1", &[], "").await.unwrap();
+    assert_eq!(stats(s.main).await["token_in_url"], 0);
+    let rt = t["refresh_token"].as_str().unwrap();
+    http(s.main, "GET", &format!("/api/ping?t={rt}"), &[], "").await.unwrap();
+    let at = t["access_token"].as_str().unwrap();
+    http(s.main, "GET", &format!("/x/{at}"), &[], "").await.unwrap();
+    assert_eq!(stats(s.main).await["token_in_url"], 2);
 }
 
 #[tokio::test]
