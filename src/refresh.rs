@@ -44,15 +44,18 @@ pub async fn refresh(inner: &Rc<Inner>) -> Result<(), Error> {
     start(inner).wait().await
 }
 
+/// Counts a failed attempt (here or in another tab) and sets the next retry time.
+pub fn back_off(inner: &Inner) {
+    let now = inner.now();
+    let mut st = inner.state.borrow_mut();
+    st.retry.attempts = st.retry.attempts.saturating_add(1);
+    let backoff = Backoff { base_ms: inner.config.retry_base_ms, max_ms: inner.config.retry_max_ms };
+    st.retry.not_before = now + backoff.delay(st.retry.attempts, js_sys::Math::random());
+}
+
 /// Records a failure that leaves the session alive: backoff, tell peers, `error` event.
 fn failed(inner: &Inner, err: Error) -> Result<(), Error> {
-    let now = inner.now();
-    {
-        let mut st = inner.state.borrow_mut();
-        st.retry.attempts = st.retry.attempts.saturating_add(1);
-        let backoff = Backoff { base_ms: inner.config.retry_base_ms, max_ms: inner.config.retry_max_ms };
-        st.retry.not_before = now + backoff.delay(st.retry.attempts, js_sys::Math::random());
-    }
+    back_off(inner);
     inner.post(Message::RefreshFailed);
     inner.emit_error(&err);
     Err(err)

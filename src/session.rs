@@ -265,9 +265,12 @@ pub fn on_message(weak: &Weak<Inner>, data: JsValue) {
             }
         }
         Message::RefreshFailed => {
+            // Back off with the tab that failed, so that tabs don't take turns hammering.
+            refresh::back_off(&inner);
             if let Some(p) = inner.state.borrow_mut().peer_refresh.take() {
                 p.done.complete(());
             }
+            timers::schedule(&inner);
         }
         Message::Hello => {
             let tokens = inner.tokens().filter(|t| t.expires_at > inner.now() || t.refresh_token.is_some());

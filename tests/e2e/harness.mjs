@@ -9,8 +9,7 @@ import { chromium } from "playwright-core";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** Starts the server (main, api and foreign origins on free ports) with extra env. */
-export async function startServer(env = {}) {
+async function spawnServer(env) {
   const child = spawn(path.join(root, "target/debug/wasm-session-server"), [], {
     cwd: root,
     env: { ...process.env, PORT: "0", API_PORT: "0", FOREIGN_PORT: "0", ...env },
@@ -18,7 +17,7 @@ export async function startServer(env = {}) {
   });
   const origins = {};
   const lines = createInterface({ input: child.stdout });
-  const ready = new Promise((resolve, reject) => {
+  await new Promise((resolve, reject) => {
     lines.on("line", (line) => {
       const m = line.match(/^listening (\w+) (\S+)/);
       if (m) origins[m[1]] = m[2];
@@ -26,7 +25,12 @@ export async function startServer(env = {}) {
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}`)));
   });
-  await ready;
+  return { child, origins };
+}
+
+/** Starts the server (main, api and foreign origins on free ports) with extra env. */
+export async function startServer(env = {}) {
+  let { child, origins } = await spawnServer(env);
   const call = async (origin, method, p, body) => {
     const res = await fetch(origin + p, {
       method,
@@ -36,7 +40,8 @@ export async function startServer(env = {}) {
     const text = await res.text();
     return text ? JSON.parse(text) : null;
   };
-  return {
+  const port = (url) => new URL(url).port;
+  const server = {
     ...origins,
     stats: (origin = origins.main) => call(origin, "GET", "/__stats"),
     reset: async () => {
@@ -44,11 +49,25 @@ export async function startServer(env = {}) {
       await call(origins.foreign, "POST", "/__reset");
     },
     faults: (spec) => call(origins.main, "POST", "/__faults", spec),
+    /** Form POST to the token endpoint from outside the browser. */
+    token: async (form) => {
+      const res = await fetch(origins.main + "/auth/token", { method: "POST", body: new URLSearchParams(form) });
+      return { status: res.status, body: await res.json() };
+    },
     async stop() {
-      child.kill();
-      await once(child, "exit").catch(() => {});
+      if (child.exitCode === null) {
+        child.kill();
+        await once(child, "exit").catch(() => {});
+      }
+    },
+    /** Starts the server again on the same ports (sessions survive only with STATE_FILE). */
+    async restart() {
+      ({ child } = await spawnServer({
+        ...env, PORT: port(origins.main), API_PORT: port(origins.api), FOREIGN_PORT: port(origins.foreign),
+      }));
     },
   };
+  return server;
 }
 
 export const chromiumArgs = [

@@ -1,0 +1,161 @@
+// Faults survived: failing, hanging and dropping token endpoints, a server restart, going
+// offline, and a refresh token rejected as reused. Real server, real fault switches.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startServer, launch, openTab, until, sleep } from "./harness.mjs";
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+async function setup(env = {}, tabs = 2) {
+  const server = await startServer(env);
+  const context = await browser.newContext();
+  const pages = [];
+  for (let i = 0; i < tabs; i++) pages.push(await openTab(context, server));
+  return { server, context, pages, async close() { await context.close(); await server.stop(); } };
+}
+
+async function signIn(pages, config) {
+  for (const p of pages) {
+    await p.evaluate((config) => window.makeSession({ tokenUrl: "/auth/token", ...config }).ready, config);
+  }
+  await pages[0].evaluate(() => session.login("/auth/login", { username: "demo", password: "demo" }));
+  for (const p of pages) await p.waitForFunction(() => session.isAuthenticated);
+}
+
+/** Every tab calls /api/me in a loop until stopped; returns per-tab status counts. */
+function traffic(pages) {
+  const runs = pages.map((p) => p.evaluate(() => {
+    window.stopTraffic = false;
+    return (async () => {
+      const seen = {};
+      while (!window.stopTraffic) {
+        let k;
+        try { k = String((await session.fetch("/api/me")).status); } catch (e) { k = e.code || e.name; }
+        seen[k] = (seen[k] || 0) + 1;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return seen;
+    })();
+  }));
+  return async () => {
+    await Promise.all(pages.map((p) => p.evaluate(() => { window.stopTraffic = true; })));
+    return Promise.all(runs);
+  };
+}
+
+const errorCodes = (page) => page.evaluate(() => window.events.filter((e) => e.type === "error").map((e) => e.code));
+const logouts = (page) => page.evaluate(() => window.events.filter((e) => e.type === "logout").map((e) => e.reason));
+
+// One attempt per backoff step across both tabs, then recovery on its own.
+for (const [name, fault, config] of [
+  ["500s with an HTML body", { count: 4, status: 500 }, {}],
+  ["hangs past the request timeout", { count: 2, hang_ms: 1500 }, { requestTimeoutMs: 400 }],
+  ["dropped connections", { count: 3, drop: true }, {}],
+]) {
+  test(`refresh endpoint ${name}: retried with backoff across tabs, recovers, app sees no 401`, async () => {
+    const t = await setup({ ACCESS_TTL: "6" });
+    try {
+      await signIn(t.pages, { retryBaseMs: 100, retryMaxMs: 300, ...config });
+      await t.server.faults(fault);
+      const stop = traffic(t.pages);
+      // Due at 4.5 s; the faults take about a second of backoff; expiry is at 6 s.
+      await until(async () => (await t.server.stats()).refreshes === 1, { timeout: 9000, what: "recovery" });
+      const seen = await stop();
+      const stats = await t.server.stats();
+      console.log(`${name}: attempts=${stats.token_requests} faults=${stats.faults_applied} traffic=${JSON.stringify(seen)}`);
+      assert.equal(stats.faults_applied, fault.count);
+      assert.equal(stats.token_requests, fault.count + 1, "one attempt per backoff step across the tabs");
+      assert.equal(stats.refresh_reuse, 0);
+      assert.equal(stats.api_unauthorized, 0);
+      for (const s of seen) assert.deepEqual(Object.keys(s), ["200"], "the app saw only successes");
+      const errors = [...await errorCodes(t.pages[0]), ...await errorCodes(t.pages[1])];
+      assert.ok(errors.length >= 1 && errors.every((c) => c === "refresh_failed"), JSON.stringify(errors));
+      for (const p of t.pages) assert.deepEqual(await logouts(p), []);
+    } finally { await t.close(); }
+  });
+}
+
+test("a token endpoint that keeps failing is not stormed: attempts follow the backoff", async () => {
+  const t = await setup({ ACCESS_TTL: "4" });
+  try {
+    await signIn(t.pages, { retryBaseMs: 200, retryMaxMs: 800 });
+    await t.server.faults({ count: 1000, status: 503 });
+    const stop = traffic(t.pages);
+    await sleep(9000); // past due (3 s) and past expiry (4 s), with traffic in two tabs
+    const seen = await stop();
+    const attempts = (await t.server.stats()).token_requests;
+    // Delays 100-200, 200-400, 400-800, then 400-800 each: at most ~16 steps in 6 s.
+    console.log(`persistent 503 for 6 s after due, 2 tabs with traffic: ${attempts} attempts; traffic=${JSON.stringify(seen)}`);
+    assert.ok(attempts >= 6 && attempts <= 20, `attempts ${attempts}`);
+    for (const s of seen) assert.equal(s["401"], undefined, "an expired token went out");
+    assert.ok(seen.some((s) => s.refresh_failed > 0), "after expiry requests fail fast with refresh_failed");
+    assert.ok((await t.pages[0].evaluate(() => window.events.some((e) => e.type === "expired"))), "expired event");
+    await t.server.faults({ count: 0 });
+    await until(async () => (await t.server.stats()).refreshes === 1, { timeout: 5000, what: "recovery" });
+    assert.equal(await t.pages[1].evaluate(async () => (await session.fetch("/api/me")).status), 200);
+  } finally { await t.close(); }
+});
+
+test("server stopped and restarted: the session survives and recovers on its own", async () => {
+  const state = path.join(mkdtempSync(path.join(tmpdir(), "ws-")), "state.json");
+  const t = await setup({ ACCESS_TTL: "6", STATE_FILE: state });
+  try {
+    await signIn(t.pages, { retryBaseMs: 200, retryMaxMs: 600 });
+    const token = await t.pages[0].evaluate(() => session.accessToken);
+    await t.server.stop();
+    await sleep(5000); // the refresh falls due at 4.5 s while the server is down
+    const errors = await errorCodes(t.pages[0]);
+    assert.ok(errors.includes("refresh_failed"), JSON.stringify(errors));
+    await t.server.restart();
+    await until(async () => (await t.server.stats()).refreshes >= 1, { timeout: 5000, what: "refresh after restart" });
+    for (const p of t.pages) {
+      await p.waitForFunction((old) => session.accessToken && session.accessToken !== old, token);
+      assert.equal(await p.evaluate(async () => (await session.fetch("/api/me")).status), 200);
+      assert.deepEqual(await logouts(p), []);
+    }
+    assert.equal((await t.server.stats()).refresh_reuse, 0);
+  } finally { await t.close(); }
+});
+
+test("offline: no refresh attempts; back online, one prompt refresh", async () => {
+  const t = await setup({ ACCESS_TTL: "4" }, 1);
+  try {
+    await signIn(t.pages, {});
+    await t.context.setOffline(true);
+    await sleep(3600); // the refresh is due at 3 s
+    assert.equal((await t.server.stats()).token_requests, 0, "tried to refresh while offline");
+    const back = Date.now();
+    await t.context.setOffline(false);
+    await until(async () => (await t.server.stats()).refreshes === 1, { timeout: 3000, what: "refresh after online" });
+    const took = Date.now() - back;
+    console.log(`refresh ${took} ms after coming back online`);
+    assert.ok(took < 1000, `took ${took} ms`);
+    assert.equal((await t.server.stats()).token_requests, 1);
+  } finally { await t.close(); }
+});
+
+test("a rotated refresh token rejected as reused logs out every tab; nothing retries", async () => {
+  const t = await setup({}, 3);
+  try {
+    await signIn(t.pages, { storage: "local" });
+    // Someone else spends the refresh token (a stolen copy, a crashed tab's request ...).
+    const rt = await t.pages[0].evaluate(() => JSON.parse(localStorage.getItem("wasm-session:default")).refresh_token);
+    assert.equal((await t.server.token({ grant_type: "refresh_token", refresh_token: rt })).status, 200);
+    const code = await t.pages[1].evaluate(() => session.refresh().then(() => "ok", (e) => e.code));
+    assert.equal(code, "refresh_rejected");
+    for (const p of t.pages) {
+      await p.waitForFunction(() => !session.isAuthenticated);
+      assert.deepEqual(await logouts(p), ["refresh_rejected"]);
+    }
+    const stats = await t.server.stats();
+    assert.equal(stats.refresh_reuse, 1);
+    await sleep(1500);
+    assert.equal((await t.server.stats()).token_requests, stats.token_requests, "something kept retrying");
+    assert.equal(await t.pages[0].evaluate(() => localStorage.getItem("wasm-session:default")), null);
+  } finally { await t.close(); }
+});
