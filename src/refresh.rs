@@ -139,7 +139,7 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
                     }
                     Ok(())
                 }
-                Err(e) => failed(inner, e),
+                Err(_) => failed(inner, Error::RefreshFailed("the token endpoint's reply is not a valid token response")),
             }
         }
         Ok(reply) => match policy::classify(reply.status, reply.oauth_error().as_deref()) {

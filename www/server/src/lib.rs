@@ -87,6 +87,7 @@ fn api_routes(state: AppState) -> Router {
         .route("/__reset", post(reset))
         .route("/__faults", post(set_faults))
         .route("/__redirect", get(redirect))
+        .route("/__reply", get(canned).post(canned))
         .with_state(state)
 }
 
@@ -336,6 +337,26 @@ async fn set_faults(State(s): State<AppState>, body: axum::body::Bytes) -> Respo
         }
         Err(why) => json_error(400, "invalid_request", &why),
     }
+}
+
+#[derive(Deserialize)]
+struct CannedQuery {
+    status: Option<u16>,
+    body: Option<String>,
+}
+
+/// `/__reply?status=200&body=html|empty|garbage|huge|json`: a canned answer, for testing how
+/// the SDK takes malformed server replies.
+async fn canned(Query(q): Query<CannedQuery>) -> Response {
+    let status = q.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+    let (ctype, body) = match q.body.as_deref().unwrap_or("empty") {
+        "html" => ("text/html", "<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>".to_string()),
+        "garbage" => ("application/json", "{\"access_token\": ".to_string()),
+        "huge" => ("application/json", format!("{{\"access_token\":\"{}\",\"expires_in\":60}}", "a".repeat(1 << 20))),
+        "json" => ("application/json", "[1,2,3]".to_string()),
+        _ => ("application/json", String::new()),
+    };
+    (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
 }
 
 #[derive(Deserialize)]
