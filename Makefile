@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 export ACCESS_TTL ?= 30
 
-.PHONY: setup build server demo test test-host test-browser test-e2e size bench clean
+.PHONY: setup build server demo test test-host test-browser test-e2e fuzz soak bench clean
 
 setup:
 	@scripts/setup.sh
@@ -37,6 +37,15 @@ test-browser: server
 
 test-e2e: server
 	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 tests/e2e/
+
+## fuzz: the pure parsers under property-based fuzzing, PROPTEST_CASES cases a property
+fuzz: setup
+	@PROPTEST_CASES=$${PROPTEST_CASES:-100000} scripts/count.sh "fuzz ($${PROPTEST_CASES:-100000} cases x 7 properties)" \
+	  cargo test -q --release --test fuzz
+
+## soak: 3 tabs, 2 s tokens, SOAK_SECONDS (120) of traffic
+soak: build server
+	@scripts/count.sh "soak" node --test tests/soak/
 
 clean:
 	cargo clean; rm -rf pkg node_modules
