@@ -239,10 +239,10 @@ impl Session {
     pub fn fetch(
         &self,
         #[wasm_bindgen(unchecked_param_type = "RequestInfo | URL")] input: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "RequestInit | undefined")] init: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: Option<JsValue>,
     ) -> Promise {
         match self.live() {
-            Ok(inner) => promise(http::fetch(inner.clone(), input, init)),
+            Ok(inner) => promise(http::fetch(inner.clone(), input, init.unwrap_or(JsValue::UNDEFINED))),
             Err(e) => reject(e),
         }
     }

@@ -201,10 +201,11 @@ mod browser {
 
     /// `(promise, resolve)`: a promise and the function that resolves it.
     fn deferred() -> (Promise, Function) {
-        let mut resolve = None;
-        let promise = Promise::new(&mut |res, _rej| resolve = Some(res));
-        // The executor runs synchronously, so `resolve` is always set; a no-op is the fallback.
-        (promise, resolve.unwrap_or_else(|| Function::new_no_args("")))
+        let mut resolve = JsValue::UNDEFINED;
+        // The executor runs synchronously, so `resolve` is always set (were it not, calling
+        // it would just fail quietly in `LockGuard::drop`).
+        let promise = Promise::new(&mut |res, _rej| resolve = res.into());
+        (promise, resolve.unchecked_into())
     }
 
     /// Requests `name` with the given options; resolves once granted, or to `None` if the

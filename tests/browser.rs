@@ -186,12 +186,12 @@ async fn fetch_adds_the_token_only_for_allowed_origins() {
         .await
         .unwrap();
     assert!(session.is_authenticated());
-    let me: web_sys::Response = await_promise(session.fetch(format!("{}/api/me", api()).into(), JsValue::UNDEFINED)).await.unwrap().unchecked_into();
+    let me: web_sys::Response = await_promise(session.fetch(format!("{}/api/me", api()).into(), None)).await.unwrap().unchecked_into();
     assert_eq!(me.status(), 200, "the allowed origin must get the token");
-    let leak: web_sys::Response = await_promise(session.fetch(format!("{}/steal", foreign()).into(), JsValue::UNDEFINED)).await.unwrap().unchecked_into();
+    let leak: web_sys::Response = await_promise(session.fetch(format!("{}/steal", foreign()).into(), None)).await.unwrap().unchecked_into();
     assert_eq!(leak.status(), 200);
     let redirect = format!("{}/__redirect?to={}/redirected", api(), foreign());
-    let _ = await_promise(session.fetch(redirect.into(), JsValue::UNDEFINED)).await;
+    let _ = await_promise(session.fetch(redirect.into(), None)).await;
     assert_eq!(stat(foreign(), "authorization_seen").await, 0.0, "a token reached the foreign origin");
     session.dispose();
 }
@@ -222,7 +222,7 @@ async fn dispose_cancels_timers_and_later_calls_reject() {
     session.dispose();
     sleep(1500).await;
     assert_eq!(stat(api(), "token_requests").await, before, "a disposed session refreshed");
-    let err = await_promise(session.fetch("/x".into(), JsValue::UNDEFINED)).await.unwrap_err();
+    let err = await_promise(session.fetch("/x".into(), None)).await.unwrap_err();
     assert_eq!(get(&err, "code"), "disposed");
 }
 

@@ -71,6 +71,26 @@ test("20 concurrent fetches on an expired token cause exactly one refresh", asyn
   } finally { await t.close(); }
 });
 
+test("after a 401 the request is refreshed and retried once, body included", async () => {
+  const t = await setup();
+  try {
+    // A token the server does not accept, with a refresh token it does.
+    const res = await fetch(t.server.main + "/auth/login", { method: "POST", body: JSON.stringify({ username: "demo", password: "demo" }) });
+    const { refresh_token } = await res.json();
+    const r = await t.page.evaluate(async (refresh_token) => {
+      const s = window.makeSession({ tokenUrl: "/auth/token" });
+      s.setTokens({ access_token: "not-accepted", expires_in: 600, refresh_token });
+      const res = await s.fetch("/api/echo", { method: "POST", body: "payload-123", headers: { "content-type": "text/plain" } });
+      const streamed = await s.fetch(new Request("/api/echo", { method: "POST", body: "from a Request" }));
+      return { status: res.status, body: await res.text(), streamed: await streamed.text() };
+    }, refresh_token);
+    assert.deepEqual(r, { status: 200, body: "payload-123", streamed: "from a Request" });
+    const stats = await t.server.stats();
+    assert.equal(stats.api_unauthorized, 1, "one 401, then the retry");
+    assert.equal(stats.refreshes, 1);
+  } finally { await t.close(); }
+});
+
 test("the token never reaches a foreign origin, directly or through redirects", async () => {
   const t = await setup();
   try {

@@ -83,6 +83,7 @@ fn api_routes(state: AppState) -> Router {
         .route("/auth/revoke", post(revoke))
         .route("/api/me", get(me))
         .route("/api/ping", get(ping))
+        .route("/api/echo", post(echo))
         .route("/__stats", get(stats))
         .route("/__reset", post(reset))
         .route("/__faults", post(set_faults))
@@ -314,6 +315,14 @@ async fn me(State(s): State<AppState>, headers: HeaderMap) -> Response {
 async fn ping(State(s): State<AppState>, headers: HeaderMap) -> Response {
     match authorize(&s, &headers) {
         Ok(_) => "pong".into_response(),
+        Err(res) => res,
+    }
+}
+
+/// `POST /api/echo`: answers the request body (authorized), to test replayed bodies.
+async fn echo(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    match authorize(&s, &headers) {
+        Ok(_) => body.into_response(),
         Err(res) => res,
     }
 }
