@@ -40,12 +40,17 @@ test-e2e: server
 
 ## fuzz: the pure parsers under property-based fuzzing, PROPTEST_CASES cases a property
 fuzz: setup
-	@PROPTEST_CASES=$${PROPTEST_CASES:-100000} scripts/count.sh "fuzz ($${PROPTEST_CASES:-100000} cases x 7 properties)" \
+	@PROPTEST_CASES=$${PROPTEST_CASES:-100000} scripts/count.sh "fuzz ($${PROPTEST_CASES:-100000} cases x 8 properties)" \
 	  cargo test -q --release --test fuzz
 
 ## soak: 3 tabs, 2 s tokens, SOAK_SECONDS (120) of traffic
 soak: build server
 	@scripts/count.sh "soak" node --test tests/soak/
+
+## bench: release package and server; prints figures and writes bench/results.json
+bench: build
+	@cargo build -q --release -p wasm-session-server
+	@WS_SERVER_BIN=target/release/wasm-session-server node bench/run.mjs
 
 clean:
 	cargo clean; rm -rf pkg node_modules

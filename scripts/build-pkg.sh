@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package in pkg/: wasm-pack (release, --target web), then wasm-opt -Oz from
-# the npm binaryen package (wasm-pack's own wasm-opt download is disabled in Cargo.toml).
+# the npm binaryen package (wasm-pack's own wasm-opt download is disabled in Cargo.toml),
+# then terser on the JS glue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -9,4 +10,6 @@ node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   pkg/wasm_session_bg.wasm -o pkg/wasm_session_bg.wasm
-echo "pkg: $(wc -c < pkg/wasm_session_bg.wasm) bytes wasm, $(gzip -9 -c pkg/wasm_session_bg.wasm | wc -c) gzipped"
+# Ship the JS glue minified (the .d.ts keeps the documentation).
+node_modules/.bin/terser pkg/wasm_session.js --module --compress passes=2 --mangle -o pkg/wasm_session.js
+echo "pkg: $(wc -c < pkg/wasm_session_bg.wasm) bytes wasm, $(gzip -9 -c pkg/wasm_session_bg.wasm | wc -c) gzipped; glue $(gzip -9 -c pkg/wasm_session.js | wc -c) gzipped"

@@ -141,8 +141,10 @@ mod browser {
             Ok(None) => return send(&request).await.map(Into::into),
             Err(e) => return Err(e.into()),
         };
-        // Keep an unsent copy: a body can be read only once, and the retry needs it.
-        let spare = request.clone()?;
+        // Keep an unsent copy: a body can be read only once, and the retry needs it. GET and
+        // HEAD have no body, so the request itself can be sent again.
+        let method = request.method();
+        let spare = if method == "GET" || method == "HEAD" { Clone::clone(&request) } else { request.clone()? };
         let generation = inner.generation();
         set_bearer(&request, &token)?;
         let response = send(&request).await?;

@@ -1,8 +1,6 @@
 //! [`TokenSet`]: what an OAuth 2.0 token response (RFC 6749 §5.1) gives us, validated, with
 //! absolute expiry. Also JWT payload decoding (base64url) for claims and `exp`/`iat`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use crate::clock;
 use crate::error::Error;
 use crate::value::Value;
@@ -198,6 +196,41 @@ impl TokenSet {
     }
 }
 
+/// Decodes unpadded base64url (RFC 4648 §5), as in JWTs. `None` on any invalid input.
+/// Hand-written: the base64 crate costs about 4 KB of wasm for this one call.
+pub fn base64url_decode(input: &str) -> Option<Vec<u8>> {
+    fn sextet(c: u8) -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        }))
+    }
+    let bytes = input.as_bytes();
+    if bytes.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 2);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for &c in chunk {
+            acc = (acc << 6) | sextet(c)?;
+        }
+        let bits = chunk.len() * 6;
+        acc <<= 24 - bits;
+        let n = bits / 8;
+        // Leftover bits past the last whole byte must be zero (canonical encoding).
+        if acc & ((1 << (24 - n * 8)) - 1) != 0 {
+            return None;
+        }
+        out.extend_from_slice(&acc.to_be_bytes()[1..=n]);
+    }
+    Some(out)
+}
+
 /// The decoded JSON payload of a JWT, or `None` if `token` is not a readable JWT.
 pub fn jwt_payload(token: &str) -> Option<String> {
     let mut parts = token.split('.');
@@ -205,7 +238,7 @@ pub fn jwt_payload(token: &str) -> Option<String> {
     if parts.next().is_some() || payload.is_empty() {
         return None;
     }
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64url_decode(payload.trim_end_matches('='))?;
     String::from_utf8(bytes).ok()
 }
 
@@ -239,8 +272,26 @@ mod tests {
 
     const NOW: f64 = 1_700_000_000_000.0;
 
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
     fn jwt(payload: &str) -> String {
-        ["eyJhbGciOiJIUzI1NiJ9", &URL_SAFE_NO_PAD.encode(payload), "c2ln"].join(".")
+        ["eyJhbGciOiJIUzI1NiJ9", &b64(payload), "c2ln"].join(".")
+    }
+
+    #[test]
+    fn base64url_matches_the_reference_decoder() {
+        use base64::Engine;
+        let reference = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        for len in 0..40usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            assert_eq!(base64url_decode(&b64(&data)).as_deref(), Some(&data[..]), "len {len}");
+        }
+        for bad in ["a", "ab=c", "a+b/", "abcde", "ab c", "QQ", "QR"] {
+            assert_eq!(base64url_decode(bad).is_some(), reference.decode(bad).is_ok(), "{bad}");
+        }
     }
 
     fn parse_with(fields: &[(&str, Value)], server_date: Option<f64>, prev: Option<&str>) -> Result<TokenSet, Error> {
@@ -350,13 +401,13 @@ mod tests {
     #[test]
     fn jwt_decoding_tolerates_padding_and_refuses_garbage() {
         let payload = r#"{"sub":"x"}"#;
-        let padded = format!("h.{}==.s", URL_SAFE_NO_PAD.encode(payload));
+        let padded = format!("h.{}==.s", b64(payload));
         assert_eq!(jwt_payload(&padded).as_deref(), Some(payload));
         assert_eq!(jwt_payload("not-a-jwt"), None);
         assert_eq!(jwt_payload("a.b"), None);
         assert_eq!(jwt_payload("a.b.c.d"), None);
         assert_eq!(jwt_payload("a.!!!.c"), None);
-        assert_eq!(jwt_payload(&format!("a.{}.c", URL_SAFE_NO_PAD.encode([0xff, 0xfe]))), None);
+        assert_eq!(jwt_payload(&format!("a.{}.c", b64([0xff, 0xfe]))), None);
         assert_eq!(jwt_times(&jwt("[1,2]")), None);
         assert_eq!(jwt_times(&jwt("not json")), None);
         assert_eq!(jwt_times(&jwt(r#"{"exp":"soon"}"#)), Some(JwtTimes { exp: None, iat: None }));

@@ -140,6 +140,13 @@ proptest! {
     }
 
     #[test]
+    fn base64url_agrees_with_the_reference(s in "[A-Za-z0-9_=+/ -]{0,64}") {
+        use base64::Engine;
+        let reference = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&s).ok();
+        prop_assert_eq!(token::base64url_decode(&s), reference);
+    }
+
+    #[test]
     fn transport_rules_never_panic(proto in ".{0,8}", host in ".{0,40}") {
         if config::check_transport("x", &proto, &host).is_ok() {
             prop_assert!(proto == "https:" || config::is_loopback(&host));

@@ -10,7 +10,8 @@ import { chromium } from "playwright-core";
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 async function spawnServer(env) {
-  const child = spawn(path.join(root, "target/debug/wasm-session-server"), [], {
+  const bin = process.env.WS_SERVER_BIN || path.join(root, "target/debug/wasm-session-server");
+  const child = spawn(bin, [], {
     cwd: root,
     env: { ...process.env, PORT: "0", API_PORT: "0", FOREIGN_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "inherit"],

@@ -74,20 +74,26 @@ test("20 concurrent fetches on an expired token cause exactly one refresh", asyn
 test("after a 401 the request is refreshed and retried once, body included", async () => {
   const t = await setup();
   try {
-    // A token the server does not accept, with a refresh token it does.
-    const res = await fetch(t.server.main + "/auth/login", { method: "POST", body: JSON.stringify({ username: "demo", password: "demo" }) });
-    const { refresh_token } = await res.json();
-    const r = await t.page.evaluate(async (refresh_token) => {
+    // Tokens the server does not accept, with refresh tokens it does.
+    const refreshToken = async () => (await (await fetch(t.server.main + "/auth/login", {
+      method: "POST", body: JSON.stringify({ username: "demo", password: "demo" }),
+    })).json()).refresh_token;
+    const [rt1, rt2] = [await refreshToken(), await refreshToken()];
+    const r = await t.page.evaluate(async ([rt1, rt2]) => {
       const s = window.makeSession({ tokenUrl: "/auth/token" });
-      s.setTokens({ access_token: "not-accepted", expires_in: 600, refresh_token });
+      s.setTokens({ access_token: "not-accepted", expires_in: 600, refresh_token: rt1 });
       const res = await s.fetch("/api/echo", { method: "POST", body: "payload-123", headers: { "content-type": "text/plain" } });
       const streamed = await s.fetch(new Request("/api/echo", { method: "POST", body: "from a Request" }));
-      return { status: res.status, body: await res.text(), streamed: await streamed.text() };
-    }, refresh_token);
-    assert.deepEqual(r, { status: 200, body: "payload-123", streamed: "from a Request" });
+      const out = { status: res.status, body: await res.text(), streamed: await streamed.text() };
+      // A GET has no body to replay: it is retried as is.
+      s.setTokens({ access_token: "not-accepted-either", expires_in: 600, refresh_token: rt2 });
+      out.get = (await s.fetch("/api/me")).status;
+      return out;
+    }, [rt1, rt2]);
+    assert.deepEqual(r, { status: 200, body: "payload-123", streamed: "from a Request", get: 200 });
     const stats = await t.server.stats();
-    assert.equal(stats.api_unauthorized, 1, "one 401, then the retry");
-    assert.equal(stats.refreshes, 1);
+    assert.equal(stats.api_unauthorized, 2, "one 401 each, then the retry");
+    assert.equal(stats.refreshes, 2);
   } finally { await t.close(); }
 });
 

@@ -1,0 +1,159 @@
+// `make bench`: prints one line per figure (name value unit) and writes bench/results.json.
+// Figures, not tests: nothing here fails on a slow machine. Headless Chromium against the
+// local server (release build), as in the end-to-end tests.
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { startServer, launch, openTab, median, root } from "../tests/e2e/harness.mjs";
+import { sizes } from "./size.mjs";
+
+const results = [];
+function figure(name, value, unit) {
+  const v = typeof value === "number" ? Math.round(value * 1000) / 1000 : value;
+  results.push({ name, value: v, unit });
+  console.log(`${name} ${v} ${unit}`);
+}
+
+const login = (page, config = {}) => page.evaluate(async (config) => {
+  const s = window.makeSession({ tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", ...config });
+  await s.ready;
+  if (!s.isAuthenticated) await s.login("/auth/login", { username: "demo", password: "demo" });
+}, config);
+
+async function size() {
+  for (const [k, v] of Object.entries(sizes())) figure(k, v, "bytes");
+}
+
+async function perRequest(browser, server) {
+  const context = await browser.newContext();
+  const page = await openTab(context, server);
+  await login(page);
+  // Interleaved rounds of 100 sequential calls each; per-call time is a round's mean (the
+  // page's timer resolution is too coarse for single calls); the figure is the median round.
+  const r = await page.evaluate(async () => {
+    const auth = await session.authHeader();
+    const ours = [], plain = [];
+    const round = async (call) => {
+      const t = performance.now();
+      for (let i = 0; i < 100; i++) await (await call()).text();
+      return (performance.now() - t) / 100;
+    };
+    for (let i = 0; i < 30; i++) {
+      ours.push(await round(() => session.fetch("/api/ping")));
+      plain.push(await round(() => fetch("/api/ping", { headers: { authorization: auth } })));
+    }
+    const med = (xs) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+    return { ours: med(ours), plain: med(plain), n: ours.length * 100 };
+  });
+  figure("request.calls_each", r.n, "calls");
+  figure("request.session_fetch.median", r.ours * 1000, "us");
+  figure("request.plain_fetch.median", r.plain * 1000, "us");
+  figure("request.overhead.ratio", r.ours / r.plain, "x");
+  figure("request.overhead.median", (r.ours - r.plain) * 1000, "us");
+  await context.close();
+}
+
+async function concurrency(browser, server) {
+  await server.reset();
+  const context = await browser.newContext();
+  await context.clock.install();
+  const page = await openTab(context, server);
+  await login(page);
+  const now = await page.evaluate(() => Date.now());
+  await page.clock.pauseAt(now + 10);
+  await page.clock.setSystemTime(now + 3_600_000); // the token is long expired
+  const before = (await server.stats()).token_requests;
+  // The page's clock is frozen (that is how the token is expired), so time it from outside.
+  const started = performance.now();
+  const ok = await page.evaluate(async () => {
+    const statuses = await Promise.all(Array.from({ length: 100 }, () => session.fetch("/api/ping").then((r) => r.status)));
+    return statuses.filter((s) => s === 200).length;
+  });
+  const r = { ms: performance.now() - started, ok };
+  figure("concurrency.calls", 100, "calls");
+  figure("concurrency.ok", r.ok, "calls");
+  figure("concurrency.refresh_calls", (await server.stats()).token_requests - before, "calls");
+  figure("concurrency.all_done", r.ms, "ms");
+  await context.close();
+}
+
+async function startup(browser, server) {
+  const context = await browser.newContext();
+  const page = await openTab(context, server);
+  await login(page, { storage: "local", namespace: "bench" });
+  const runs = [];
+  for (let i = 0; i < 15; i++) {
+    await page.goto(server.main + "/bench-startup.html");
+    runs.push(await (await page.waitForFunction(() => window.result)).jsonValue());
+  }
+  if (!runs.every((r) => r.restored && r.status === 200)) throw new Error("start-up run not authorized");
+  for (const k of ["load", "restore", "first", "total"]) {
+    figure(`startup.${k}.median`, median(runs.map((r) => r[k])), "ms");
+  }
+  await context.close();
+}
+
+async function crossTab(browser, server) {
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 4; i++) tabs.push(await openTab(context, server));
+  for (const t of tabs) await t.evaluate(() => window.makeSession({ tokenUrl: "/auth/token", revokeUrl: "/auth/revoke" }).ready);
+  const logout = [], adoption = [];
+  for (let round = 0; round < 20; round++) {
+    await tabs[0].evaluate(() => session.login("/auth/login", { username: "demo", password: "demo" }));
+    for (const t of tabs) await t.waitForFunction(() => session.isAuthenticated);
+    // Refresh adoption: tab 0 refreshes; time until every other tab holds the new token.
+    await Promise.all(tabs.map((t) => t.evaluate(() => { window.events = []; })));
+    const done = await tabs[0].evaluate(async () => {
+      await session.refresh();
+      return window.events.find((e) => e.type === "refresh").at;
+    });
+    const seen = await Promise.all(tabs.slice(1).map((t) =>
+      t.waitForFunction(() => window.events.find((e) => e.type === "refresh")?.at).then((h) => h.jsonValue())));
+    adoption.push(Math.max(...seen) - done);
+    await Promise.all(tabs.map((t) => t.evaluate(() => { window.events = []; })));
+    const t0 = await tabs[0].evaluate(() => { const t0 = Date.now(); session.logout(); return t0; });
+    const out = await Promise.all(tabs.slice(1).map((t) =>
+      t.waitForFunction(() => window.events.find((e) => e.type === "logout")?.at).then((h) => h.jsonValue())));
+    logout.push(Math.max(...out) - t0);
+  }
+  figure("crosstab.logout_to_3_tabs.median", median(logout), "ms");
+  figure("crosstab.logout_to_3_tabs.max", Math.max(...logout), "ms");
+  figure("crosstab.refresh_adoption.median", median(adoption), "ms");
+  figure("crosstab.refresh_adoption.max", Math.max(...adoption), "ms");
+  await context.close();
+}
+
+async function memory(browser, server) {
+  const context = await browser.newContext();
+  const page = await openTab(context, server);
+  await login(page);
+  const r = await page.evaluate(async () => {
+    const cycles = async (n) => { for (let i = 0; i < n; i++) await session.refresh(); };
+    await cycles(10);
+    const after10 = wasm.memory.buffer.byteLength;
+    const t = performance.now();
+    await cycles(9990);
+    return { after10, after10000: wasm.memory.buffer.byteLength, ms: performance.now() - t };
+  });
+  figure("memory.after_10_refreshes", r.after10, "bytes");
+  figure("memory.after_10000_refreshes", r.after10000, "bytes");
+  figure("memory.growth", r.after10000 - r.after10, "bytes");
+  figure("refresh.cycle.mean", r.ms / 9990, "ms");
+  await context.close();
+}
+
+const server = await startServer({ ACCESS_TTL: "3600" });
+const browser = await launch();
+try {
+  await size();
+  await perRequest(browser, server);
+  await concurrency(browser, server);
+  await startup(browser, server);
+  await crossTab(browser, server);
+  await memory(browser, server);
+} finally {
+  await browser.close();
+  await server.stop();
+}
+writeFileSync(path.join(root, "bench/results.json"), JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + "\n");
+console.log(`wrote bench/results.json (${results.length} figures)`);
