@@ -331,15 +331,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn tokens() -> TokenSet {
-        TokenSet {
-            access_token: "at".into(),
-            token_type: "Bearer".into(),
-            refresh_token: Some("rt".into()),
-            id_token: None,
-            scope: None,
-            issued_at: 1.0,
-            expires_at: 30_001.0,
-        }
+        crate::token::sample(1.0)
     }
 
     type Record = HashMap<&'static str, Value>;

@@ -196,6 +196,20 @@ impl TokenSet {
     }
 }
 
+/// A token set for unit tests: 30 s lifetime, refresh token `rt`.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) fn sample(issued_at: f64) -> TokenSet {
+    TokenSet {
+        access_token: "at".into(),
+        token_type: "Bearer".into(),
+        refresh_token: Some("rt".into()),
+        id_token: None,
+        scope: None,
+        issued_at,
+        expires_at: issued_at + 30_000.0,
+    }
+}
+
 /// Decodes unpadded base64url (RFC 4648 §5), as in JWTs. `None` on any invalid input.
 /// Hand-written: the base64 crate costs about 4 KB of wasm for this one call.
 pub fn base64url_decode(input: &str) -> Option<Vec<u8>> {
