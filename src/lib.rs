@@ -18,7 +18,8 @@
 //! - [`value`], [`error`]: outside values and the one error type.
 //!
 //! Browser glue (wasm32 only): `api` (the `Session` class), `session` (state and
-//! transitions), `refresh`, `http` (`session.fetch`), `timers` (deadlines and wake-ups).
+//! transitions), `refresh`, `http` (`session.fetch`), `timers` (deadlines and wake-ups),
+//! `alloc` (a small allocator).
 #![deny(missing_docs)]
 
 pub mod clock;
@@ -35,6 +36,8 @@ pub mod token;
 pub mod value;
 
 #[cfg(target_arch = "wasm32")]
+pub mod alloc;
+#[cfg(target_arch = "wasm32")]
 pub mod api;
 #[cfg(target_arch = "wasm32")]
 pub mod refresh;
@@ -43,6 +46,10 @@ pub mod session;
 
 #[cfg(target_arch = "wasm32")]
 pub use api::Session;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
 pub use config::{Config, StorageMode};
 pub use error::Error;
 pub use token::TokenSet;
