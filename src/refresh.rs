@@ -72,10 +72,10 @@ fn form_body(inner: &Inner, refresh_token: &str) -> Result<wasm_bindgen::JsValue
 }
 
 async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
-    let (refresh_token, generation, issued_at) = {
+    let (refresh_token, generation, issued_at, attempts) = {
         let st = inner.state.borrow();
         let t = st.tokens.as_ref().ok_or(Error::NotAuthenticated)?;
-        (t.refresh_token.clone().ok_or(Error::NotAuthenticated)?, st.generation, t.issued_at)
+        (t.refresh_token.clone().ok_or(Error::NotAuthenticated)?, st.generation, t.issued_at, st.retry.attempts)
     };
     if !timers::online() {
         return Err(Error::Network); // the `online` event re-checks
@@ -97,6 +97,10 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
     // While we waited another tab may have refreshed (its message arrived) ...
     if inner.generation() != generation || inner.disposed.get() {
         return Ok(());
+    }
+    // ... or failed just now: then back off with it rather than try again at once ...
+    if inner.state.borrow().retry.attempts > attempts {
+        return Err(Error::RefreshFailed("another tab's refresh just failed; backing off"));
     }
     // ... or stored its result (local storage is shared) ...
     if inner.store.mode() == StorageMode::Local {

@@ -52,19 +52,20 @@ const errorCodes = (page) => page.evaluate(() => window.events.filter((e) => e.t
 const logouts = (page) => page.evaluate(() => window.events.filter((e) => e.type === "logout").map((e) => e.reason));
 
 // One attempt per backoff step across both tabs, then recovery on its own.
-for (const [name, fault, config] of [
-  ["500s with an HTML body", { count: 4, status: 500 }, {}],
-  ["hangs past the request timeout", { count: 2, hang_ms: 1500 }, { requestTimeoutMs: 400 }],
-  ["dropped connections", { count: 3, drop: true }, {}],
+// A token of `ttl` seconds is due at 3/4 of it and no longer sent in its last tenth: the
+// faults plus backoff must fit between the two.
+for (const [name, fault, config, ttl] of [
+  ["500s with an HTML body", { count: 4, status: 500 }, {}, 10],
+  ["hangs past the request timeout", { count: 2, hang_ms: 1500 }, { requestTimeoutMs: 400 }, 10],
+  ["dropped connections", { count: 3, drop: true }, {}, 10],
 ]) {
   test(`refresh endpoint ${name}: retried with backoff across tabs, recovers, app sees no 401`, async () => {
-    const t = await setup({ ACCESS_TTL: "6" });
+    const t = await setup({ ACCESS_TTL: String(ttl) });
     try {
       await signIn(t.pages, { retryBaseMs: 100, retryMaxMs: 300, ...config });
       await t.server.faults(fault);
       const stop = traffic(t.pages);
-      // Due at 4.5 s; the faults take about a second of backoff; expiry is at 6 s.
-      await until(async () => (await t.server.stats()).refreshes === 1, { timeout: 9000, what: "recovery" });
+      await until(async () => (await t.server.stats()).refreshes === 1, { timeout: ttl * 1000 + 3000, what: "recovery" });
       const seen = await stop();
       const stats = await t.server.stats();
       console.log(`${name}: attempts=${stats.token_requests} faults=${stats.faults_applied} traffic=${JSON.stringify(seen)}`);
