@@ -30,7 +30,8 @@ pub enum Action {
     Use,
     /// The token is valid but due: use it and refresh in the background.
     UseAndRefresh,
-    /// The token is (nearly) expired: refresh first, then use the new one.
+    /// The token is (nearly) expired: refresh first (or wait for the refresh in flight),
+    /// then use the new one.
     RefreshFirst,
     /// The token is (nearly) expired and refreshes are failing: don't hammer the server.
     Unavailable,
@@ -52,16 +53,17 @@ impl Retry {
     }
 }
 
-/// The decision for a request made at `now`.
-pub fn decide(t: &TokenSet, lead_ms: f64, retry: Retry, now: f64) -> Action {
-    let backing_off = retry.backing_off(now);
+/// The decision for a request made at `now`; `in_flight` when a refresh is already running
+/// (it is then joined, never duplicated).
+pub fn decide(t: &TokenSet, lead_ms: f64, retry: Retry, in_flight: bool, now: f64) -> Action {
+    let backing_off = retry.backing_off(now) && !in_flight;
     if now >= usable_until(t) {
         if backing_off {
             Action::Unavailable
         } else {
             Action::RefreshFirst
         }
-    } else if now >= refresh_at(t, lead_ms) && !backing_off {
+    } else if now >= refresh_at(t, lead_ms) && !backing_off && !in_flight {
         Action::UseAndRefresh
     } else {
         Action::Use
@@ -151,19 +153,22 @@ mod tests {
         let t = token(0.0, 100.0); // refresh at 75 s, usable until 95 s, expires 100 s
         let idle = Retry::default();
         let lead = 60_000.0;
-        assert_eq!(decide(&t, lead, idle, clock.now()), Action::Use, "fresh");
+        assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::Use, "fresh");
         clock.set(80_000.0);
-        assert_eq!(decide(&t, lead, idle, clock.now()), Action::UseAndRefresh, "inside lead time");
+        assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::UseAndRefresh, "inside lead time");
+        assert_eq!(decide(&t, lead, idle, true, clock.now()), Action::Use, "inside lead time, refreshing: no second refresh");
         clock.set(96_000.0);
-        assert_eq!(decide(&t, lead, idle, clock.now()), Action::RefreshFirst, "inside expiry margin");
+        assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::RefreshFirst, "inside expiry margin");
+        assert_eq!(decide(&t, lead, idle, true, clock.now()), Action::RefreshFirst, "expired, refreshing: wait for it");
         clock.set(500_000.0);
-        assert_eq!(decide(&t, lead, idle, clock.now()), Action::RefreshFirst, "expired long ago (slept)");
+        assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::RefreshFirst, "expired long ago (slept)");
         let backing_off = Retry { attempts: 2, not_before: 600_000.0 };
-        assert_eq!(decide(&t, lead, backing_off, clock.now()), Action::Unavailable, "expired while backing off");
+        assert_eq!(decide(&t, lead, backing_off, false, clock.now()), Action::Unavailable, "expired while backing off");
+        assert_eq!(decide(&t, lead, backing_off, true, clock.now()), Action::RefreshFirst, "expired, backing off, but a refresh runs");
         clock.set(80_000.0);
-        assert_eq!(decide(&t, lead, backing_off, clock.now()), Action::Use, "due but backing off");
+        assert_eq!(decide(&t, lead, backing_off, false, clock.now()), Action::Use, "due but backing off");
         clock.set(700_000.0);
-        assert_eq!(decide(&t, lead, backing_off, clock.now()), Action::RefreshFirst, "backoff over");
+        assert_eq!(decide(&t, lead, backing_off, false, clock.now()), Action::RefreshFirst, "backoff over");
     }
 
     #[test]

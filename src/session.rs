@@ -174,7 +174,8 @@ impl Inner {
         let now = self.now();
         let state = self.state.borrow();
         let t = state.tokens.as_ref()?;
-        Some((policy::decide(t, self.config.refresh_lead_ms, state.retry, now), t.access_token.clone()))
+        let in_flight = self.flight.borrow().is_some();
+        Some((policy::decide(t, self.config.refresh_lead_ms, state.retry, in_flight, now), t.access_token.clone()))
     }
 }
 

@@ -132,7 +132,7 @@ proptest! {
             issued_at: issued, expires_at: issued + life,
         };
         let retry = Retry { attempts, not_before };
-        let _ = policy::decide(&t, lead, retry, now);
+        let _ = policy::decide(&t, lead, retry, attempts % 3 == 0, now);
         let _ = policy::next_wakeup(&t, lead, retry, attempts % 2 == 0);
         let d = Backoff { base_ms: 1000.0, max_ms: 30_000.0 }.delay(attempts, rand);
         prop_assert!((500.0..=30_000.0).contains(&d));
