@@ -193,7 +193,15 @@ pub fn install(inner: &Rc<Inner>, tokens: TokenSet, source: Source) {
         }
         was
     };
-    if source != Source::Restored {
+    // Tokens from another tab are already in shared (local) storage, possibly already
+    // replaced by newer ones: writing them back could resurrect a spent refresh token.
+    let shared = inner.store.mode() == crate::config::StorageMode::Local;
+    let save = match source {
+        Source::Restored => false,
+        Source::Peer => !shared,
+        Source::Local | Source::Refreshed => true,
+    };
+    if save {
         if let Err(e) = inner.store.save(&tokens) {
             inner.emit_error(&e);
         }

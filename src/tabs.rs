@@ -152,6 +152,12 @@ pub fn channel_name(ns: &str) -> String {
     n
 }
 
+/// The localStorage key carrying messages where BroadcastChannel is missing (never the
+/// session's own storage key).
+pub fn bus_key(ns: &str) -> String {
+    channel_name(ns) + ":bus"
+}
+
 /// The Web Locks name guarding refreshes in a namespace.
 pub fn lock_name(ns: &str) -> String {
     channel_name(ns) + ":refresh"
@@ -162,7 +168,7 @@ pub use browser::{acquire, Channel, LockGuard};
 
 #[cfg(target_arch = "wasm32")]
 mod browser {
-    use super::{channel_name, Envelope, Message};
+    use super::{bus_key, channel_name, Envelope, Message};
     use crate::value::to_object;
     use crate::flight::Flight;
     use crate::timers::clamp_delay;
@@ -272,6 +278,7 @@ mod browser {
             }
             let window = web_sys::window()?;
             let storage = window.local_storage().ok().flatten()?;
+            let name = bus_key(ns);
             let key = name.clone();
             let handler = Closure::new(move |e: JsValue| {
                 let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
@@ -395,5 +402,6 @@ mod tests {
     fn names_are_per_namespace() {
         assert_eq!(channel_name("app"), "wasm-session:app");
         assert_eq!(lock_name("app"), "wasm-session:app:refresh");
+        assert_ne!(bus_key("app"), crate::store::key("app"), "messages must not clobber the stored session");
     }
 }
