@@ -75,7 +75,10 @@ for (const [name, fault, config, ttl] of [
       assert.equal(stats.api_unauthorized, 0);
       for (const s of seen) assert.deepEqual(Object.keys(s), ["200"], "the app saw only successes");
       const errors = [...await errorCodes(t.pages[0]), ...await errorCodes(t.pages[1])];
-      assert.ok(errors.length >= 1 && errors.every((c) => c === "refresh_failed"), JSON.stringify(errors));
+      assert.ok(errors.every((c) => c === "refresh_failed"), JSON.stringify(errors));
+      // Chromium itself resends a request whose reused keep-alive connection was closed
+      // before any answer, so dropped connections may never reach the page as errors.
+      if (!fault.drop) assert.ok(errors.length >= 1, "the app was told through error events");
       for (const p of t.pages) assert.deepEqual(await logouts(p), []);
     } finally { await t.close(); }
   });
