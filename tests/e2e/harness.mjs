@@ -56,7 +56,8 @@ export async function startServer(env = {}) {
       return { status: res.status, body: await res.json() };
     },
     async stop() {
-      if (child.exitCode === null) {
+      // A child ended by a signal has a null exitCode but a signalCode: it is gone too.
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill();
         await once(child, "exit").catch(() => {});
       }
