@@ -36,7 +36,7 @@ test-browser: server
 	  scripts/with-server.sh wasm-pack test --headless --chrome --release
 
 test-e2e: server
-	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 tests/e2e/
+	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 --test-timeout=180000 tests/e2e/
 
 ## fuzz: the pure parsers under property-based fuzzing, PROPTEST_CASES cases a property
 fuzz: setup
