@@ -366,7 +366,16 @@ pub async fn fresh_token(inner: &Rc<Inner>) -> Result<Option<String>, Error> {
                 return Ok(Some(token));
             }
             Action::RefreshFirst => refresh::refresh(inner).await?,
-            Action::Unavailable => return Err(Error::RefreshFailed("the token endpoint is failing; backing off")),
+            Action::Unavailable => {
+                // Backing off here, but another tab is refreshing right now: wait for it.
+                let peer = inner.state.borrow().peer_refresh.clone();
+                let Some(peer) = peer else {
+                    return Err(Error::RefreshFailed("the token endpoint is failing; backing off"));
+                };
+                let done = peer.done.clone();
+                timers::after(inner.config.lock_timeout_ms, move || done.complete(()));
+                peer.done.wait().await;
+            }
         }
     }
     match inner.decide() {

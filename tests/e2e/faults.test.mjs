@@ -101,7 +101,10 @@ test("a token endpoint that keeps failing is not stormed: attempts follow the ba
     assert.ok((await t.pages[0].evaluate(() => window.events.some((e) => e.type === "expired"))), "expired event");
     await t.server.faults({ count: 0 });
     await until(async () => (await t.server.stats()).refreshes === 1, { timeout: 5000, what: "recovery" });
-    assert.equal(await t.pages[1].evaluate(async () => (await session.fetch("/api/me")).status), 200);
+    for (const p of t.pages) {
+      await p.waitForFunction(() => window.events.some((e) => e.type === "refresh"));
+      assert.equal(await p.evaluate(async () => (await session.fetch("/api/me")).status), 200);
+    }
   } finally { await t.close(); }
 });
 
