@@ -1,0 +1,46 @@
+// Compiled with `tsc --strict --noEmit` by tests/e2e/types.test.mjs: the package's .d.ts
+// must accept correct use and reject mistakes (each @ts-expect-error must be an error).
+import init, { Session, type SessionConfig, type SessionError, type LogoutReason } from "../../pkg/wasm_session.js";
+
+export async function main(): Promise<void> {
+  await init();
+  const config: SessionConfig = { tokenUrl: "/auth/token", storage: "local", allowedOrigins: ["https://api.example.com"] };
+  const session = new Session(config);
+
+  const off: () => void = session.on("logout", (e) => {
+    const reason: LogoutReason = e.reason;
+    console.log(reason);
+  });
+  session.on("error", (e) => {
+    const err: SessionError = e.error;
+    console.log(err.code, err.message);
+  });
+  session.on("refresh", (e) => console.log(e.expiresAt.toFixed(0)));
+  off();
+
+  await session.login("/auth/login", { username: "demo", password: "demo" });
+  session.setTokens({ access_token: "a", expires_in: 3600, refresh_token: "r" });
+  const res: Response = await session.fetch("/api/me");
+  const res2: Response = await session.fetch(new Request("/api/me"), { method: "GET" });
+  const token: string | null = await session.getAccessToken();
+  const header: string | null = await session.authHeader();
+  const at: number | null = session.expiresAt;
+  const authed: boolean = session.isAuthenticated;
+  const restored: boolean = await session.ready;
+  console.log(res.status, res2.status, token, header, at, authed, restored, session.claims?.sub);
+  await session.logout();
+  session.dispose();
+
+  // @ts-expect-error: tokenUrl is required
+  new Session({ storage: "memory" });
+  // @ts-expect-error: not a storage mode
+  new Session({ tokenUrl: "/t", storage: "cookies" });
+  // @ts-expect-error: unknown option
+  new Session({ tokenUrl: "/t", tokenURL: "/t" });
+  // @ts-expect-error: not an event
+  session.on("signout", () => {});
+  // @ts-expect-error: logout events have no expiresAt
+  session.on("logout", (e) => e.expiresAt);
+  // @ts-expect-error: access_token is required in a token response
+  session.setTokens({ expires_in: 60 });
+}
