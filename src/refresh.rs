@@ -22,6 +22,10 @@ const CLAIM_SETTLE_MS: f64 = 60.0;
 /// result reaches the other tabs before one of them takes the lock.
 const STORAGE_SETTLE_MS: f64 = 150.0;
 
+/// With the lock in hand, how long to wait for the result of a refresh another tab announced
+/// before releasing the lock (its message is normally a few ms behind the lock release).
+const PEER_RESULT_GRACE_MS: f64 = 1_000.0;
+
 /// Starts a refresh, or joins the one in flight.
 pub fn start(inner: &Rc<Inner>) -> Flight<Result<(), Error>> {
     if let Some(f) = inner.flight.borrow().as_ref() {
@@ -114,8 +118,12 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
     // ... or announced that it is refreshing and its result is still on the way.
     let peer = inner.state.borrow().peer_refresh.clone();
     if let Some(peer) = peer.filter(|p| !claim_by_message || p.from < inner.tab_id) {
+        // Holding the lock means the announcing tab let go of it: it either posted its
+        // result just before (the message is a few ms away) or it was closed mid-refresh
+        // (no result will ever come). Without a lock it may still be mid-request.
+        let wait = if lock.is_some() { PEER_RESULT_GRACE_MS.min(inner.config.lock_timeout_ms) } else { inner.config.lock_timeout_ms };
         let done = peer.done.clone();
-        timers::after(inner.config.lock_timeout_ms, move || done.complete(()));
+        timers::after(wait, move || done.complete(()));
         peer.done.wait().await;
         if inner.generation() != generation {
             return Ok(());

@@ -128,7 +128,7 @@ test("a tab closed while holding the refresh lock does not stall the others", as
   const t = await setup();
   try {
     const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-    const config = { lockTimeoutMs: 2000, requestTimeoutMs: 20000 };
+    const config = { requestTimeoutMs: 20000 }; // lockTimeoutMs stays at its 15 s default
     await open(a, config);
     await loginIn(a);
     await open(b, config);
@@ -141,7 +141,7 @@ test("a tab closed while holding the refresh lock does not stall the others", as
     const took = Date.now() - started;
     console.log(`refresh after the lock holder closed: ${took} ms`);
     assert.equal(result, "ok");
-    assert.ok(took < 2000 + 1000, `took ${took} ms, lock timeout is 2000 ms`);
+    assert.ok(took < 2500, `took ${took} ms: the closed tab's result is given up after a 1 s grace`);
     const stats = await t.server.stats();
     assert.equal(stats.refreshes, 1);
     assert.equal(stats.refresh_reuse, 0);
