@@ -3,9 +3,9 @@
 
 use std::rc::Rc;
 
+use crate::flight::promise;
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use crate::flight::promise;
 
 use crate::config::{self, Config, StorageMode};
 use crate::error::Error;
@@ -119,7 +119,12 @@ fn endpoint(field: &'static str, raw: &str, base: &str) -> Result<String, Error>
 }
 
 fn origin(raw: &str) -> Result<String, Error> {
-    let bad = || Error::Config("allowedOrigins".into(), "must list origins like \"https://api.example.com\" (scheme, host, port; no path)");
+    let bad = || {
+        Error::Config(
+            "allowedOrigins".into(),
+            "must list origins like \"https://api.example.com\" (scheme, host, port; no path)",
+        )
+    };
     let url = web_sys::Url::new(raw).map_err(|_| bad())?;
     let bare = url.pathname() == "/" && url.search().is_empty() && url.hash().is_empty() && url.username().is_empty();
     if !bare || url.origin() == "null" {
@@ -137,7 +142,8 @@ fn parse_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     let config = Config::parse(&keys, &|k| Value::field(raw, k))?;
     let location = window()?.location();
     let base = location.href().map_err(|_| Error::Config("(environment)".into(), "cannot read the page URL"))?;
-    let page_origin = location.origin().map_err(|_| Error::Config("(environment)".into(), "cannot read the page origin"))?;
+    let page_origin =
+        location.origin().map_err(|_| Error::Config("(environment)".into(), "cannot read the page origin"))?;
     let endpoints = Endpoints {
         token_url: endpoint("tokenUrl", &config.token_url, &base)?,
         revoke_url: config.revoke_url.as_deref().map(|u| endpoint("revokeUrl", u, &base)).transpose()?,
@@ -199,7 +205,10 @@ impl Session {
     /// `SessionError` (`invalid_token_response`) naming the bad field; the session is
     /// unchanged then. Emits `login` (or `refresh` if already signed in).
     #[wasm_bindgen(js_name = setTokens)]
-    pub fn set_tokens(&self, #[wasm_bindgen(unchecked_param_type = "TokenResponse")] response: JsValue) -> Result<(), JsValue> {
+    pub fn set_tokens(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "TokenResponse")] response: JsValue,
+    ) -> Result<(), JsValue> {
         let inner = self.live()?;
         if !response.is_object() {
             return Err(Error::InvalidArgument("setTokens(response)", "must be a token response object").into());
@@ -212,7 +221,11 @@ impl Session {
     /// POSTs `body` as JSON to `url` and takes the token response it returns. Rejects with
     /// `login_failed` (with `status`) when the server refuses.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn login(&self, #[wasm_bindgen(unchecked_param_type = "string")] url: JsValue, #[wasm_bindgen(unchecked_param_type = "unknown")] body: JsValue) -> Promise {
+    pub fn login(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] url: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] body: JsValue,
+    ) -> Promise {
         let inner = match self.live() {
             Ok(i) => i.clone(),
             Err(e) => return reject(e),
@@ -220,9 +233,12 @@ impl Session {
         promise(async move {
             let url = url.as_string().ok_or(Error::InvalidArgument("login(url)", "must be a string"))?;
             let base = window()?.location().href().unwrap_or_default();
-            let url = endpoint("tokenUrl", &url, &base).map_err(|_| Error::InvalidArgument("login(url)", "must be an https (or localhost) URL"))?;
-            let json = js_sys::JSON::stringify(&body).map_err(|_| Error::InvalidArgument("login(body)", "must be JSON-serializable"))?;
-            let reply = http::post(&url, &json.into(), Some("application/json"), inner.config.request_timeout_ms).await?;
+            let url = endpoint("tokenUrl", &url, &base)
+                .map_err(|_| Error::InvalidArgument("login(url)", "must be an https (or localhost) URL"))?;
+            let json = js_sys::JSON::stringify(&body)
+                .map_err(|_| Error::InvalidArgument("login(body)", "must be JSON-serializable"))?;
+            let reply =
+                http::post(&url, &json.into(), Some("application/json"), inner.config.request_timeout_ms).await?;
             if !reply.ok() {
                 return Err(Error::LoginFailed(reply.status, reply.oauth_error()).into());
             }
@@ -323,7 +339,8 @@ impl Session {
             .as_string()
             .and_then(|n| EventKind::parse(&n))
             .ok_or(Error::InvalidArgument("on(name)", "must be one of login, refresh, logout, expired, error"))?;
-        let callback: Function = callback.dyn_into().map_err(|_| Error::InvalidArgument("on(callback)", "must be a function"))?;
+        let callback: Function =
+            callback.dyn_into().map_err(|_| Error::InvalidArgument("on(callback)", "must be a function"))?;
         let id = inner.events.add(kind, callback);
         let weak = Rc::downgrade(inner);
         let off = Closure::<dyn FnMut()>::new(move || {

@@ -91,13 +91,25 @@ impl Config {
     /// Validates a config object: `keys` are its own keys, `get` reads one.
     pub fn parse(keys: &[String], get: &dyn Fn(&str) -> Value) -> Result<Config, Error> {
         const FIELDS: [&str; 13] = [
-            "tokenUrl", "clientId", "revokeUrl", "storage", "namespace", "allowedOrigins", "refreshLeadMs",
-            "requestTimeoutMs", "retryBaseMs", "retryMaxMs", "lockTimeoutMs", "restoreTimeoutMs", "crossTab",
+            "tokenUrl",
+            "clientId",
+            "revokeUrl",
+            "storage",
+            "namespace",
+            "allowedOrigins",
+            "refreshLeadMs",
+            "requestTimeoutMs",
+            "retryBaseMs",
+            "retryMaxMs",
+            "lockTimeoutMs",
+            "restoreTimeoutMs",
+            "crossTab",
         ];
         if let Some(unknown) = keys.iter().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(err(unknown, KNOWN));
         }
-        let token_url = string(get, "tokenUrl")?.ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint)"))?;
+        let token_url =
+            string(get, "tokenUrl")?.ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint)"))?;
         let storage = match get("storage") {
             v if v.is_absent() => StorageMode::Memory,
             Value::Str(s) if s == "memory" => StorageMode::Memory,
@@ -106,7 +118,8 @@ impl Config {
             _ => return Err(err("storage", "must be \"memory\", \"session\" or \"local\"")),
         };
         let namespace = string(get, "namespace")?.unwrap_or_else(|| "default".into());
-        let ns_ok = namespace.len() <= 64 && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let ns_ok =
+            namespace.len() <= 64 && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !ns_ok {
             return Err(err("namespace", "must be 1-64 characters of letters, digits, '-', '_' or '.'"));
         }
@@ -207,13 +220,25 @@ mod tests {
     #[test]
     fn every_option_is_read() {
         let c = parse(&[
-            ("tokenUrl", s("/t")), ("clientId", s("spa")), ("revokeUrl", s("/r")), ("storage", s("local")),
-            ("namespace", s("app-2")), ("allowedOrigins", Value::List(vec![s("https://api.example.com")])),
-            ("refreshLeadMs", Value::Num(5.0)), ("requestTimeoutMs", Value::Num(2000.0)), ("retryBaseMs", Value::Num(50.0)),
-            ("retryMaxMs", Value::Num(500.0)), ("lockTimeoutMs", Value::Num(3000.0)), ("restoreTimeoutMs", Value::Num(0.0)),
+            ("tokenUrl", s("/t")),
+            ("clientId", s("spa")),
+            ("revokeUrl", s("/r")),
+            ("storage", s("local")),
+            ("namespace", s("app-2")),
+            ("allowedOrigins", Value::List(vec![s("https://api.example.com")])),
+            ("refreshLeadMs", Value::Num(5.0)),
+            ("requestTimeoutMs", Value::Num(2000.0)),
+            ("retryBaseMs", Value::Num(50.0)),
+            ("retryMaxMs", Value::Num(500.0)),
+            ("lockTimeoutMs", Value::Num(3000.0)),
+            ("restoreTimeoutMs", Value::Num(0.0)),
             ("crossTab", Value::Bool(false)),
-        ]).unwrap();
-        assert_eq!((c.storage, c.namespace.as_str(), c.client_id.as_deref()), (StorageMode::Local, "app-2", Some("spa")));
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.storage, c.namespace.as_str(), c.client_id.as_deref()),
+            (StorageMode::Local, "app-2", Some("spa"))
+        );
         assert_eq!(c.allowed_origins, vec!["https://api.example.com".to_string()]);
         assert_eq!((c.retry_base_ms, c.retry_max_ms, c.lock_timeout_ms), (50.0, 500.0, 3000.0));
         assert!(!c.cross_tab);
@@ -229,11 +254,27 @@ mod tests {
         assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("namespace", s(""))])), "namespace");
         assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("namespace", s("a b"))])), "namespace");
         assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("allowedOrigins", s("https://x"))])), "allowedOrigins");
-        assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("allowedOrigins", Value::List(vec![Value::Num(1.0)]))])), "allowedOrigins");
+        assert_eq!(
+            field_of(parse(&[("tokenUrl", s("/t")), ("allowedOrigins", Value::List(vec![Value::Num(1.0)]))])),
+            "allowedOrigins"
+        );
         assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("refreshLeadMs", s("60"))])), "refreshLeadMs");
-        assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("requestTimeoutMs", Value::Num(f64::NAN))])), "requestTimeoutMs");
-        assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("requestTimeoutMs", Value::Num(-1.0))])), "requestTimeoutMs");
-        assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("retryBaseMs", Value::Num(900.0)), ("retryMaxMs", Value::Num(100.0))])), "retryMaxMs");
+        assert_eq!(
+            field_of(parse(&[("tokenUrl", s("/t")), ("requestTimeoutMs", Value::Num(f64::NAN))])),
+            "requestTimeoutMs"
+        );
+        assert_eq!(
+            field_of(parse(&[("tokenUrl", s("/t")), ("requestTimeoutMs", Value::Num(-1.0))])),
+            "requestTimeoutMs"
+        );
+        assert_eq!(
+            field_of(parse(&[
+                ("tokenUrl", s("/t")),
+                ("retryBaseMs", Value::Num(900.0)),
+                ("retryMaxMs", Value::Num(100.0))
+            ])),
+            "retryMaxMs"
+        );
         assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("crossTab", s("yes"))])), "crossTab");
         assert_eq!(field_of(parse(&[("tokenUrl", s("/t")), ("clientId", Value::Other("object"))])), "clientId");
     }

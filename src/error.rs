@@ -1,6 +1,5 @@
 //! The one error type. JavaScript receives a real `Error` with a stable `code` property.
 
-
 /// Everything that can go wrong, with the stable code that JavaScript sees.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Error {
@@ -124,8 +123,10 @@ mod tests {
         let e = Error::Config("tokenUrl".into(), "must be a string");
         assert_eq!(e.code(), "invalid_config");
         assert_eq!(e.message(), "wasm-session: config.tokenUrl must be a string");
-        assert_eq!(Error::LoginFailed(401, Some("invalid_credentials".into())).message(),
-            "wasm-session: login failed with HTTP status 401 (invalid_credentials)");
+        assert_eq!(
+            Error::LoginFailed(401, Some("invalid_credentials".into())).message(),
+            "wasm-session: login failed with HTTP status 401 (invalid_credentials)"
+        );
         assert_eq!(status_text(0), "0");
         assert_eq!(status_text(65535), "65535");
     }

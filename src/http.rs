@@ -100,8 +100,13 @@ mod browser {
         let response: web_sys::Response = JsFuture::from(promise).await.map_err(failed)?.unchecked_into();
         let text = JsFuture::from(response.text().map_err(failed)?).await.map_err(failed)?;
         let text: js_sys::JsString = text.dyn_into().unwrap_or_default();
-        let body = if text.length() <= MAX_REPLY_LEN { js_sys::JSON::parse(&String::from(text)).unwrap_or(JsValue::UNDEFINED) } else { JsValue::UNDEFINED };
-        let date = response.headers().get("date").ok().flatten().map(|d| js_sys::Date::parse(&d)).filter(|d| d.is_finite());
+        let body = if text.length() <= MAX_REPLY_LEN {
+            js_sys::JSON::parse(&String::from(text)).unwrap_or(JsValue::UNDEFINED)
+        } else {
+            JsValue::UNDEFINED
+        };
+        let date =
+            response.headers().get("date").ok().flatten().map(|d| js_sys::Date::parse(&d)).filter(|d| d.is_finite());
         Ok(Reply { status: response.status(), body, date })
     }
 
@@ -119,7 +124,13 @@ mod browser {
 
     fn allowed(endpoints: &Endpoints, url: &str) -> bool {
         web_sys::Url::new(url).is_ok_and(|u| {
-            may_carry_token(&u.origin(), &u.protocol(), &u.hostname(), &endpoints.page_origin, &endpoints.allowed_origins)
+            may_carry_token(
+                &u.origin(),
+                &u.protocol(),
+                &u.hostname(),
+                &endpoints.page_origin,
+                &endpoints.allowed_origins,
+            )
         })
     }
 
@@ -179,6 +190,9 @@ mod tests {
         assert!(!ok("https://api.example.com.evil.com", "https:", "api.example.com.evil.com"));
         assert!(!ok("http://intranet.example", "http:", "intranet.example"), "plain http off-machine");
         assert!(may_carry_token("http://127.0.0.1:8080", "http:", "127.0.0.1", "http://127.0.0.1:8080", &[]));
-        assert!(!may_carry_token("http://127.0.0.1:9090", "http:", "127.0.0.1", "http://127.0.0.1:8080", &[]), "other port");
+        assert!(
+            !may_carry_token("http://127.0.0.1:9090", "http:", "127.0.0.1", "http://127.0.0.1:8080", &[]),
+            "other port"
+        );
     }
 }

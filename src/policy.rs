@@ -115,7 +115,9 @@ pub fn classify(status: u16, oauth_error: Option<&str>) -> Failure {
     match (status, oauth_error) {
         (408 | 425 | 429, _) | (500..=599, _) => Failure::Transient,
         // RFC 6749 §5.2: the grant is dead; retrying cannot help.
-        (_, Some("invalid_grant" | "invalid_client" | "unauthorized_client" | "unsupported_grant_type")) => Failure::Rejected,
+        (_, Some("invalid_grant" | "invalid_client" | "unauthorized_client" | "unsupported_grant_type")) => {
+            Failure::Rejected
+        }
         (400 | 401 | 403, _) => Failure::Rejected,
         _ => Failure::Transient,
     }
@@ -156,7 +158,11 @@ mod tests {
         assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::Use, "fresh");
         clock.set(80_000.0);
         assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::UseAndRefresh, "inside lead time");
-        assert_eq!(decide(&t, lead, idle, true, clock.now()), Action::Use, "inside lead time, refreshing: no second refresh");
+        assert_eq!(
+            decide(&t, lead, idle, true, clock.now()),
+            Action::Use,
+            "inside lead time, refreshing: no second refresh"
+        );
         clock.set(96_000.0);
         assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::RefreshFirst, "inside expiry margin");
         assert_eq!(decide(&t, lead, idle, true, clock.now()), Action::RefreshFirst, "expired, refreshing: wait for it");
@@ -164,7 +170,11 @@ mod tests {
         assert_eq!(decide(&t, lead, idle, false, clock.now()), Action::RefreshFirst, "expired long ago (slept)");
         let backing_off = Retry { attempts: 2, not_before: 600_000.0 };
         assert_eq!(decide(&t, lead, backing_off, false, clock.now()), Action::Unavailable, "expired while backing off");
-        assert_eq!(decide(&t, lead, backing_off, true, clock.now()), Action::RefreshFirst, "expired, backing off, but a refresh runs");
+        assert_eq!(
+            decide(&t, lead, backing_off, true, clock.now()),
+            Action::RefreshFirst,
+            "expired, backing off, but a refresh runs"
+        );
         clock.set(80_000.0);
         assert_eq!(decide(&t, lead, backing_off, false, clock.now()), Action::Use, "due but backing off");
         clock.set(700_000.0);

@@ -121,7 +121,11 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
         // Holding the lock means the announcing tab let go of it: it either posted its
         // result just before (the message is a few ms away) or it was closed mid-refresh
         // (no result will ever come). Without a lock it may still be mid-request.
-        let wait = if lock.is_some() { PEER_RESULT_GRACE_MS.min(inner.config.lock_timeout_ms) } else { inner.config.lock_timeout_ms };
+        let wait = if lock.is_some() {
+            PEER_RESULT_GRACE_MS.min(inner.config.lock_timeout_ms)
+        } else {
+            inner.config.lock_timeout_ms
+        };
         let done = peer.done.clone();
         timers::after(wait, move || done.complete(()));
         peer.done.wait().await;
@@ -151,7 +155,9 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
                     }
                     Ok(())
                 }
-                Err(_) => failed(inner, Error::RefreshFailed("the token endpoint's reply is not a valid token response")),
+                Err(_) => {
+                    failed(inner, Error::RefreshFailed("the token endpoint's reply is not a valid token response"))
+                }
             }
         }
         Ok(reply) => match policy::classify(reply.status, reply.oauth_error().as_deref()) {
@@ -159,7 +165,9 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
                 session::end(inner, LogoutReason::RefreshRejected, true);
                 Err(Error::RefreshRejected)
             }
-            Failure::Transient => failed(inner, Error::RefreshFailed("the token endpoint answered with an error status")),
+            Failure::Transient => {
+                failed(inner, Error::RefreshFailed("the token endpoint answered with an error status"))
+            }
         },
         Err(Error::Timeout) => failed(inner, Error::RefreshFailed("the token endpoint did not answer in time")),
         Err(_) => failed(inner, Error::RefreshFailed("the token endpoint could not be reached")),

@@ -64,7 +64,8 @@ mod browser {
                     let s = s.ok().flatten().ok_or(Error::Storage("this browser blocks web storage; using memory"))?;
                     // Probe a write: some browsers expose storage that throws on use.
                     let probe = key(ns) + ":probe";
-                    s.set_item(&probe, "1").map_err(|_| Error::Storage("web storage is full or blocked; using memory"))?;
+                    s.set_item(&probe, "1")
+                        .map_err(|_| Error::Storage("web storage is full or blocked; using memory"))?;
                     let _ = s.remove_item(&probe);
                     Some(s)
                 }

@@ -133,7 +133,10 @@ impl Envelope {
                 Message::Tokens { tokens, why }
             }
             "logout" => {
-                let reason = text("reason").as_deref().and_then(LogoutReason::parse).ok_or("message with a bad reason ignored")?;
+                let reason = text("reason")
+                    .as_deref()
+                    .and_then(LogoutReason::parse)
+                    .ok_or("message with a bad reason ignored")?;
                 Message::Logout { reason }
             }
             "refreshing" => Message::Refreshing,
@@ -169,9 +172,9 @@ pub use browser::{acquire, Channel, LockGuard};
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::{bus_key, channel_name, Envelope, Message};
-    use crate::value::to_object;
     use crate::flight::Flight;
     use crate::timers::clamp_delay;
+    use crate::value::to_object;
     use js_sys::{Function, Object, Promise, Reflect};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
@@ -274,7 +277,13 @@ mod browser {
                     }
                 });
                 channel.set_onmessage(Some(handler.as_ref().unchecked_ref()));
-                return Some(Channel { channel: Some(channel), storage: None, key: name, _handler: handler, listening_on: None });
+                return Some(Channel {
+                    channel: Some(channel),
+                    storage: None,
+                    key: name,
+                    _handler: handler,
+                    listening_on: None,
+                });
             }
             let window = web_sys::window()?;
             let storage = window.local_storage().ok().flatten()?;
@@ -291,7 +300,13 @@ mod browser {
                 }
             });
             window.add_event_listener_with_callback("storage", handler.as_ref().unchecked_ref()).ok()?;
-            Some(Channel { channel: None, storage: Some(storage), key: name, _handler: handler, listening_on: Some(window) })
+            Some(Channel {
+                channel: None,
+                storage: Some(storage),
+                key: name,
+                _handler: handler,
+                listening_on: Some(window),
+            })
         }
 
         /// True when messages go through localStorage (no BroadcastChannel).

@@ -44,7 +44,11 @@ mod browser {
 
     impl Listener {
         /// Adds `callback` for `name` events on `target`.
-        pub fn new(target: &web_sys::EventTarget, name: &'static str, callback: impl FnMut(web_sys::Event) + 'static) -> Option<Self> {
+        pub fn new(
+            target: &web_sys::EventTarget,
+            name: &'static str,
+            callback: impl FnMut(web_sys::Event) + 'static,
+        ) -> Option<Self> {
             let callback = Closure::<dyn FnMut(web_sys::Event)>::new(callback);
             target.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref()).ok()?;
             Some(Listener { target: target.clone(), name, callback })
@@ -86,7 +90,9 @@ mod browser {
     pub fn schedule(inner: &Rc<Inner>) {
         let at = {
             let st = inner.state.borrow();
-            st.tokens.as_ref().map(|t| policy::next_wakeup(t, inner.config.refresh_lead_ms, st.retry, st.expiry_announced))
+            st.tokens
+                .as_ref()
+                .map(|t| policy::next_wakeup(t, inner.config.refresh_lead_ms, st.retry, st.expiry_announced))
         };
         let Some(at) = at.filter(|_| !inner.disposed.get()) else {
             cancel(inner);

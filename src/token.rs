@@ -70,7 +70,9 @@ fn expires_in(get: &dyn Fn(&str) -> Value) -> Result<Option<f64>, Error> {
     let secs = match get("expires_in") {
         v if v.is_absent() => return Ok(None),
         Value::Num(n) => n,
-        Value::Str(s) => whole_seconds(&s).ok_or(Error::TokenResponse("expires_in", "must be a whole number of seconds"))?,
+        Value::Str(s) => {
+            whole_seconds(&s).ok_or(Error::TokenResponse("expires_in", "must be a whole number of seconds"))?
+        }
         _ => return Err(Error::TokenResponse("expires_in", "must be a number of seconds")),
     };
     if !secs.is_finite() || secs <= 0.0 {
@@ -99,7 +101,9 @@ impl TokenSet {
         let token_type = match get("token_type") {
             v if v.is_absent() => "Bearer".to_string(),
             Value::Str(t) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_string(),
-            Value::Str(_) => return Err(Error::TokenResponse("token_type", "must be \"Bearer\" (other types are not supported)")),
+            Value::Str(_) => {
+                return Err(Error::TokenResponse("token_type", "must be \"Bearer\" (other types are not supported)"))
+            }
             _ => return Err(Error::TokenResponse("token_type", "must be a string")),
         };
         let refresh_token = token_field(get, "refresh_token", false)?.or_else(|| previous_refresh.map(str::to_string));
@@ -113,7 +117,9 @@ impl TokenSet {
             Some(secs) => now + secs * 1000.0,
             None => {
                 let times = jwt_times(&access_token).unwrap_or_default();
-                let exp = times.exp.ok_or(Error::TokenResponse("expires_in", "is missing and the access token has no exp claim"))?;
+                let exp = times
+                    .exp
+                    .ok_or(Error::TokenResponse("expires_in", "is missing and the access token has no exp claim"))?;
                 let server_now = times.iat.map(|s| s * 1000.0).or(server_date);
                 let at = exp * 1000.0 + clock::skew(now, server_now);
                 if at <= now {
@@ -143,7 +149,11 @@ impl TokenSet {
             return Err(bad("scope"));
         }
         let lifetime = self.expires_at - self.issued_at;
-        if !self.issued_at.is_finite() || !self.expires_at.is_finite() || lifetime <= 0.0 || lifetime > MAX_LIFETIME_S * 1000.0 {
+        if !self.issued_at.is_finite()
+            || !self.expires_at.is_finite()
+            || lifetime <= 0.0
+            || lifetime > MAX_LIFETIME_S * 1000.0
+        {
             return Err(bad("expires_at"));
         }
         Ok(())
@@ -324,7 +334,13 @@ mod tests {
 
     #[test]
     fn good_response_with_opaque_token() {
-        let t = parse(&[("access_token", s("opaque123")), ("token_type", s("bearer")), ("expires_in", Value::Num(30.0)), ("refresh_token", s("rt1"))]).unwrap();
+        let t = parse(&[
+            ("access_token", s("opaque123")),
+            ("token_type", s("bearer")),
+            ("expires_in", Value::Num(30.0)),
+            ("refresh_token", s("rt1")),
+        ])
+        .unwrap();
         assert_eq!(t.token_type, "Bearer");
         assert_eq!(t.expires_at, NOW + 30_000.0);
         assert_eq!(t.issued_at, NOW);
@@ -384,14 +400,38 @@ mod tests {
         assert_eq!(field(parse(&[("access_token", Value::Num(1.0)), ("expires_in", Value::Num(1.0))])), "access_token");
         assert_eq!(field(parse(&[("access_token", s("")), ("expires_in", Value::Num(1.0))])), "access_token");
         assert_eq!(field(parse(&[("access_token", s("a b")), ("expires_in", Value::Num(1.0))])), "access_token");
-        assert_eq!(field(parse(&[("access_token", s("a")), ("expires_in", Value::Num(1.0)), ("token_type", s("MAC"))])), "token_type");
-        assert_eq!(field(parse(&[("access_token", s("a")), ("expires_in", Value::Num(1.0)), ("refresh_token", Value::Bool(true))])), "refresh_token");
-        assert_eq!(field(parse(&[("access_token", s("a")), ("expires_in", Value::Num(1.0)), ("scope", Value::Num(2.0))])), "scope");
+        assert_eq!(
+            field(parse(&[("access_token", s("a")), ("expires_in", Value::Num(1.0)), ("token_type", s("MAC"))])),
+            "token_type"
+        );
+        assert_eq!(
+            field(parse(&[
+                ("access_token", s("a")),
+                ("expires_in", Value::Num(1.0)),
+                ("refresh_token", Value::Bool(true))
+            ])),
+            "refresh_token"
+        );
+        assert_eq!(
+            field(parse(&[("access_token", s("a")), ("expires_in", Value::Num(1.0)), ("scope", Value::Num(2.0))])),
+            "scope"
+        );
     }
 
     #[test]
     fn absurd_expires_in_is_refused() {
-        for bad in [Value::Num(0.0), Value::Num(-5.0), Value::Num(f64::NAN), Value::Num(f64::INFINITY), Value::Num(1e12), s("soon"), s("1.5"), s("-3"), s("99999999999999"), Value::Bool(true)] {
+        for bad in [
+            Value::Num(0.0),
+            Value::Num(-5.0),
+            Value::Num(f64::NAN),
+            Value::Num(f64::INFINITY),
+            Value::Num(1e12),
+            s("soon"),
+            s("1.5"),
+            s("-3"),
+            s("99999999999999"),
+            Value::Bool(true),
+        ] {
             assert!(parse(&[("access_token", s("a")), ("expires_in", bad.clone())]).is_err(), "{bad:?} accepted");
         }
     }
@@ -399,8 +439,10 @@ mod tests {
     #[test]
     fn huge_token_is_refused() {
         let big = "a".repeat(MAX_TOKEN_LEN + 1);
-        assert_eq!(parse(&[("access_token", s(&big)), ("expires_in", Value::Num(1.0))]).unwrap_err(),
-            Error::TokenResponse("access_token", "is longer than 16 KB"));
+        assert_eq!(
+            parse(&[("access_token", s(&big)), ("expires_in", Value::Num(1.0))]).unwrap_err(),
+            Error::TokenResponse("access_token", "is longer than 16 KB")
+        );
     }
 
     #[test]
@@ -435,12 +477,18 @@ mod tests {
 
     #[test]
     fn fields_round_trip_and_wrong_types_are_refused() {
-        let t = parse(&[("access_token", s("a")), ("expires_in", Value::Num(10.0)), ("refresh_token", s("r"))]).unwrap();
+        let t =
+            parse(&[("access_token", s("a")), ("expires_in", Value::Num(10.0)), ("refresh_token", s("r"))]).unwrap();
         let mut fields = Vec::new();
         t.to_fields(&mut fields);
         let map: HashMap<&str, Value> = fields.iter().cloned().collect();
         assert_eq!(TokenSet::from_fields(&|k| map.get(k).cloned().unwrap_or(Value::Missing)).unwrap(), t);
-        for (field, wrong) in [("access_token", Value::Num(1.0)), ("issued_at", s("1")), ("refresh_token", Value::Bool(true)), ("expires_at", Value::Missing)] {
+        for (field, wrong) in [
+            ("access_token", Value::Num(1.0)),
+            ("issued_at", s("1")),
+            ("refresh_token", Value::Bool(true)),
+            ("expires_at", Value::Missing),
+        ] {
             let mut m = map.clone();
             m.insert(field, wrong);
             assert!(TokenSet::from_fields(&|k| m.get(k).cloned().unwrap_or(Value::Missing)).is_err(), "{field}");

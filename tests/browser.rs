@@ -72,10 +72,8 @@ fn session_storage() -> web_sys::Storage {
 async fn server(method: &str, url: &str) -> JsValue {
     let init = web_sys::RequestInit::new();
     init.set_method(method);
-    let resp: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str_and_init(url, &init))
-        .await
-        .unwrap()
-        .unchecked_into();
+    let resp: web_sys::Response =
+        JsFuture::from(web_sys::window().unwrap().fetch_with_str_and_init(url, &init)).await.unwrap().unchecked_into();
     JsFuture::from(resp.json().unwrap()).await.unwrap_or(JsValue::NULL)
 }
 
@@ -110,7 +108,15 @@ fn web_storage_survives_garbage_and_discards_it() {
     let key = store::key("garbage-test");
     let other_ns = format!(r#"{{"v":1,"ns":"someone-else","tokens":{}}}"#, serde_json_tokens());
     let other_version = format!(r#"{{"v":99,"ns":"garbage-test","tokens":{}}}"#, serde_json_tokens());
-    for garbage in ["not json", "{}", "[1,2]", "null", r#"{"v":1,"ns":"garbage-test","tokens":{"access_token":7}}"#, &other_ns, &other_version] {
+    for garbage in [
+        "not json",
+        "{}",
+        "[1,2]",
+        "null",
+        r#"{"v":1,"ns":"garbage-test","tokens":{"access_token":7}}"#,
+        &other_ns,
+        &other_version,
+    ] {
         local().set_item(&key, garbage).unwrap();
         let s = Store::open(StorageMode::Local, "garbage-test").unwrap();
         let result = s.load();
@@ -154,7 +160,14 @@ fn message_codec_round_trips_through_js_and_refuses_garbage() {
         JsValue::NULL,
         obj(&[("v", 1.into())]),
         obj(&[("v", 1.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "explode".into())]),
-        obj(&[("v", 1.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "tokens".into()), ("why", "login".into()), ("access_token", obj(&[]))]),
+        obj(&[
+            ("v", 1.into()),
+            ("ns", "ns".into()),
+            ("from", "a".into()),
+            ("type", "tokens".into()),
+            ("why", "login".into()),
+            ("access_token", obj(&[])),
+        ]),
     ];
     for g in garbage {
         assert!(decode_js(&g).is_err());
@@ -182,13 +195,18 @@ async fn lock_is_exclusive_and_a_stuck_holder_is_taken_over_after_the_timeout() 
 async fn fetch_adds_the_token_only_for_allowed_origins() {
     server("POST", &format!("{}/__reset", foreign())).await;
     let session = Session::new(config("fetch-test", &[])).unwrap();
-    await_promise(session.login(format!("{}/auth/login", api()).into(), obj(&[("username", "demo".into()), ("password", "demo".into())])))
-        .await
-        .unwrap();
+    await_promise(session.login(
+        format!("{}/auth/login", api()).into(),
+        obj(&[("username", "demo".into()), ("password", "demo".into())]),
+    ))
+    .await
+    .unwrap();
     assert!(session.is_authenticated());
-    let me: web_sys::Response = await_promise(session.fetch(format!("{}/api/me", api()).into(), None)).await.unwrap().unchecked_into();
+    let me: web_sys::Response =
+        await_promise(session.fetch(format!("{}/api/me", api()).into(), None)).await.unwrap().unchecked_into();
     assert_eq!(me.status(), 200, "the allowed origin must get the token");
-    let leak: web_sys::Response = await_promise(session.fetch(format!("{}/steal", foreign()).into(), None)).await.unwrap().unchecked_into();
+    let leak: web_sys::Response =
+        await_promise(session.fetch(format!("{}/steal", foreign()).into(), None)).await.unwrap().unchecked_into();
     assert_eq!(leak.status(), 200);
     let redirect = format!("{}/__redirect?to={}/redirected", api(), foreign());
     let _ = await_promise(session.fetch(redirect.into(), None)).await;
@@ -205,8 +223,20 @@ async fn rescheduling_cancels_the_pending_refresh() {
     let cb = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_| seen.set(seen.get() + 1));
     session.on("logout".into(), cb.as_ref().clone()).unwrap();
     // A 1 s token is due for refresh at 0.75 s; replacing it with a 1 h token must cancel that.
-    session.set_tokens(obj(&[("access_token", "short".into()), ("expires_in", 1.into()), ("refresh_token", "bogus-1".into())])).unwrap();
-    session.set_tokens(obj(&[("access_token", "long".into()), ("expires_in", 3600.into()), ("refresh_token", "bogus-2".into())])).unwrap();
+    session
+        .set_tokens(obj(&[
+            ("access_token", "short".into()),
+            ("expires_in", 1.into()),
+            ("refresh_token", "bogus-1".into()),
+        ]))
+        .unwrap();
+    session
+        .set_tokens(obj(&[
+            ("access_token", "long".into()),
+            ("expires_in", 3600.into()),
+            ("refresh_token", "bogus-2".into()),
+        ]))
+        .unwrap();
     sleep(1500).await;
     assert_eq!(stat(api(), "token_requests").await, before, "the cancelled refresh ran");
     assert_eq!(logouts.get(), 0);
@@ -218,7 +248,9 @@ async fn rescheduling_cancels_the_pending_refresh() {
 async fn dispose_cancels_timers_and_later_calls_reject() {
     let before = stat(api(), "token_requests").await;
     let session = Session::new(config("dispose-test", &[("crossTab", false.into())])).unwrap();
-    session.set_tokens(obj(&[("access_token", "a".into()), ("expires_in", 1.into()), ("refresh_token", "bogus".into())])).unwrap();
+    session
+        .set_tokens(obj(&[("access_token", "a".into()), ("expires_in", 1.into()), ("refresh_token", "bogus".into())]))
+        .unwrap();
     session.dispose();
     sleep(1500).await;
     assert_eq!(stat(api(), "token_requests").await, before, "a disposed session refreshed");
@@ -234,7 +266,13 @@ fn bad_config_throws_an_error_naming_the_field() {
         (obj(&[("tokenUrl", 5.into())]), "tokenUrl"),
         (obj(&[("tokenUrl", "/t".into()), ("tokenURL", "/t".into())]), "tokenURL"),
         (obj(&[("tokenUrl", "http://auth.example.com/token".into())]), "tokenUrl"),
-        (obj(&[("tokenUrl", "/t".into()), ("allowedOrigins", js_sys::Array::of1(&"https://api.example.com/v1".into()).into())]), "allowedOrigins"),
+        (
+            obj(&[
+                ("tokenUrl", "/t".into()),
+                ("allowedOrigins", js_sys::Array::of1(&"https://api.example.com/v1".into()).into()),
+            ]),
+            "allowedOrigins",
+        ),
         (obj(&[("tokenUrl", "/t".into()), ("namespace", "".into())]), "namespace"),
     ];
     for (cfg, field) in cases {

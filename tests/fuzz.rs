@@ -15,13 +15,28 @@ use wasm_session::timers::clamp_delay;
 use wasm_session::token::{self, TokenSet, MAX_TOKEN_LEN};
 use wasm_session::value::Value;
 
-const TOKEN_FIELDS: &[&str] = &[
-    "access_token", "token_type", "expires_in", "refresh_token", "id_token", "scope", "issued_at", "expires_at",
-];
+const TOKEN_FIELDS: &[&str] =
+    &["access_token", "token_type", "expires_in", "refresh_token", "id_token", "scope", "issued_at", "expires_at"];
 const OTHER_FIELDS: &[&str] = &[
-    "v", "ns", "from", "type", "why", "reason", "tokenUrl", "clientId", "revokeUrl", "storage", "namespace",
-    "allowedOrigins", "refreshLeadMs", "requestTimeoutMs", "retryBaseMs", "retryMaxMs", "lockTimeoutMs",
-    "restoreTimeoutMs", "crossTab",
+    "v",
+    "ns",
+    "from",
+    "type",
+    "why",
+    "reason",
+    "tokenUrl",
+    "clientId",
+    "revokeUrl",
+    "storage",
+    "namespace",
+    "allowedOrigins",
+    "refreshLeadMs",
+    "requestTimeoutMs",
+    "retryBaseMs",
+    "retryMaxMs",
+    "lockTimeoutMs",
+    "restoreTimeoutMs",
+    "crossTab",
 ];
 
 fn number() -> impl Strategy<Value = f64> {

@@ -122,7 +122,8 @@ impl Auth {
     pub fn snapshot(&self) -> String {
         let families: Vec<(&u64, &Family)> = self.families.iter().collect();
         let refresh: Vec<(&String, &RefreshEntry)> = self.refresh.iter().collect();
-        serde_json::json!({"secret": self.secret, "counter": self.counter, "families": families, "refresh": refresh}).to_string()
+        serde_json::json!({"secret": self.secret, "counter": self.counter, "families": families, "refresh": refresh})
+            .to_string()
     }
 
     /// Restores sessions and key from [`Auth::snapshot`] output; `None` if it is unreadable.

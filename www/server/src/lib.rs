@@ -72,7 +72,11 @@ pub fn state(settings: &Settings) -> AppState {
             eprintln!("wasm-session-server: STATE_FILE is unreadable; starting empty");
         }
     }
-    Arc::new(Shared { auth: Mutex::new(auth), faults: Mutex::new(Faults::default()), state_file: settings.state_file.clone() })
+    Arc::new(Shared {
+        auth: Mutex::new(auth),
+        faults: Mutex::new(Faults::default()),
+        state_file: settings.state_file.clone(),
+    })
 }
 
 /// Auth, API and dev routes (no static files, no CORS).
@@ -283,7 +287,8 @@ async fn revoke(State(s): State<AppState>, body: axum::body::Bytes) -> Response 
     StatusCode::OK.into_response()
 }
 
-/// Checks the bearer token and counts the outcome.
+/// Checks the bearer token and counts the outcome. The error is the 401 response itself.
+#[allow(clippy::result_large_err)]
 fn authorize(s: &Shared, headers: &HeaderMap) -> Result<auth::Principal, Response> {
     let token = headers
         .get(header::AUTHORIZATION)

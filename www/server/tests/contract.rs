@@ -27,7 +27,10 @@ impl Reply {
 /// One HTTP/1.1 request with `Connection: close`; `None` when the server drops the connection.
 async fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<Reply> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -58,7 +61,8 @@ struct Servers {
 }
 
 async fn start(access_ttl_s: u64) -> Servers {
-    let settings = Settings { access_ttl_s, refresh_ttl_s: 3600, www_dir: "www".into(), pkg_dir: "pkg".into(), state_file: None };
+    let settings =
+        Settings { access_ttl_s, refresh_ttl_s: 3600, www_dir: "www".into(), pkg_dir: "pkg".into(), state_file: None };
     let shared = state(&settings);
     let mut ports = Vec::new();
     for app in [main_app(shared.clone(), &settings), api_app(shared), foreign_app()] {
@@ -76,7 +80,14 @@ async fn login(port: u16) -> serde_json::Value {
 }
 
 async fn try_refresh(port: u16, rt: &str) -> Option<Reply> {
-    http(port, "POST", "/auth/token", &[FORM], &format!("grant_type=refresh_token&refresh_token={rt}&client_id=demo-spa")).await
+    http(
+        port,
+        "POST",
+        "/auth/token",
+        &[FORM],
+        &format!("grant_type=refresh_token&refresh_token={rt}&client_id=demo-spa"),
+    )
+    .await
 }
 
 async fn refresh(port: u16, rt: &str) -> Reply {
@@ -205,7 +216,10 @@ async fn faults_fail_hang_and_drop_the_next_refreshes() {
     // Faults consumed: the untouched refresh token still works exactly once.
     assert_eq!(refresh(s.main, rt).await.status, 200);
     let st = stats(s.main).await;
-    assert_eq!((st["faults_applied"].as_u64(), st["refreshes"].as_u64(), st["refresh_reuse"].as_u64()), (Some(5), Some(1), Some(0)));
+    assert_eq!(
+        (st["faults_applied"].as_u64(), st["refreshes"].as_u64(), st["refresh_reuse"].as_u64()),
+        (Some(5), Some(1), Some(0))
+    );
     assert_eq!(set(r#"{"count":1}"#).await.unwrap().status, 400);
     assert_eq!(set(r#"{"count":1,"bogus":1}"#).await.unwrap().status, 400);
 }
@@ -245,7 +259,15 @@ async fn api_origin_shares_state_and_allows_cors_with_authorization() {
     let s = start(30).await;
     let t = login(s.main).await;
     let origin = format!("http://127.0.0.1:{}", s.main);
-    let pre = http(s.api, "OPTIONS", "/api/me", &[("Origin", &origin), ("Access-Control-Request-Headers", "authorization")], "").await.unwrap();
+    let pre = http(
+        s.api,
+        "OPTIONS",
+        "/api/me",
+        &[("Origin", &origin), ("Access-Control-Request-Headers", "authorization")],
+        "",
+    )
+    .await
+    .unwrap();
     assert_eq!(pre.status, 204);
     assert_eq!(pre.header("access-control-allow-origin").unwrap(), origin);
     assert!(pre.header("access-control-allow-headers").unwrap().contains("authorization"));
