@@ -181,6 +181,42 @@ test("after a sleep past expiry the next request waits for a refresh", async () 
   } finally { await t.close(); }
 });
 
+for (const wake of ["focus", "visibilitychange", "pageshow"]) {
+  test(`a due refresh whose timer did not fire runs on ${wake}`, async () => {
+    const t = await setup({ ACCESS_TTL: "30" }, { clock: true });
+    try {
+      await login(t.page);
+      const now = await t.page.evaluate(() => Date.now());
+      // Timers frozen (a throttled background tab), the refresh falls due at 22.5 s.
+      await t.page.clock.pauseAt(now + 10);
+      await t.page.clock.setSystemTime(now + 25_000);
+      assert.equal((await t.server.stats()).token_requests, 0);
+      await t.page.evaluate((wake) => {
+        const target = wake === "visibilitychange" ? document : window;
+        target.dispatchEvent(new Event(wake));
+      }, wake);
+      await until(async () => (await t.server.stats()).refreshes === 1, { what: `a refresh on ${wake}` });
+    } finally { await t.close(); }
+  });
+}
+
+test("without a refresh token, expiry emits expired, then logout with reason expired", async () => {
+  const t = await setup({}, { clock: true });
+  try {
+    const events = await t.page.evaluate(async () => {
+      const s = window.makeSession({ tokenUrl: "/auth/token" });
+      s.setTokens({ access_token: "short-lived", expires_in: 2 });
+      return window.events.map((e) => e.type);
+    });
+    assert.deepEqual(events, ["login"]);
+    await t.page.clock.runFor(2500);
+    const after = await t.page.evaluate(() => ({
+      events: window.events.map((e) => e.type + (e.reason ? ":" + e.reason : "")), auth: session.isAuthenticated,
+    }));
+    assert.deepEqual(after, { events: ["login", "expired", "logout:expired"], auth: false });
+  } finally { await t.close(); }
+});
+
 for (const storage of ["session", "local"]) {
   test(`${storage} storage: a reload restores the session`, async () => {
     const t = await setup();
