@@ -69,6 +69,7 @@ pub fn skew(client_now: f64, server_now: Option<f64>) -> f64 {
     }
 }
 
+// Host tests only: unwrap/panic here read fixed fixtures, never outside data.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

@@ -87,25 +87,27 @@ fn millis(get: &dyn Fn(&str) -> Value, field: &str, default: f64, min: f64, max:
     }
 }
 
+/// Every option name `new Session(config)` accepts.
+pub const OPTIONS: [&str; 13] = [
+    "tokenUrl",
+    "clientId",
+    "revokeUrl",
+    "storage",
+    "namespace",
+    "allowedOrigins",
+    "refreshLeadMs",
+    "requestTimeoutMs",
+    "retryBaseMs",
+    "retryMaxMs",
+    "lockTimeoutMs",
+    "restoreTimeoutMs",
+    "crossTab",
+];
+
 impl Config {
     /// Validates a config object: `keys` are its own keys, `get` reads one.
     pub fn parse(keys: &[String], get: &dyn Fn(&str) -> Value) -> Result<Config, Error> {
-        const FIELDS: [&str; 13] = [
-            "tokenUrl",
-            "clientId",
-            "revokeUrl",
-            "storage",
-            "namespace",
-            "allowedOrigins",
-            "refreshLeadMs",
-            "requestTimeoutMs",
-            "retryBaseMs",
-            "retryMaxMs",
-            "lockTimeoutMs",
-            "restoreTimeoutMs",
-            "crossTab",
-        ];
-        if let Some(unknown) = keys.iter().find(|k| !FIELDS.contains(&k.as_str())) {
+        if let Some(unknown) = keys.iter().find(|k| !OPTIONS.contains(&k.as_str())) {
             return Err(err(unknown, KNOWN));
         }
         let token_url =
@@ -183,6 +185,7 @@ pub fn check_transport(field: &str, protocol: &str, host: &str) -> Result<(), Er
     }
 }
 
+// Host tests only: unwrap/panic here read fixed fixtures, never outside data.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

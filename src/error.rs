@@ -114,6 +114,7 @@ impl From<Error> for wasm_bindgen::JsValue {
     }
 }
 
+// Host tests only: unwrap/panic here read fixed fixtures, never outside data.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

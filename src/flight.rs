@@ -96,6 +96,7 @@ pub fn promise(
     wasm_bindgen_futures::future_to_promise(boxed)
 }
 
+// Host tests only: unwrap/panic here read fixed fixtures, never outside data.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

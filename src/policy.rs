@@ -123,6 +123,7 @@ pub fn classify(status: u16, oauth_error: Option<&str>) -> Failure {
     }
 }
 
+// Host tests only: unwrap/panic here read fixed fixtures, never outside data.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

@@ -289,6 +289,7 @@ fn parse_times(json: &str) -> Option<JwtTimes> {
     Some(JwtTimes { exp: num("exp"), iat: num("iat") })
 }
 
+// Host tests only: unwrap/panic here read fixed fixtures, never outside data.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

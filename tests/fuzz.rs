@@ -17,27 +17,7 @@ use wasm_session::value::Value;
 
 const TOKEN_FIELDS: &[&str] =
     &["access_token", "token_type", "expires_in", "refresh_token", "id_token", "scope", "issued_at", "expires_at"];
-const OTHER_FIELDS: &[&str] = &[
-    "v",
-    "ns",
-    "from",
-    "type",
-    "why",
-    "reason",
-    "tokenUrl",
-    "clientId",
-    "revokeUrl",
-    "storage",
-    "namespace",
-    "allowedOrigins",
-    "refreshLeadMs",
-    "requestTimeoutMs",
-    "retryBaseMs",
-    "retryMaxMs",
-    "lockTimeoutMs",
-    "restoreTimeoutMs",
-    "crossTab",
-];
+const OTHER_FIELDS: &[&str] = &["v", "ns", "from", "type", "why", "reason"];
 
 fn number() -> impl Strategy<Value = f64> {
     prop_oneof![
@@ -81,6 +61,7 @@ fn record() -> impl Strategy<Value = HashMap<String, Value>> {
     let key = prop_oneof![
         prop::sample::select(TOKEN_FIELDS).prop_map(str::to_string),
         prop::sample::select(OTHER_FIELDS).prop_map(str::to_string),
+        prop::sample::select(&config::OPTIONS[..]).prop_map(str::to_string),
         "[a-z]{1,8}",
     ];
     prop::collection::hash_map(key, value(), 0..12)
