@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package in pkg/: wasm-pack (release, --target web), then wasm-opt -Oz from
 # the npm binaryen package (wasm-pack's own wasm-opt download is disabled in Cargo.toml),
-# then terser on the JS glue.
+# which also shortens the import and export names (the glue is renamed to match), then
+# terser on the JS glue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -9,7 +10,9 @@ wasm-pack --quiet build --release --target web --out-dir pkg >/dev/null
 node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  pkg/wasm_session_bg.wasm -o pkg/wasm_session_bg.wasm
+  --minify-imports-and-exports-and-modules \
+  pkg/wasm_session_bg.wasm -o pkg/wasm_session_bg.wasm > target/wasm-names.json
+node scripts/minify-names.mjs target/wasm-names.json pkg/wasm_session.js pkg/wasm_session_bg.wasm.d.ts
 # Ship the JS glue minified (the .d.ts keeps the documentation).
 node_modules/.bin/terser pkg/wasm_session.js --module --compress passes=2 --mangle -o pkg/wasm_session.js
 echo "pkg: $(wc -c < pkg/wasm_session_bg.wasm) bytes wasm, $(gzip -9 -c pkg/wasm_session_bg.wasm | wc -c) gzipped; glue $(gzip -9 -c pkg/wasm_session.js | wc -c) gzipped"
