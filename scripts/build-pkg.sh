@@ -20,6 +20,7 @@ node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers --strip-target-fe
   pkg/wasm_session_bg.wasm -o pkg/wasm_session_bg.wasm > target/wasm-names.json
 node scripts/minify-names.mjs target/wasm-names.json pkg/wasm_session_bg.wasm \
   pkg/wasm_session.js pkg/wasm_session.d.ts pkg/wasm_session_bg.wasm.d.ts
+node scripts/fold-snippets.mjs pkg >/dev/null
 # Ship the JS glue minified (the .d.ts keeps the documentation).
 node_modules/.bin/terser pkg/wasm_session.js --module --compress passes=2 --mangle -o pkg/wasm_session.js
 echo "pkg: $(wc -c < pkg/wasm_session_bg.wasm) bytes wasm, $(gzip -9 -c pkg/wasm_session_bg.wasm | wc -c) gzipped; glue $(gzip -9 -c pkg/wasm_session.js | wc -c) gzipped"

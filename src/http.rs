@@ -16,10 +16,9 @@ pub use browser::*;
 
 #[cfg(target_arch = "wasm32")]
 mod browser {
-    use std::cell::Cell;
     use std::rc::Rc;
 
-    use js_sys::{Array, Function, Object, Reflect};
+    use js_sys::{Array, Function, Reflect};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
@@ -30,9 +29,6 @@ mod browser {
     use crate::session::{self, Endpoints, Inner};
     use crate::timers::clamp_delay;
     use crate::value::Value;
-
-    /// Bodies larger than this are not parsed as JSON (a token response is a few KB).
-    const MAX_REPLY_LEN: u32 = 256 * 1024;
 
     /// An auth server's answer.
     pub struct Reply {
@@ -64,50 +60,45 @@ mod browser {
         }
     }
 
-    fn window() -> Result<web_sys::Window, Error> {
-        web_sys::window().ok_or(Error::Network)
+    // The request and its timeout are plain JS: one call across the boundary instead of a
+    // dozen web-sys calls, each of which costs bytes in every user's download. What the
+    // answer means is decided in Rust.
+    #[wasm_bindgen(inline_js = r#"
+export function ws_post(url, body, type, ms) {
+  const abort = new AbortController();
+  let late = false;
+  const timer = setTimeout(() => { late = true; abort.abort(); }, ms);
+  const headers = { accept: "application/json" };
+  if (type) headers["content-type"] = type;
+  const init = { method: "POST", body, headers, credentials: "same-origin", cache: "no-store", redirect: "error", signal: abort.signal };
+  return fetch(url, init)
+    .then(async (r) => {
+      const text = await r.text();
+      let json;
+      try { if (text.length <= 262144) json = JSON.parse(text); } catch {} // a token response is a few KB
+      return [r.status, json, Date.parse(r.headers.get("date"))];
+    })
+    .catch(() => late)
+    .finally(() => clearTimeout(timer));
+}"#)]
+    extern "C" {
+        /// The POST itself: resolves to `[status, json, date]`, or to `true` after a timeout
+        /// and `false` after a network error.
+        fn ws_post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: u32) -> js_sys::Promise;
     }
 
     /// POSTs `body` (a string with `content_type`, or URLSearchParams with `None`) to an auth
     /// server URL. Gives up after `timeout_ms`, never follows redirects, never caches.
     pub async fn post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: f64) -> Result<Reply, Error> {
-        let controller = web_sys::AbortController::new().map_err(|_| Error::Network)?;
-        let headers = Object::new();
-        let _ = Reflect::set(&headers, &"accept".into(), &"application/json".into());
-        if let Some(ct) = content_type {
-            let _ = Reflect::set(&headers, &"content-type".into(), &ct.into());
+        let answer =
+            JsFuture::from(ws_post(url, body, content_type, clamp_delay(timeout_ms))).await.unwrap_or_default();
+        if let Some(late) = answer.as_bool() {
+            return Err(if late { Error::Timeout } else { Error::Network });
         }
-        let init = Object::new();
-        for (k, v) in [
-            ("method", JsValue::from_str("POST")),
-            ("body", body.clone()),
-            ("headers", headers.into()),
-            ("credentials", "same-origin".into()),
-            ("cache", "no-store".into()),
-            ("redirect", "error".into()),
-            ("signal", controller.signal().into()),
-        ] {
-            let _ = Reflect::set(&init, &k.into(), &v);
-        }
-        let timed_out = Rc::new(Cell::new(false));
-        let flag = timed_out.clone();
-        let _abort = gloo_timers::callback::Timeout::new(clamp_delay(timeout_ms), move || {
-            flag.set(true);
-            controller.abort();
-        });
-        let failed = |_| if timed_out.get() { Error::Timeout } else { Error::Network };
-        let promise = window()?.fetch_with_str_and_init(url, init.unchecked_ref());
-        let response: web_sys::Response = JsFuture::from(promise).await.map_err(failed)?.unchecked_into();
-        let text = JsFuture::from(response.text().map_err(failed)?).await.map_err(failed)?;
-        let text: js_sys::JsString = text.dyn_into().unwrap_or_default();
-        let body = if text.length() <= MAX_REPLY_LEN {
-            js_sys::JSON::parse(&String::from(text)).unwrap_or(JsValue::UNDEFINED)
-        } else {
-            JsValue::UNDEFINED
-        };
-        let date =
-            response.headers().get("date").ok().flatten().map(|d| js_sys::Date::parse(&d)).filter(|d| d.is_finite());
-        Ok(Reply { status: response.status(), body, date })
+        let at = |i| Reflect::get_u32(&answer, i).unwrap_or_default();
+        let status = at(0).as_f64().filter(|s| (100.0..600.0).contains(s)).ok_or(Error::Network)?;
+        let date = at(2).as_f64().filter(|d| d.is_finite());
+        Ok(Reply { status: status as u16, body: at(1), date })
     }
 
     /// `new Request(input, init)`: the same parsing and errors as `fetch` itself.

@@ -172,88 +172,57 @@ pub use browser::{acquire, Channel, LockGuard};
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::{bus_key, channel_name, Envelope, Message};
-    use crate::flight::Flight;
     use crate::timers::clamp_delay;
     use crate::value::to_object;
-    use js_sys::{Function, Object, Promise, Reflect};
+    use js_sys::{Function, Promise};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
 
-    #[wasm_bindgen]
+    // Web Locks are not in stable web-sys; the steps that need no decision are plain JS.
+    // `lock` resolves to the lock's release function, or `null` if it was never granted;
+    // it returns `null` at once where the browser has no Web Locks.
+    #[wasm_bindgen(inline_js = r#"
+export function ws_lock(name, ms) {
+  const locks = globalThis.navigator && navigator.locks;
+  if (!locks || typeof locks.request !== "function") return null;
+  const take = (options) => new Promise((granted) => {
+    let release;
+    const held = new Promise((r) => (release = r));
+    const settled = () => granted(null); // after release, abort or steal: too late if not yet granted
+    try {
+      locks.request(name, options, () => (granted(release), held)).then(settled, settled);
+    } catch { settled(); }
+  });
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), ms);
+  return take({ signal: abort.signal }).then((release) => {
+    clearTimeout(timer);
+    return release || take({ steal: true });
+  });
+}"#)]
     extern "C" {
-        /// `navigator.locks` (Web Locks API), bound by hand: web-sys has it only as unstable.
-        type LockManager;
-
-        #[wasm_bindgen(method, catch, js_name = request)]
-        fn request(this: &LockManager, name: &str, options: &JsValue, callback: &Function) -> Result<Promise, JsValue>;
-    }
-
-    fn lock_manager() -> Option<LockManager> {
-        let navigator = web_sys::window()?.navigator();
-        let locks = Reflect::get(&navigator, &"locks".into()).ok()?;
-        (locks.is_object() && Reflect::has(&locks, &"request".into()).unwrap_or(false)).then(|| locks.unchecked_into())
+        fn ws_lock(name: &str, timeout_ms: u32) -> JsValue;
     }
 
     /// A held Web Lock; dropping it releases the lock.
     pub struct LockGuard {
-        release: Option<Function>,
+        release: Function,
     }
 
     impl Drop for LockGuard {
         fn drop(&mut self) {
-            if let Some(f) = self.release.take() {
-                let _ = f.call0(&JsValue::UNDEFINED);
-            }
+            let _ = self.release.call0(&JsValue::UNDEFINED);
         }
-    }
-
-    /// `(promise, resolve)`: a promise and the function that resolves it.
-    fn deferred() -> (Promise, Function) {
-        let mut resolve = JsValue::UNDEFINED;
-        // The executor runs synchronously, so `resolve` is always set (were it not, calling
-        // it would just fail quietly in `LockGuard::drop`).
-        let promise = Promise::new(&mut |res, _rej| resolve = res.into());
-        (promise, resolve.unchecked_into())
-    }
-
-    /// Requests `name` with the given options; resolves once granted, or to `None` if the
-    /// request failed (aborted by our timeout, or stolen before it was granted).
-    async fn request(locks: &LockManager, name: &str, options: &Object) -> Option<LockGuard> {
-        let granted: Flight<bool> = Flight::new();
-        let (held, release) = deferred();
-        let on_grant = granted.clone();
-        let callback = Closure::<dyn FnMut(JsValue) -> Promise>::once_into_js(move |_lock: JsValue| {
-            on_grant.complete(true);
-            held
-        });
-        let done = locks.request(name, options, callback.unchecked_ref()).ok()?;
-        // The request's own promise settles only after release, or rejects on abort/steal:
-        // either way, if the lock was not granted by then, it never will be.
-        let on_settle = granted.clone();
-        crate::flight::spawn(async move {
-            let _ = JsFuture::from(done).await;
-            on_settle.complete(false);
-        });
-        granted.wait().await.then_some(LockGuard { release: Some(release) })
     }
 
     /// Takes the refresh lock, waiting at most `timeout_ms` for a holder to finish. After
     /// that the lock is stolen: a holder frozen or stuck mid-refresh must not stall the rest.
     /// `None` when the browser has no Web Locks (the caller carries on without).
     pub async fn acquire(name: &str, timeout_ms: f64) -> Option<LockGuard> {
-        let locks = lock_manager()?;
-        let controller = web_sys::AbortController::new().ok()?;
-        let options = Object::new();
-        let _ = Reflect::set(&options, &"signal".into(), &controller.signal());
-        let abort = gloo_timers::callback::Timeout::new(clamp_delay(timeout_ms), move || controller.abort());
-        if let Some(guard) = request(&locks, name, &options).await {
-            abort.cancel();
-            return Some(guard);
-        }
-        let steal = Object::new();
-        let _ = Reflect::set(&steal, &"steal".into(), &JsValue::TRUE);
-        request(&locks, name, &steal).await
+        let pending: Promise = ws_lock(name, clamp_delay(timeout_ms)).dyn_into().ok()?;
+        let release = JsFuture::from(pending).await.ok()?.dyn_into().ok()?;
+        Some(LockGuard { release })
     }
 
     /// The cross-tab transport for one namespace.
