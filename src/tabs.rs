@@ -225,93 +225,78 @@ export function ws_lock(name, ms) {
         Some(LockGuard { release })
     }
 
+    // The transport is plain JS (no decisions in it): a BroadcastChannel, else `storage`
+    // events on a localStorage key. Every call is wrapped so that nothing throws into Rust.
+    #[wasm_bindgen(inline_js = r#"
+export function ws_bus(name, key, receive) {
+  try {
+    const channel = new BroadcastChannel(name);
+    channel.onmessage = (e) => receive(e.data);
+    return {
+      storage: false,
+      post: (m) => { try { channel.postMessage(m); } catch {} },
+      close: () => { channel.onmessage = null; channel.close(); },
+    };
+  } catch {}
+  let storage;
+  try { storage = localStorage; } catch {}
+  if (!storage) return null;
+  const listener = (e) => {
+    if (e.key === key && e.newValue) try { receive(JSON.parse(e.newValue)); } catch {}
+  };
+  addEventListener("storage", listener);
+  return {
+    storage: true,
+    post: (m) => { try { storage.setItem(key, JSON.stringify(m)); storage.removeItem(key); } catch {} },
+    close: () => removeEventListener("storage", listener),
+  };
+}"#)]
+    extern "C" {
+        type Bus;
+        fn ws_bus(name: &str, key: &str, receive: &JsValue) -> Option<Bus>;
+        #[wasm_bindgen(method, getter)]
+        fn storage(this: &Bus) -> bool;
+        #[wasm_bindgen(method)]
+        fn post(this: &Bus, message: &JsValue);
+        #[wasm_bindgen(method)]
+        fn close(this: &Bus);
+    }
+
     /// The cross-tab transport for one namespace.
     pub struct Channel {
-        channel: Option<web_sys::BroadcastChannel>,
-        storage: Option<web_sys::Storage>,
-        key: String,
-        _handler: Closure<dyn FnMut(JsValue)>,
-        listening_on: Option<web_sys::Window>,
+        bus: Bus,
+        _receive: Closure<dyn FnMut(JsValue)>,
     }
 
     impl Channel {
         /// Opens the channel; `on_message` gets every raw message from other tabs. Uses
         /// BroadcastChannel, else `storage` events on localStorage, else `None`.
-        pub fn open(ns: &str, mut on_message: impl FnMut(JsValue) + 'static) -> Option<Channel> {
-            let name = channel_name(ns);
-            if let Ok(channel) = web_sys::BroadcastChannel::new(&name) {
-                let handler = Closure::new(move |e: JsValue| {
-                    if let Some(e) = e.dyn_ref::<web_sys::MessageEvent>() {
-                        on_message(e.data());
-                    }
-                });
-                channel.set_onmessage(Some(handler.as_ref().unchecked_ref()));
-                return Some(Channel {
-                    channel: Some(channel),
-                    storage: None,
-                    key: name,
-                    _handler: handler,
-                    listening_on: None,
-                });
-            }
-            let window = web_sys::window()?;
-            let storage = window.local_storage().ok().flatten()?;
-            let name = bus_key(ns);
-            let key = name.clone();
-            let handler = Closure::new(move |e: JsValue| {
-                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
-                if e.key().as_deref() == Some(key.as_str()) {
-                    if let Some(text) = e.new_value() {
-                        if let Ok(v) = js_sys::JSON::parse(&text) {
-                            on_message(v);
-                        }
-                    }
-                }
-            });
-            window.add_event_listener_with_callback("storage", handler.as_ref().unchecked_ref()).ok()?;
-            Some(Channel {
-                channel: None,
-                storage: Some(storage),
-                key: name,
-                _handler: handler,
-                listening_on: Some(window),
-            })
+        pub fn open(ns: &str, on_message: impl FnMut(JsValue) + 'static) -> Option<Channel> {
+            let receive = Closure::new(on_message);
+            let bus = ws_bus(&channel_name(ns), &bus_key(ns), receive.as_ref())?;
+            Some(Channel { bus, _receive: receive })
         }
 
         /// True when messages go through localStorage (no BroadcastChannel).
         pub fn via_storage(&self) -> bool {
-            self.channel.is_none()
+            self.bus.storage()
         }
 
         /// Sends a message to the other tabs. Failures are dropped: tabs also re-check
         /// their deadlines on their own.
         pub fn post(&self, envelope: &Envelope) {
-            let value = to_object(&envelope.encode());
-            if let Some(c) = &self.channel {
-                let _ = c.post_message(&value);
-            } else if let Some(s) = &self.storage {
-                // Tokens never pass through storage, not even for a moment: in `local` mode the
-                // other tabs read them from the stored session instead.
-                if matches!(envelope.msg, Message::Tokens { .. }) {
-                    return;
-                }
-                if let Some(text) = js_sys::JSON::stringify(&value).ok().and_then(|t| t.as_string()) {
-                    let _ = s.set_item(&self.key, &text);
-                    let _ = s.remove_item(&self.key);
-                }
+            // Tokens never pass through storage, not even for a moment: in `local` mode the
+            // other tabs read them from the stored session instead.
+            if self.via_storage() && matches!(envelope.msg, Message::Tokens { .. }) {
+                return;
             }
+            self.bus.post(&to_object(&envelope.encode()));
         }
     }
 
     impl Drop for Channel {
         fn drop(&mut self) {
-            if let Some(c) = &self.channel {
-                c.set_onmessage(None);
-                c.close();
-            }
-            if let Some(w) = &self.listening_on {
-                let _ = w.remove_event_listener_with_callback("storage", self._handler.as_ref().unchecked_ref());
-            }
+            self.bus.close();
         }
     }
 }
