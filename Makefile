@@ -4,8 +4,11 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 export ACCESS_TTL ?= 30
+# Package size ceiling (bytes, wasm + glue, gzip -9). A guard against regressions at today's
+# size plus a little room; the goal is 25,600 (see README, Performance).
+SIZE_CEILING ?= 46080
 
-.PHONY: setup build server demo test test-host test-browser test-e2e fuzz soak bench clean
+.PHONY: setup build server demo test test-host test-size test-browser test-e2e fuzz soak bench clean
 
 setup:
 	@scripts/setup.sh
@@ -25,11 +28,15 @@ demo: build server
 test: setup
 	@$(MAKE) --no-print-directory test-host
 	@$(MAKE) --no-print-directory build server
-	@$(MAKE) --no-print-directory test-browser test-e2e
+	@$(MAKE) --no-print-directory test-size test-browser test-e2e
 	@echo "== all test layers passed"
 
 test-host:
 	@scripts/count.sh "host (cargo test)" cargo test -q --workspace
+
+## test-size: the built package (pkg/) against SIZE_CEILING
+test-size:
+	@set -o pipefail; node bench/size.mjs --budget $(SIZE_CEILING) | tail -1
 
 test-browser: server
 	@scripts/count.sh "browser (wasm-bindgen-test, headless chromium)" \
