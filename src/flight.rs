@@ -1,5 +1,7 @@
 //! [`Flight`]: one result that any number of callers can await (an in-flight refresh, the
-//! start-up restore). Plain `std::task`, so it runs and is tested on the host too.
+//! start-up restore). Plain `std::task`, so it runs and is tested on the host too. In the
+//! browser, also the executor: `spawn`, `promise` (a future as a JS promise) and `settle`
+//! (a JS promise as a future).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -79,21 +81,138 @@ impl<T: Clone> Future for Wait<T> {
     }
 }
 
-/// Runs a future to completion on the browser's microtask queue. Every task goes through
-/// this one boxed type, so the executor is compiled once rather than per future.
 #[cfg(target_arch = "wasm32")]
-pub fn spawn(f: impl Future<Output = ()> + 'static) {
-    let boxed: Pin<Box<dyn Future<Output = ()>>> = Box::pin(f);
-    wasm_bindgen_futures::spawn_local(boxed);
-}
+pub use executor::{promise, settle, spawn};
 
-/// A JS promise for a future; boxed for the same reason as [`spawn`].
+/// A small single-threaded executor on the browser's microtask queue. It replaces
+/// wasm-bindgen-futures, whose general executor costs about 1 KB gzip more in every user's
+/// download. Every task goes through one boxed type, so this is compiled once.
 #[cfg(target_arch = "wasm32")]
-pub fn promise(
-    f: impl Future<Output = Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>> + 'static,
-) -> js_sys::Promise {
-    let boxed: Pin<Box<dyn Future<Output = Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>>>> = Box::pin(f);
-    wasm_bindgen_futures::future_to_promise(boxed)
+mod executor {
+    use std::cell::{Cell, RefCell};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::task::{Context, RawWaker, RawWakerVTable, Waker};
+
+    use js_sys::{Function, Promise};
+    use wasm_bindgen::prelude::*;
+
+    use super::Flight;
+
+    type Boxed = Pin<Box<dyn Future<Output = ()>>>;
+
+    struct Task {
+        future: RefCell<Option<Boxed>>,
+        queued: Cell<bool>,
+    }
+
+    thread_local! {
+        static READY: RefCell<Vec<Rc<Task>>> = const { RefCell::new(Vec::new()) };
+        static TICK: Closure<dyn FnMut()> = Closure::new(run_ready);
+    }
+
+    #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_name = queueMicrotask)]
+        fn queue_microtask(f: &JsValue);
+    }
+
+    fn enqueue(task: Rc<Task>) {
+        if task.queued.replace(true) {
+            return;
+        }
+        let first = READY.with(|r| {
+            let mut r = r.borrow_mut();
+            r.push(task);
+            r.len() == 1
+        });
+        if first {
+            TICK.with(|t| queue_microtask(t.as_ref()));
+        }
+    }
+
+    fn run_ready() {
+        // Tasks woken while these run go into a fresh list and a later microtask.
+        let tasks = READY.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        for task in tasks {
+            task.queued.set(false);
+            let taken = task.future.borrow_mut().take();
+            let Some(mut future) = taken else { continue };
+            let waker = waker(&task);
+            if future.as_mut().poll(&mut Context::from_waker(&waker)).is_pending() {
+                *task.future.borrow_mut() = Some(future);
+            }
+        }
+    }
+
+    // A waker is an `Rc<Task>`. Wasm here is single-threaded (no atomics), so the `Send`
+    // and `Sync` that `Waker` promises can never be exercised.
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+
+    fn waker(task: &Rc<Task>) -> Waker {
+        let raw = RawWaker::new(Rc::into_raw(task.clone()).cast(), &VTABLE);
+        // SAFETY: the vtable keeps the Rc count balanced, see below.
+        unsafe { Waker::from_raw(raw) }
+    }
+
+    // SAFETY (all four): `p` came from `Rc::into_raw` of an `Rc<Task>` that this waker owns.
+    unsafe fn clone(p: *const ()) -> RawWaker {
+        Rc::increment_strong_count(p.cast::<Task>());
+        RawWaker::new(p, &VTABLE)
+    }
+
+    unsafe fn wake(p: *const ()) {
+        enqueue(Rc::from_raw(p.cast::<Task>()));
+    }
+
+    unsafe fn wake_by_ref(p: *const ()) {
+        Rc::increment_strong_count(p.cast::<Task>());
+        enqueue(Rc::from_raw(p.cast::<Task>()));
+    }
+
+    unsafe fn drop(p: *const ()) {
+        Rc::decrement_strong_count(p.cast::<Task>());
+    }
+
+    /// Runs a future to completion on the browser's microtask queue.
+    pub fn spawn(f: impl Future<Output = ()> + 'static) {
+        let future: Boxed = Box::pin(f);
+        enqueue(Rc::new(Task { future: RefCell::new(Some(future)), queued: Cell::new(false) }));
+    }
+
+    /// A JS promise for a future.
+    pub fn promise(f: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+        settled_by(Box::pin(f))
+    }
+
+    fn settled_by(f: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+        let mut ends: Option<(Function, Function)> = None;
+        let promise = Promise::new(&mut |resolve, reject| ends = Some((resolve, reject)));
+        if let Some((resolve, reject)) = ends {
+            spawn(async move {
+                let _ = match f.await {
+                    Ok(v) => resolve.call1(&JsValue::UNDEFINED, &v),
+                    Err(e) => reject.call1(&JsValue::UNDEFINED, &e),
+                };
+            });
+        }
+        promise
+    }
+
+    /// Awaits a JS promise (or any value, as `await` does in JS).
+    pub async fn settle(promise: JsValue) -> Result<JsValue, JsValue> {
+        let done: Flight<Result<JsValue, JsValue>> = Flight::new();
+        // Both callbacks are one closure type (one shim in the binary). They are kept alive
+        // by this future until the promise settles: our tasks always run to the end.
+        let callback = |ok: bool| {
+            let landed = done.clone();
+            Closure::once(move |v: JsValue| landed.complete(if ok { Ok(v) } else { Err(v) }))
+        };
+        let (fulfilled, rejected) = (callback(true), callback(false));
+        let _ = Promise::resolve(&promise).then2(&fulfilled, &rejected);
+        done.wait().await
+    }
 }
 
 // Host tests only: unwrap/panic here read fixed fixtures, never outside data.

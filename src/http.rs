@@ -21,7 +21,7 @@ mod browser {
     use js_sys::{Array, Function, Reflect};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
-    use wasm_bindgen_futures::JsFuture;
+    use crate::flight::settle;
 
     use super::may_carry_token;
     use crate::error::Error;
@@ -91,7 +91,7 @@ export function ws_post(url, body, type, ms) {
     /// server URL. Gives up after `timeout_ms`, never follows redirects, never caches.
     pub async fn post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: f64) -> Result<Reply, Error> {
         let answer =
-            JsFuture::from(ws_post(url, body, content_type, clamp_delay(timeout_ms))).await.unwrap_or_default();
+            settle(ws_post(url, body, content_type, clamp_delay(timeout_ms)).into()).await.unwrap_or_default();
         if let Some(late) = answer.as_bool() {
             return Err(if late { Error::Timeout } else { Error::Network });
         }
@@ -110,7 +110,7 @@ export function ws_post(url, body, type, ms) {
 
     async fn send(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
         let window = web_sys::window().ok_or_else(|| JsValue::from(Error::Network))?;
-        Ok(JsFuture::from(window.fetch_with_request(request)).await?.unchecked_into())
+        Ok(settle(window.fetch_with_request(request).into()).await?.unchecked_into())
     }
 
     fn allowed(endpoints: &Endpoints, url: &str) -> bool {

@@ -14,7 +14,8 @@
 //! - [`tabs`]: the cross-tab message types (plus the channel and lock glue).
 //! - [`store`]: the stored format (plus the storage glue).
 //! - [`events`]: event names and logout reasons (plus dispatch).
-//! - [`flight`]: one result awaited by many callers.
+//! - [`flight`]: one result awaited by many callers (plus, in the browser, the small
+//!   executor that runs every task on the microtask queue).
 //! - [`value`], [`error`]: outside values and the one error type.
 //!
 //! Browser glue (wasm32 only): `api` (the `Session` class), `session` (state and

@@ -174,10 +174,10 @@ mod browser {
     use super::{bus_key, channel_name, Envelope, Message};
     use crate::timers::clamp_delay;
     use crate::value::to_object;
-    use js_sys::{Function, Promise};
+    use js_sys::Function;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
-    use wasm_bindgen_futures::JsFuture;
+    use crate::flight::settle;
 
     // Web Locks are not in stable web-sys; the steps that need no decision are plain JS.
     // `lock` resolves to the lock's release function, or `null` if it was never granted;
@@ -220,8 +220,7 @@ export function ws_lock(name, ms) {
     /// that the lock is stolen: a holder frozen or stuck mid-refresh must not stall the rest.
     /// `None` when the browser has no Web Locks (the caller carries on without).
     pub async fn acquire(name: &str, timeout_ms: f64) -> Option<LockGuard> {
-        let pending: Promise = ws_lock(name, clamp_delay(timeout_ms)).dyn_into().ok()?;
-        let release = JsFuture::from(pending).await.ok()?.dyn_into().ok()?;
+        let release = settle(ws_lock(name, clamp_delay(timeout_ms))).await.ok()?.dyn_into().ok()?;
         Some(LockGuard { release })
     }
 
