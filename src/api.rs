@@ -1,7 +1,9 @@
 //! The `#[wasm_bindgen]` surface: the `Session` class, config parsing against the page's
 //! URL, and the TypeScript types of config, events and token responses.
 
-use std::rc::Rc;
+use crate::prelude::*;
+
+use alloc::rc::Rc;
 
 use crate::flight::promise;
 use js_sys::{Function, Object, Promise};

@@ -3,7 +3,7 @@
 //! Every decision takes `now` from a clock, so tests drive time by hand. The browser clock is
 //! `Date.now()`, which Playwright's `page.clock` also controls.
 
-use std::cell::Cell;
+use core::cell::Cell;
 
 /// Milliseconds since the Unix epoch, from some source.
 pub trait Clock {

@@ -1,6 +1,8 @@
 //! [`Config`]: the options of `new Session(config)`, their defaults, and validation whose
 //! errors name the field. URL resolution happens in the browser glue; the rules live here.
 
+use crate::prelude::*;
+
 use crate::error::Error;
 use crate::value::Value;
 

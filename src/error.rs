@@ -1,5 +1,7 @@
 //! The one error type. JavaScript receives a real `Error` with a stable `code` property.
 
+use crate::prelude::*;
+
 /// Everything that can go wrong, with the stable code that JavaScript sees.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Error {

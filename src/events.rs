@@ -90,8 +90,9 @@ pub use browser::Events;
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::EventKind;
+    use crate::prelude::*;
+    use core::cell::{Cell, RefCell};
     use js_sys::Function;
-    use std::cell::{Cell, RefCell};
     use wasm_bindgen::JsValue;
 
     /// Subscribers, by event kind.

@@ -3,11 +3,13 @@
 //! browser, also the executor: `spawn`, `promise` (a future as a JS promise) and `settle`
 //! (a JS promise as a future).
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use crate::prelude::*;
+
+use alloc::rc::Rc;
+use core::cell::RefCell;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
 
 struct Slot<T> {
     result: Option<T>,
@@ -43,7 +45,7 @@ impl<T: Clone> Flight<T> {
                 return;
             }
             slot.result = Some(value);
-            std::mem::take(&mut slot.wakers)
+            core::mem::take(&mut slot.wakers)
         };
         for w in wakers {
             w.wake();
@@ -89,11 +91,12 @@ pub use executor::{promise, settle, spawn};
 /// download. Every task goes through one boxed type, so this is compiled once.
 #[cfg(target_arch = "wasm32")]
 mod executor {
-    use std::cell::{Cell, RefCell};
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::rc::Rc;
-    use std::task::{Context, RawWaker, RawWakerVTable, Waker};
+    use crate::prelude::*;
+    use alloc::rc::Rc;
+    use core::cell::{Cell, RefCell};
+    use core::future::Future;
+    use core::pin::Pin;
+    use core::task::{Context, RawWaker, RawWakerVTable, Waker};
 
     use js_sys::{Function, Promise};
     use wasm_bindgen::prelude::*;
@@ -107,10 +110,16 @@ mod executor {
         queued: Cell<bool>,
     }
 
-    thread_local! {
-        static READY: RefCell<Vec<Rc<Task>>> = const { RefCell::new(Vec::new()) };
-        static TICK: Closure<dyn FnMut()> = Closure::new(run_ready);
-    }
+    /// A static that this (only) thread owns: wasm32 here has no threads, so `Sync` holds.
+    struct Local<T>(T);
+    // SAFETY: wasm32-unknown-unknown without the atomics feature runs on one thread.
+    unsafe impl<T> Sync for Local<T> {}
+
+    /// The JS callback that runs the ready tasks, made on first use.
+    type Tick = Option<Closure<dyn FnMut()>>;
+
+    static READY: Local<RefCell<Vec<Rc<Task>>>> = Local(RefCell::new(Vec::new()));
+    static TICK: Local<RefCell<Tick>> = Local(RefCell::new(None));
 
     #[wasm_bindgen]
     extern "C" {
@@ -122,19 +131,20 @@ mod executor {
         if task.queued.replace(true) {
             return;
         }
-        let first = READY.with(|r| {
-            let mut r = r.borrow_mut();
-            r.push(task);
-            r.len() == 1
-        });
+        let first = {
+            let mut ready = READY.0.borrow_mut();
+            ready.push(task);
+            ready.len() == 1
+        };
         if first {
-            TICK.with(|t| queue_microtask(t.as_ref()));
+            let mut tick = TICK.0.borrow_mut();
+            queue_microtask(tick.get_or_insert_with(|| Closure::new(run_ready)).as_ref());
         }
     }
 
     fn run_ready() {
         // Tasks woken while these run go into a fresh list and a later microtask.
-        let tasks = READY.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        let tasks = core::mem::take(&mut *READY.0.borrow_mut());
         for task in tasks {
             task.queued.set(false);
             let taken = task.future.borrow_mut().take();

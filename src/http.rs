@@ -2,6 +2,8 @@
 //! a 401) and the POSTs to the auth server (with a timeout). Browser only, except the
 //! origin rule.
 
+use crate::prelude::*;
+
 use crate::config;
 
 /// May a request to `url_origin` (scheme `protocol`, host `host`) carry the token?
@@ -16,12 +18,13 @@ pub use browser::*;
 
 #[cfg(target_arch = "wasm32")]
 mod browser {
-    use std::rc::Rc;
+    use crate::prelude::*;
+    use alloc::rc::Rc;
 
+    use crate::flight::settle;
     use js_sys::{Array, Function, Reflect};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
-    use crate::flight::settle;
 
     use super::may_carry_token;
     use crate::error::Error;
@@ -90,8 +93,7 @@ export function ws_post(url, body, type, ms) {
     /// POSTs `body` (a string with `content_type`, or URLSearchParams with `None`) to an auth
     /// server URL. Gives up after `timeout_ms`, never follows redirects, never caches.
     pub async fn post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: f64) -> Result<Reply, Error> {
-        let answer =
-            settle(ws_post(url, body, content_type, clamp_delay(timeout_ms)).into()).await.unwrap_or_default();
+        let answer = settle(ws_post(url, body, content_type, clamp_delay(timeout_ms)).into()).await.unwrap_or_default();
         if let Some(late) = answer.as_bool() {
             return Err(if late { Error::Timeout } else { Error::Network });
         }

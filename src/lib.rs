@@ -20,8 +20,30 @@
 //!
 //! Browser glue (wasm32 only): `api` (the `Session` class), `session` (state and
 //! transitions), `refresh`, `http` (`session.fetch`), `timers` (deadlines and wake-ups),
-//! `alloc` (a small allocator).
+//! `allocator` (a small allocator).
 #![deny(missing_docs)]
+// The browser build is `no_std` (with `alloc`): std's panic machinery and message formatting
+// would cost every user about 2 KB gzip. Host builds and tests keep std.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+/// What the std prelude would bring, for the `no_std` browser build.
+#[allow(unused_imports)]
+mod prelude {
+    pub use alloc::boxed::Box;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
+/// A panic is a bug (outside data never reaches one), and the module is dead after it either
+/// way: trap at once, without formatting a message nobody can read.
+#[cfg(all(target_arch = "wasm32", feature = "panic-trap"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 pub mod clock;
 pub mod config;
@@ -37,7 +59,7 @@ pub mod token;
 pub mod value;
 
 #[cfg(target_arch = "wasm32")]
-pub mod alloc;
+pub mod allocator;
 #[cfg(target_arch = "wasm32")]
 pub mod api;
 #[cfg(target_arch = "wasm32")]
@@ -50,7 +72,7 @@ pub use api::Session;
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
+static ALLOCATOR: allocator::Allocator = allocator::Allocator::new();
 pub use config::{Config, StorageMode};
 pub use error::Error;
 pub use token::TokenSet;

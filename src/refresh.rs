@@ -2,7 +2,7 @@
 //! namespace across tabs (Web Lock, then re-check whether another tab already refreshed).
 //! Browser only.
 
-use std::rc::Rc;
+use alloc::rc::Rc;
 
 use crate::config::StorageMode;
 use crate::error::Error;

@@ -1,8 +1,10 @@
 //! The live session behind the JS `Session` class: state, transitions (install tokens, end
 //! the session), cross-tab message handling and start-up restore. Browser only.
 
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+
+use alloc::rc::{Rc, Weak};
+use core::cell::{Cell, RefCell};
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;

@@ -1,6 +1,8 @@
 //! Where tokens live between page loads: nowhere (`memory`), `sessionStorage` or
 //! `localStorage`, behind one [`Store`]. The stored format is versioned and validated on load.
 
+use crate::prelude::*;
+
 use crate::token::TokenSet;
 use crate::value::Value;
 
@@ -40,6 +42,7 @@ mod browser {
     use super::{decode, encode, key};
     use crate::config::StorageMode;
     use crate::error::Error;
+    use crate::prelude::*;
     use crate::token::TokenSet;
     use crate::value::{to_object, Value};
     use wasm_bindgen::JsValue;

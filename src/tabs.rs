@@ -3,6 +3,8 @@
 //!
 //! The message types and their validation are plain Rust; the channel and the lock are glue.
 
+use crate::prelude::*;
+
 use crate::events::LogoutReason;
 use crate::token::TokenSet;
 use crate::value::Value;
@@ -172,12 +174,12 @@ pub use browser::{acquire, Channel, LockGuard};
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::{bus_key, channel_name, Envelope, Message};
+    use crate::flight::settle;
     use crate::timers::clamp_delay;
     use crate::value::to_object;
     use js_sys::Function;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
-    use crate::flight::settle;
 
     // Web Locks are not in stable web-sys; the steps that need no decision are plain JS.
     // `lock` resolves to the lock's release function, or `null` if it was never granted;

@@ -19,9 +19,9 @@ pub use browser::*;
 
 #[cfg(target_arch = "wasm32")]
 mod browser {
-    use std::rc::Rc;
+    use crate::prelude::*;
+    use alloc::rc::Rc;
 
-    use gloo_timers::callback::Timeout;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
 
@@ -34,6 +34,33 @@ mod browser {
 
     /// When offline, look again after this long even if no `online` event comes.
     const OFFLINE_RECHECK_MS: f64 = 30_000.0;
+
+    #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_name = setTimeout)]
+        fn set_timeout(callback: &JsValue, ms: u32) -> JsValue;
+        #[wasm_bindgen(js_name = clearTimeout)]
+        fn clear_timeout(id: &JsValue);
+    }
+
+    /// A pending `setTimeout`, cancelled when dropped.
+    pub struct Timeout {
+        id: JsValue,
+        _callback: Closure<dyn FnMut()>,
+    }
+
+    impl Timeout {
+        fn new(ms: u32, f: impl FnOnce() + 'static) -> Timeout {
+            let callback = Closure::once(f);
+            Timeout { id: set_timeout(callback.as_ref(), ms), _callback: callback }
+        }
+    }
+
+    impl Drop for Timeout {
+        fn drop(&mut self) {
+            clear_timeout(&self.id);
+        }
+    }
 
     /// A DOM event listener that is removed when dropped.
     pub struct Listener {
@@ -75,7 +102,8 @@ mod browser {
 
     /// Runs `f` once after `ms` (page-lifetime timers that need no handle).
     pub fn after(ms: f64, f: impl FnOnce() + 'static) {
-        Timeout::new(clamp_delay(ms), f).forget();
+        // JS owns the callback and frees it after the call.
+        set_timeout(&Closure::once_into_js(f), clamp_delay(ms));
     }
 
     /// Resolves after `ms`.

@@ -1,6 +1,8 @@
 //! [`TokenSet`]: what an OAuth 2.0 token response (RFC 6749 §5.1) gives us, validated, with
 //! absolute expiry. Also JWT payload decoding (base64url) for claims and `exp`/`iat`.
 
+use crate::prelude::*;
+
 use crate::clock;
 use crate::error::Error;
 use crate::value::Value;

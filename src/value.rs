@@ -3,6 +3,8 @@
 //! The pure parsers (config, token responses) read fields through this enum, so they run on
 //! the host in `cargo test` and give errors that name the field and what was wrong with it.
 
+use crate::prelude::*;
+
 /// One value read from JavaScript, already sorted by type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
