@@ -146,11 +146,15 @@ fn parse_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     let base = location.href().map_err(|_| Error::Config("(environment)".into(), "cannot read the page URL"))?;
     let page_origin =
         location.origin().map_err(|_| Error::Config("(environment)".into(), "cannot read the page origin"))?;
+    let mut allowed_origins = Vec::new();
+    for o in &config.allowed_origins {
+        allowed_origins.push(origin(o)?);
+    }
     let endpoints = Endpoints {
         token_url: endpoint("tokenUrl", &config.token_url, &base)?,
         revoke_url: config.revoke_url.as_deref().map(|u| endpoint("revokeUrl", u, &base)).transpose()?,
         page_origin,
-        allowed_origins: config.allowed_origins.iter().map(|o| origin(o)).collect::<Result<_, _>>()?,
+        allowed_origins,
     };
     Ok((config, endpoints))
 }

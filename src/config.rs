@@ -72,7 +72,7 @@ fn err(field: &str, why: &'static str) -> Error {
 fn string(get: &dyn Fn(&str) -> Value, field: &str) -> Result<Option<String>, Error> {
     match get(field) {
         v if v.is_absent() => Ok(None),
-        Value::Str(s) if s.trim().is_empty() => Err(err(field, "must not be empty")),
+        Value::Str(s) if s.trim_ascii().is_empty() => Err(err(field, "must not be empty")),
         Value::Str(s) if s.len() > 2048 => Err(err(field, "is longer than 2048 characters")),
         Value::Str(s) => Ok(Some(s)),
         _ => Err(err(field, "must be a string")),
@@ -127,17 +127,21 @@ impl Config {
         if !ns_ok {
             return Err(err("namespace", "must be 1-64 characters of letters, digits, '-', '_' or '.'"));
         }
-        let allowed_origins = match get("allowedOrigins") {
-            v if v.is_absent() => Vec::new(),
-            Value::List(items) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::Str(s) if !s.is_empty() => Ok(s),
-                    _ => Err(err("allowedOrigins", "must be an array of origin strings")),
-                })
-                .collect::<Result<_, _>>()?,
-            _ => return Err(err("allowedOrigins", "must be an array of origin strings")),
-        };
+        let not_origins = || err("allowedOrigins", "must be an array of origin strings");
+        let mut allowed_origins = Vec::new();
+        match get("allowedOrigins") {
+            v if v.is_absent() => {}
+            Value::List(items) => {
+                // A plain loop: `collect::<Result<..>>()` costs a kilobyte of wasm.
+                for item in items {
+                    match item {
+                        Value::Str(s) if !s.is_empty() => allowed_origins.push(s),
+                        _ => return Err(not_origins()),
+                    }
+                }
+            }
+            _ => return Err(not_origins()),
+        }
         let cross_tab = match get("crossTab") {
             v if v.is_absent() => true,
             Value::Bool(b) => b,
@@ -168,12 +172,18 @@ impl Config {
 
 /// True for hosts that never leave the machine, where plain http is acceptable.
 pub fn is_loopback(host: &str) -> bool {
-    let ipv4_loopback = {
-        let mut parts = host.split('.');
-        parts.next() == Some("127")
-            && parts.clone().count() == 3
-            && parts.all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-    };
+    // 127.x.y.z with 1-3 digits each; a byte loop, as `split` costs ~1 KB of wasm.
+    let ipv4_loopback = host.strip_prefix("127.").is_some_and(|rest| {
+        let (mut parts, mut digits) = (1, 0);
+        for b in rest.bytes() {
+            match b {
+                b'.' if digits > 0 => (parts, digits) = (parts + 1, 0),
+                b'0'..=b'9' if digits < 3 => digits += 1,
+                _ => return false,
+            }
+        }
+        parts == 3 && digits > 0
+    });
     matches!(host, "localhost" | "[::1]") || ipv4_loopback || host.ends_with(".localhost")
 }
 
@@ -299,6 +309,10 @@ mod tests {
         assert!(check_transport("tokenUrl", "http:", "127.evil.com").is_err());
         assert!(check_transport("tokenUrl", "http:", "127.0.0.1.evil.com").is_err());
         assert!(check_transport("tokenUrl", "http:", "127.0.0.9").is_ok());
+        assert!(check_transport("tokenUrl", "http:", "127.255.255.255").is_ok());
+        for host in ["127.0.0", "127..0.1", "127.0.0.", "127.0.0.1234", "127.0.0.1.", "127", "1127.0.0.1"] {
+            assert!(check_transport("tokenUrl", "http:", host).is_err(), "{host}");
+        }
         assert!(check_transport("tokenUrl", "ftp:", "localhost").is_err());
         assert!(check_transport("tokenUrl", "javascript:", "").is_err());
     }
