@@ -140,7 +140,10 @@ fn parse_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     if !raw.is_object() || js_sys::Array::is_array(raw) || raw.is_function() {
         return Err(Error::Config("(config)".into(), "must be an object like { tokenUrl: \"/auth/token\" }"));
     }
-    let keys: Vec<String> = Object::keys(raw.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()).collect();
+    let mut keys = Vec::new();
+    for key in Object::keys(raw.unchecked_ref::<Object>()) {
+        keys.extend(key.as_string());
+    }
     let config = Config::parse(&keys, &|k| Value::field(raw, k))?;
     let location = window()?.location();
     let base = location.href().map_err(|_| Error::Config("(environment)".into(), "cannot read the page URL"))?;

@@ -91,7 +91,7 @@ fn status_text(status: u16) -> String {
             break;
         }
     }
-    digits[i..].iter().map(|&b| char::from(b)).collect()
+    digits.get(i..).and_then(|d| core::str::from_utf8(d).ok()).unwrap_or_default().into()
 }
 
 #[cfg(target_arch = "wasm32")]

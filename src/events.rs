@@ -125,8 +125,12 @@ mod browser {
         /// callback may subscribe, unsubscribe or call the session. A callback that throws
         /// does not stop the others.
         pub fn emit(&self, kind: EventKind, payload: &JsValue) {
-            let callbacks: Vec<Function> =
-                self.subs.borrow().iter().filter(|(_, k, _)| *k == kind).map(|(_, _, f)| f.clone()).collect();
+            let mut callbacks = Vec::new();
+            for (_, k, f) in self.subs.borrow().iter() {
+                if *k == kind {
+                    callbacks.push(f.clone());
+                }
+            }
             for f in callbacks {
                 let _ = f.call1(&JsValue::UNDEFINED, payload);
             }

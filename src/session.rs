@@ -154,9 +154,11 @@ impl Inner {
         if self.disposed.get() {
             return;
         }
-        let mut pairs = vec![("type", JsValue::from_str(kind.as_str()))];
-        pairs.extend_from_slice(payload);
-        self.events.emit(kind, &object(&pairs));
+        let event = object(&[("type", JsValue::from_str(kind.as_str()))]);
+        for (k, v) in payload {
+            let _ = Reflect::set(&event, &JsValue::from_str(k), v);
+        }
+        self.events.emit(kind, &event);
     }
 
     /// Emits an `error` event carrying `err` as a JS `Error`.

@@ -92,7 +92,7 @@ mod browser {
     #[derive(Default)]
     pub struct Timers {
         deadline: Option<Timeout>,
-        listeners: Vec<Listener>,
+        listeners: Vec<Option<Listener>>,
     }
 
     /// True unless the browser says it is offline.
@@ -198,11 +198,11 @@ mod browser {
             }
         };
         if let Some(doc) = window.document() {
-            listeners.extend(Listener::new(&doc, "visibilitychange", recheck(false)));
+            listeners.push(Listener::new(&doc, "visibilitychange", recheck(false)));
         }
-        listeners.extend(Listener::new(&window, "focus", recheck(false)));
-        listeners.extend(Listener::new(&window, "pageshow", recheck(false)));
-        listeners.extend(Listener::new(&window, "online", recheck(true)));
+        listeners.push(Listener::new(&window, "focus", recheck(false)));
+        listeners.push(Listener::new(&window, "pageshow", recheck(false)));
+        listeners.push(Listener::new(&window, "online", recheck(true)));
         inner.timers.borrow_mut().listeners = listeners;
     }
 

@@ -64,7 +64,8 @@ fn whole_seconds(s: &str) -> Option<f64> {
     if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse::<u64>().ok().map(|n| n as f64)
+    // At most 12 digits: no overflow, and no `FromStr` machinery.
+    Some(s.bytes().fold(0.0, |n, b| n * 10.0 + f64::from(b - b'0')))
 }
 
 /// `expires_in` in seconds: a positive number (or numeric string, as some servers send).

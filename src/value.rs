@@ -50,6 +50,7 @@ pub use js::to_object;
 #[cfg(target_arch = "wasm32")]
 mod js {
     use super::Value;
+    use crate::prelude::*;
     use wasm_bindgen::{JsCast, JsValue};
 
     /// A plain JS object from flat fields.
@@ -79,7 +80,11 @@ mod js {
             } else if let Some(s) = v.as_string() {
                 Value::Str(s)
             } else if let Some(a) = v.dyn_ref::<js_sys::Array>().filter(|_| nested) {
-                Value::List(a.iter().take(1000).map(|e| Self::read(&e, false)).collect())
+                let mut items = Vec::new();
+                for i in 0..a.length().min(1000) {
+                    items.push(Self::read(&a.get(i), false));
+                }
+                Value::List(items)
             } else if v.is_function() {
                 Value::Other("function")
             } else {
@@ -95,7 +100,13 @@ mod js {
                 Value::Bool(b) => JsValue::from_bool(*b),
                 Value::Num(n) => JsValue::from_f64(*n),
                 Value::Str(s) => JsValue::from_str(s),
-                Value::List(items) => items.iter().map(Value::to_js).collect::<js_sys::Array>().into(),
+                Value::List(items) => {
+                    let a = js_sys::Array::new();
+                    for item in items {
+                        a.push(&item.to_js());
+                    }
+                    a.into()
+                }
             }
         }
 
