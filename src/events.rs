@@ -90,8 +90,9 @@ pub use browser::Events;
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::EventKind;
+    use crate::cell::RefCell;
     use crate::prelude::*;
-    use core::cell::{Cell, RefCell};
+    use core::cell::Cell;
     use js_sys::Function;
     use wasm_bindgen::JsValue;
 

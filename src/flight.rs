@@ -5,8 +5,8 @@
 
 use crate::prelude::*;
 
+use crate::cell::RefCell;
 use alloc::rc::Rc;
-use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
@@ -91,9 +91,10 @@ pub use executor::{promise, settle, spawn};
 /// download. Every task goes through one boxed type, so this is compiled once.
 #[cfg(target_arch = "wasm32")]
 mod executor {
+    use crate::cell::RefCell;
     use crate::prelude::*;
     use alloc::rc::Rc;
-    use core::cell::{Cell, RefCell};
+    use core::cell::Cell;
     use core::future::Future;
     use core::pin::Pin;
     use core::task::{Context, RawWaker, RawWakerVTable, Waker};

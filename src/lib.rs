@@ -17,6 +17,7 @@
 //! - [`flight`]: one result awaited by many callers (plus, in the browser, the small
 //!   executor that runs every task on the microtask queue).
 //! - [`value`], [`error`]: outside values and the one error type.
+//! - [`cell`]: a `RefCell` whose borrow conflicts trap without a panic message.
 //!
 //! Browser glue (wasm32 only): `api` (the `Session` class), `session` (state and
 //! transitions), `refresh`, `http` (`session.fetch`), `timers` (deadlines and wake-ups),
@@ -45,6 +46,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+pub mod cell;
 pub mod clock;
 pub mod config;
 pub mod error;

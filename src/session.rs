@@ -3,8 +3,9 @@
 
 use crate::prelude::*;
 
+use crate::cell::RefCell;
 use alloc::rc::{Rc, Weak};
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;
