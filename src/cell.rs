@@ -31,15 +31,17 @@ impl<T> RefCell<T> {
     }
 }
 
+/// A borrow conflict is a bug in this crate, never a reaction to outside data: stop at once.
 #[cold]
 fn conflict() -> ! {
     #[cfg(target_arch = "wasm32")]
     core::arch::wasm32::unreachable();
+    // Host builds (tests) only, where a panic is how a test sees the bug.
     #[cfg(not(target_arch = "wasm32"))]
     panic!("RefCell already borrowed");
 }
 
-// Host tests only.
+// Host tests only: the panics here are the behaviour under test, on fixed values.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

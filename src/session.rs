@@ -106,15 +106,6 @@ fn random_id() -> String {
     n.to_string()
 }
 
-/// A plain JS object from `(key, value)` pairs.
-pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
-    }
-    o.into()
-}
-
 impl Inner {
     /// A session for `config`; call [`start`] next.
     pub fn new(config: Config, endpoints: Endpoints, store: Store) -> Rc<Inner> {
@@ -155,7 +146,9 @@ impl Inner {
         if self.disposed.get() {
             return;
         }
-        let event = object(&[("type", JsValue::from_str(kind.as_str()))]);
+        // `{ type, ...payload }`; setting a property on a fresh plain object cannot fail.
+        let event = Object::new();
+        let _ = Reflect::set(&event, &JsValue::from_str("type"), &JsValue::from_str(kind.as_str()));
         for (k, v) in payload {
             let _ = Reflect::set(&event, &JsValue::from_str(k), v);
         }
