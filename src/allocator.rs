@@ -71,21 +71,22 @@ unsafe fn carve(tail: &mut (usize, usize), size: usize) -> *mut u8 {
 
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(c) = class(layout) else { return null_mut() };
-        let free = &mut *self.free.get();
-        let head = free[c];
+        // `get_mut`, not indexing: a bounds-check panic would link `core::fmt`.
+        let Some((c, slot)) = class(layout).and_then(|c| Some((c, (*self.free.get()).get_mut(c)?))) else {
+            return null_mut();
+        };
+        let head = *slot;
         if !head.is_null() {
-            free[c] = *(head as *mut *mut u8);
+            *slot = *(head as *mut *mut u8);
             return head;
         }
         carve(&mut *self.tail.get(), 1 << (c as u32 + MIN_SHIFT))
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(c) = class(layout) {
-            let free = &mut *self.free.get();
-            *(ptr as *mut *mut u8) = free[c];
-            free[c] = ptr;
+        if let Some(slot) = class(layout).and_then(|c| (*self.free.get()).get_mut(c)) {
+            *(ptr as *mut *mut u8) = *slot;
+            *slot = ptr;
         }
     }
 }

@@ -117,7 +117,7 @@ mod executor {
     unsafe impl<T> Sync for Local<T> {}
 
     /// The JS callback that runs the ready tasks, made on first use.
-    type Tick = Option<Closure<dyn FnMut()>>;
+    type Tick = Option<Closure<dyn FnMut(JsValue)>>;
 
     static READY: Local<RefCell<Vec<Rc<Task>>>> = Local(RefCell::new(Vec::new()));
     static TICK: Local<RefCell<Tick>> = Local(RefCell::new(None));
@@ -139,7 +139,7 @@ mod executor {
         };
         if first {
             let mut tick = TICK.0.borrow_mut();
-            queue_microtask(tick.get_or_insert_with(|| Closure::new(run_ready)).as_ref());
+            queue_microtask(tick.get_or_insert_with(|| Closure::new(|_| run_ready())).as_ref());
         }
     }
 

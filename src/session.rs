@@ -101,9 +101,15 @@ pub struct Inner {
     pub disposed: Cell<bool>,
 }
 
+/// 13 random hex digits (52 bits). A digit loop: `u64::to_string` pulls in `core::fmt`.
 fn random_id() -> String {
-    let n = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
-    n.to_string()
+    let mut n = (js_sys::Math::random() * 4_503_599_627_370_496.0) as u64;
+    let mut id = String::with_capacity(13);
+    for _ in 0..13 {
+        id.push(char::from(b"0123456789abcdef"[(n & 15) as usize]));
+        n >>= 4;
+    }
+    id
 }
 
 impl Inner {
@@ -294,7 +300,7 @@ fn watch_storage(inner: &Rc<Inner>) {
     let Some(window) = web_sys::window() else { return };
     let weak = Rc::downgrade(inner);
     let key = crate::store::key(&inner.config.namespace);
-    let listener = timers::Listener::new(&window, "storage", move |e: web_sys::Event| {
+    let listener = timers::Listener::new(&window, "storage", move |e: JsValue| {
         let Some(inner) = weak.upgrade() else { return };
         let Some(e) = wasm_bindgen::JsCast::dyn_ref::<web_sys::StorageEvent>(&e) else { return };
         if e.key().as_deref() != Some(key.as_str()) || e.new_value().is_none() || inner.disposed.get() {

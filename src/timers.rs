@@ -43,15 +43,18 @@ mod browser {
         fn clear_timeout(id: &JsValue);
     }
 
+    // Every closure handed to JS in this crate is `FnMut(JsValue)`, whatever it is called
+    // with: each distinct closure signature costs its own export, shim and glue function.
+
     /// A pending `setTimeout`, cancelled when dropped.
     pub struct Timeout {
         id: JsValue,
-        _callback: Closure<dyn FnMut()>,
+        _callback: Closure<dyn FnMut(JsValue)>,
     }
 
     impl Timeout {
         fn new(ms: u32, f: impl FnOnce() + 'static) -> Timeout {
-            let callback = Closure::once(f);
+            let callback = Closure::once(move |_: JsValue| f());
             Timeout { id: set_timeout(callback.as_ref(), ms), _callback: callback }
         }
     }
@@ -66,7 +69,7 @@ mod browser {
     pub struct Listener {
         target: web_sys::EventTarget,
         name: &'static str,
-        callback: Closure<dyn FnMut(web_sys::Event)>,
+        callback: Closure<dyn FnMut(JsValue)>,
     }
 
     impl Listener {
@@ -74,9 +77,9 @@ mod browser {
         pub fn new(
             target: &web_sys::EventTarget,
             name: &'static str,
-            callback: impl FnMut(web_sys::Event) + 'static,
+            callback: impl FnMut(JsValue) + 'static,
         ) -> Option<Self> {
-            let callback = Closure::<dyn FnMut(web_sys::Event)>::new(callback);
+            let callback = Closure::<dyn FnMut(JsValue)>::new(callback);
             target.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref()).ok()?;
             Some(Listener { target: target.clone(), name, callback })
         }
@@ -103,7 +106,7 @@ mod browser {
     /// Runs `f` once after `ms` (page-lifetime timers that need no handle).
     pub fn after(ms: f64, f: impl FnOnce() + 'static) {
         // JS owns the callback and frees it after the call.
-        set_timeout(&Closure::once_into_js(f), clamp_delay(ms));
+        set_timeout(&Closure::once_into_js(move |_: JsValue| f()), clamp_delay(ms));
     }
 
     /// Resolves after `ms`.
@@ -183,7 +186,7 @@ mod browser {
         let mut listeners = Vec::new();
         let recheck = |reset_backoff: bool| {
             let weak = Rc::downgrade(inner);
-            move |_e: web_sys::Event| {
+            move |_e: JsValue| {
                 let Some(inner) = weak.upgrade() else { return };
                 if reset_backoff {
                     // Back online: one prompt attempt instead of waiting out the backoff.
@@ -191,7 +194,7 @@ mod browser {
                 }
                 let visible = web_sys::window()
                     .and_then(|w| w.document())
-                    .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+                    .is_none_or(|d| !d.hidden()); // not `visibility_state()`: its enum glue brings a panic path
                 if visible || reset_backoff {
                     check(&inner);
                 }
