@@ -167,11 +167,7 @@ fn nullable<T: Into<JsValue>>(v: Option<T>) -> JsValue {
 }
 
 fn claims_of(token: Option<&str>) -> JsValue {
-    token
-        .and_then(token::jwt_payload)
-        .and_then(|json| js_sys::JSON::parse(&json).ok())
-        .filter(|v| v.is_object())
-        .unwrap_or(JsValue::NULL)
+    token.and_then(token::jwt_object).unwrap_or(JsValue::NULL)
 }
 
 fn reject(e: Error) -> Promise {

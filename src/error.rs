@@ -80,18 +80,16 @@ fn push_all(m: &mut String, parts: &[&str]) {
 
 /// Decimal text of a status code without `format!` machinery.
 fn status_text(status: u16) -> String {
-    let mut digits = [b'0'; 5];
-    let mut n = status;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
+    let mut text = String::new();
+    let mut unit = 10_000;
+    while unit > 1 && status < unit {
+        unit /= 10;
     }
-    digits.get(i..).and_then(|d| core::str::from_utf8(d).ok()).unwrap_or_default().into()
+    while unit > 0 {
+        text.push(char::from(b'0' + (status / unit % 10) as u8));
+        unit /= 10;
+    }
+    text
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -258,8 +258,8 @@ pub fn base64url_decode(input: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The decoded JSON payload of a JWT, or `None` if `token` is not a readable JWT.
-pub fn jwt_payload(token: &str) -> Option<String> {
+/// The decoded payload bytes of a JWT, or `None` if `token` is not a readable JWT.
+fn jwt_payload_bytes(token: &str) -> Option<Vec<u8>> {
     // Byte loops rather than `split`/`trim_matches`: the pattern machinery costs ~1 KB of wasm.
     let dot = |s: &str| s.bytes().position(|b| b == b'.');
     let rest = token.get(dot(token)? + 1..)?;
@@ -269,28 +269,62 @@ pub fn jwt_payload(token: &str) -> Option<String> {
         return None;
     }
     let unpadded = payload.bytes().rposition(|b| b != b'=').map_or(0, |i| i + 1);
-    let bytes = base64url_decode(payload.get(..unpadded)?)?;
-    String::from_utf8(bytes).ok()
+    base64url_decode(payload.get(..unpadded)?)
 }
 
 /// `exp` and `iat` of a JWT, or `None` if `token` is not a JWT with a JSON object payload.
 pub fn jwt_times(token: &str) -> Option<JwtTimes> {
-    parse_times(&jwt_payload(token)?)
+    times_of(token)
 }
 
 #[cfg(target_arch = "wasm32")]
-fn parse_times(json: &str) -> Option<JwtTimes> {
-    let obj = js_sys::JSON::parse(json).ok().filter(|v| v.is_object())?;
-    let num = |k| match Value::field(&obj, k) {
-        Value::Num(n) if n.is_finite() => Some(n),
-        _ => None,
-    };
-    Some(JwtTimes { exp: num("exp"), iat: num("iat") })
+pub use js::jwt_object;
+
+#[cfg(target_arch = "wasm32")]
+mod js {
+    use super::{jwt_payload_bytes, JwtTimes};
+    use crate::value::Value;
+    use wasm_bindgen::prelude::*;
+
+    // UTF-8 check and JSON in one call to the browser's own decoders: Rust's `from_utf8`
+    // costs about 1 KB of wasm, and JSON.parse is needed anyway.
+    #[wasm_bindgen(inline_js = r#"
+export function ws_json(bytes) {
+  try { return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)); } catch {}
+}"#)]
+    extern "C" {
+        /// The value of UTF-8 JSON `bytes`; `undefined` if they are not.
+        fn ws_json(bytes: &[u8]) -> JsValue;
+    }
+
+    /// The payload of a JWT as a JS object (its claims), or `None` if `token` is not a JWT
+    /// with a JSON object payload.
+    pub fn jwt_object(token: &str) -> Option<JsValue> {
+        Some(ws_json(&jwt_payload_bytes(token)?)).filter(JsValue::is_object)
+    }
+
+    pub(super) fn times_of(token: &str) -> Option<JwtTimes> {
+        let obj = jwt_object(token)?;
+        let num = |k| match Value::field(&obj, k) {
+            Value::Num(n) if n.is_finite() => Some(n),
+            _ => None,
+        };
+        Some(JwtTimes { exp: num("exp"), iat: num("iat") })
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+use js::times_of;
+
+/// The decoded JSON payload of a JWT, or `None` if `token` is not a readable JWT.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn jwt_payload(token: &str) -> Option<String> {
+    String::from_utf8(jwt_payload_bytes(token)?).ok()
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn parse_times(json: &str) -> Option<JwtTimes> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+fn times_of(token: &str) -> Option<JwtTimes> {
+    let v: serde_json::Value = serde_json::from_str(&jwt_payload(token)?).ok()?;
     let obj = v.as_object()?;
     let num = |k: &str| obj.get(k).and_then(serde_json::Value::as_f64);
     Some(JwtTimes { exp: num("exp"), iat: num("iat") })

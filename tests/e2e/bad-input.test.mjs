@@ -67,6 +67,8 @@ const TOKEN_RESPONSES = [
   ["opaque token, no expires_in", { access_token: "opaque" }, "invalid_token_response", "expires_in"],
   ["JWT with bad base64, expires_in given", { access_token: "eyJ.!!!.sig", expires_in: 60 }, "ok"],
   ["JWT with non-JSON claims, no expires_in", { access_token: `eyJh.${b64("not json")}.sig` }, "invalid_token_response", "expires_in"],
+  // Valid JSON with an exp, but one byte is not UTF-8: the claims are unreadable.
+  ["JWT claims not UTF-8, no expires_in", { access_token: `eyJh.${Buffer.concat([Buffer.from('{"exp":9999999999,"n":"'), Buffer.from([0xff]), Buffer.from('"}')]).toString("base64url")}.sig` }, "invalid_token_response", "expires_in"],
   ["1 MB token", { access_token: "x".repeat(1 << 20), expires_in: 60 }, "invalid_token_response", "access_token"],
   ["token with a newline", { access_token: "a\nb", expires_in: 60 }, "invalid_token_response", "access_token"],
   ["not an object", "<html>error</html>", "invalid_argument", "setTokens"],
@@ -89,6 +91,30 @@ test("token responses: each bad one is refused naming the field, and the session
       assert.ok(r.message.includes(field), `${name}: "${r.message}" should name ${field}`);
       assert.equal(r.token, "good", `${name}: the session changed`);
     }
+  }
+});
+
+test("claims: a JWT's payload is decoded; opaque, malformed and non-UTF-8 payloads give null", async () => {
+  const jwt = (payload) => `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(payload).toString("base64url")}.sig`;
+  const cases = [
+    [jwt('{"sub":"ann","exp":9999999999,"name":"Zo\u00eb \u2713"}'), { sub: "ann", exp: 9999999999, name: "Zoë ✓" }],
+    [jwt(Buffer.from('{"sub":"ann","name":"Zoë ✓"}')), { sub: "ann", name: "Zoë ✓" }],
+    ["opaque", null],
+    [jwt("[1,2]"), { 0: 1, 1: 2 }],
+    [jwt("not json"), null],
+    [jwt(Buffer.concat([Buffer.from('{"n":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])), null],
+  ];
+  for (const [token, claims] of cases) {
+    tried++;
+    const got = await page.evaluate((token) => {
+      const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
+      s.setTokens({ access_token: token, id_token: token, expires_in: 60 });
+      const out = [s.claims, s.idClaims];
+      s.dispose();
+      return out;
+    }, token);
+    assert.deepEqual(got[0] && { ...got[0] }, claims, token);
+    assert.deepEqual(got[1] && { ...got[1] }, claims, `id_token ${token}`);
   }
 });
 
