@@ -112,8 +112,8 @@ impl Config {
         if let Some(unknown) = keys.iter().find(|k| !OPTIONS.contains(&k.as_str())) {
             return Err(err(unknown, KNOWN));
         }
-        let token_url =
-            string(get, "tokenUrl")?.ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint)"))?;
+        // Plain values first, strings last: an early return then has fewer strings to free,
+        // which keeps this function (inlined into the constructor) smaller.
         let storage = match get("storage") {
             v if v.is_absent() => StorageMode::Memory,
             Value::Str(s) if s == "memory" => StorageMode::Memory,
@@ -121,6 +121,20 @@ impl Config {
             Value::Str(s) if s == "local" => StorageMode::Local,
             _ => return Err(err("storage", "must be \"memory\", \"session\" or \"local\"")),
         };
+        let cross_tab = match get("crossTab") {
+            v if v.is_absent() => true,
+            Value::Bool(b) => b,
+            _ => return Err(err("crossTab", "must be a boolean")),
+        };
+        let refresh_lead_ms = millis(get, "refreshLeadMs", 60_000.0, 0.0, DAY_MS)?;
+        let request_timeout_ms = millis(get, "requestTimeoutMs", 10_000.0, 100.0, 600_000.0)?;
+        let retry_base_ms = millis(get, "retryBaseMs", 1_000.0, 10.0, 3_600_000.0)?;
+        let retry_max_ms = millis(get, "retryMaxMs", 30_000.0, 10.0, DAY_MS)?;
+        if retry_max_ms < retry_base_ms {
+            return Err(err("retryMaxMs", "must be at least retryBaseMs"));
+        }
+        let lock_timeout_ms = millis(get, "lockTimeoutMs", 15_000.0, 100.0, 600_000.0)?;
+        let restore_timeout_ms = millis(get, "restoreTimeoutMs", 300.0, 0.0, 60_000.0)?;
         let namespace = string(get, "namespace")?.unwrap_or_else(|| "default".into());
         let ns_ok =
             namespace.len() <= 64 && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
@@ -142,29 +156,20 @@ impl Config {
             }
             _ => return Err(not_origins()),
         }
-        let cross_tab = match get("crossTab") {
-            v if v.is_absent() => true,
-            Value::Bool(b) => b,
-            _ => return Err(err("crossTab", "must be a boolean")),
-        };
-        let retry_base_ms = millis(get, "retryBaseMs", 1_000.0, 10.0, 3_600_000.0)?;
-        let retry_max_ms = millis(get, "retryMaxMs", 30_000.0, 10.0, DAY_MS)?;
-        if retry_max_ms < retry_base_ms {
-            return Err(err("retryMaxMs", "must be at least retryBaseMs"));
-        }
         Ok(Config {
-            token_url,
+            token_url: string(get, "tokenUrl")?
+                .ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint)"))?,
             client_id: string(get, "clientId")?,
             revoke_url: string(get, "revokeUrl")?,
             storage,
             namespace,
             allowed_origins,
-            refresh_lead_ms: millis(get, "refreshLeadMs", 60_000.0, 0.0, DAY_MS)?,
-            request_timeout_ms: millis(get, "requestTimeoutMs", 10_000.0, 100.0, 600_000.0)?,
+            refresh_lead_ms,
+            request_timeout_ms,
             retry_base_ms,
             retry_max_ms,
-            lock_timeout_ms: millis(get, "lockTimeoutMs", 15_000.0, 100.0, 600_000.0)?,
-            restore_timeout_ms: millis(get, "restoreTimeoutMs", 300.0, 0.0, 60_000.0)?,
+            lock_timeout_ms,
+            restore_timeout_ms,
             cross_tab,
         })
     }

@@ -132,7 +132,6 @@ mod tests {
     fn token(issued: f64, lifetime_s: f64) -> TokenSet {
         TokenSet {
             access_token: "a".into(),
-            token_type: "Bearer".into(),
             refresh_token: Some("r".into()),
             id_token: None,
             scope: None,

@@ -18,8 +18,6 @@ pub const MAX_LIFETIME_S: f64 = 366.0 * 24.0 * 3600.0;
 pub struct TokenSet {
     /// The bearer token sent to APIs.
     pub access_token: String,
-    /// Always `"Bearer"` (the only type supported).
-    pub token_type: String,
     /// The refresh token, if the server issued one.
     pub refresh_token: Option<String>,
     /// An OpenID Connect ID token, if the server sent one.
@@ -100,15 +98,16 @@ impl TokenSet {
         server_date: Option<f64>,
         previous_refresh: Option<&str>,
     ) -> Result<TokenSet, Error> {
-        let access_token = token_field(get, "access_token", true)?.unwrap_or_default();
-        let token_type = match get("token_type") {
-            v if v.is_absent() => "Bearer".to_string(),
-            Value::Str(t) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_string(),
+        // `Bearer` is the only type supported, so it is checked here and not stored.
+        match get("token_type") {
+            Value::Str(t) if t.eq_ignore_ascii_case("bearer") => {}
+            v if v.is_absent() => {}
             Value::Str(_) => {
                 return Err(Error::TokenResponse("token_type", "must be \"Bearer\" (other types are not supported)"))
             }
             _ => return Err(Error::TokenResponse("token_type", "must be a string")),
-        };
+        }
+        let access_token = token_field(get, "access_token", true)?.unwrap_or_default();
         let refresh_token = token_field(get, "refresh_token", false)?.or_else(|| previous_refresh.map(str::to_string));
         let id_token = token_field(get, "id_token", false)?;
         let scope = match get("scope") {
@@ -131,7 +130,7 @@ impl TokenSet {
                 at.min(now + MAX_LIFETIME_S * 1000.0)
             }
         };
-        Ok(TokenSet { access_token, token_type, refresh_token, id_token, scope, issued_at: now, expires_at })
+        Ok(TokenSet { access_token, refresh_token, id_token, scope, issued_at: now, expires_at })
     }
 
     /// Checks a token set from storage or another tab: same rules as a fresh response.
@@ -139,9 +138,6 @@ impl TokenSet {
         let bad = |field| Error::TokenResponse(field, "is invalid");
         if !header_safe(&self.access_token) {
             return Err(bad("access_token"));
-        }
-        if self.token_type != "Bearer" {
-            return Err(bad("token_type"));
         }
         for (field, t) in [("refresh_token", &self.refresh_token), ("id_token", &self.id_token)] {
             if t.as_deref().is_some_and(|t| !header_safe(t)) {
@@ -166,7 +162,7 @@ impl TokenSet {
     pub fn to_fields(&self, out: &mut Vec<(&'static str, Value)>) {
         let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Str);
         out.push(("access_token", Value::Str(self.access_token.clone())));
-        out.push(("token_type", Value::Str(self.token_type.clone())));
+        out.push(("token_type", Value::Str("Bearer".into())));
         out.push(("refresh_token", opt(&self.refresh_token)));
         out.push(("id_token", opt(&self.id_token)));
         out.push(("scope", opt(&self.scope)));
@@ -190,9 +186,11 @@ impl TokenSet {
             Value::Num(n) => Ok(n),
             _ => Err(bad(field)),
         };
+        if text("token_type")? != "Bearer" {
+            return Err(bad("token_type"));
+        }
         let t = TokenSet {
             access_token: text("access_token")?,
-            token_type: text("token_type")?,
             refresh_token: opt("refresh_token")?,
             id_token: opt("id_token")?,
             scope: opt("scope")?,
@@ -214,7 +212,6 @@ impl TokenSet {
 pub(crate) fn sample(issued_at: f64) -> TokenSet {
     TokenSet {
         access_token: "at".into(),
-        token_type: "Bearer".into(),
         refresh_token: Some("rt".into()),
         id_token: None,
         scope: None,
@@ -383,7 +380,6 @@ mod tests {
             ("refresh_token", s("rt1")),
         ])
         .unwrap();
-        assert_eq!(t.token_type, "Bearer");
         assert_eq!(t.expires_at, NOW + 30_000.0);
         assert_eq!(t.issued_at, NOW);
         assert_eq!(t.refresh_token.as_deref(), Some("rt1"));
@@ -533,6 +529,8 @@ mod tests {
             ("issued_at", s("1")),
             ("refresh_token", Value::Bool(true)),
             ("expires_at", Value::Missing),
+            ("token_type", s("MAC")),
+            ("token_type", Value::Missing),
         ] {
             let mut m = map.clone();
             m.insert(field, wrong);
@@ -549,11 +547,8 @@ mod tests {
         let mut t = good.clone();
         t.expires_at = t.issued_at - 1.0;
         assert!(t.validate().is_err());
-        let mut t = good.clone();
-        t.refresh_token = Some("line\nbreak".into());
-        assert!(t.validate().is_err());
         let mut t = good;
-        t.token_type = "MAC".into();
+        t.refresh_token = Some("line\nbreak".into());
         assert!(t.validate().is_err());
     }
 }

@@ -31,7 +31,6 @@ fn foreign() -> &'static str {
 fn tokens(issued_at: f64) -> TokenSet {
     TokenSet {
         access_token: "at".into(),
-        token_type: "Bearer".into(),
         refresh_token: Some("rt".into()),
         id_token: None,
         scope: None,

@@ -81,7 +81,6 @@ proptest! {
         if let Ok(t) = TokenSet::from_response(&getter(&r), now, date, Some("previous")) {
             prop_assert!(header_safe(&t.access_token));
             prop_assert!(t.refresh_token.as_deref().is_none_or(header_safe));
-            prop_assert_eq!(t.token_type.as_str(), "Bearer");
             if now.is_finite() {
                 prop_assert!(t.expires_at > now);
             }
@@ -124,7 +123,7 @@ proptest! {
     fn decisions_and_delays_are_total(issued in number(), life in number(), lead in number(), now in number(),
                                       attempts in any::<u32>(), not_before in number(), rand in number(), ms in number()) {
         let t = TokenSet {
-            access_token: "a".into(), token_type: "Bearer".into(), refresh_token: None, id_token: None, scope: None,
+            access_token: "a".into(), refresh_token: None, id_token: None, scope: None,
             issued_at: issued, expires_at: issued + life,
         };
         let retry = Retry { attempts, not_before };
