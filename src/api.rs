@@ -186,15 +186,7 @@ impl Session {
             Err(e) => (Store::memory(&config.namespace), Some(e)),
         };
         let inner = Inner::new(config, endpoints, store);
-        session::start(&inner);
-        if let Some(e) = early_error {
-            let weak = Rc::downgrade(&inner);
-            crate::flight::spawn(async move {
-                if let Some(inner) = weak.upgrade() {
-                    inner.emit_error(&e);
-                }
-            });
-        }
+        session::start(&inner, early_error);
         Ok(Session { inner })
     }
 

@@ -97,12 +97,12 @@ mod executor {
     use core::cell::Cell;
     use core::future::Future;
     use core::pin::Pin;
-    use core::task::{Context, RawWaker, RawWakerVTable, Waker};
+    use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
     use js_sys::{Function, Promise};
     use wasm_bindgen::prelude::*;
 
-    use super::Flight;
+    use super::{Flight, Wait};
 
     type Boxed = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -211,18 +211,33 @@ mod executor {
         promise
     }
 
+    /// Future returned by [`settle`]: a plain struct rather than an `async fn`, whose
+    /// state machine would be inlined into every caller's.
+    pub struct Settle {
+        done: Wait<Result<JsValue, JsValue>>,
+        // Both callbacks are one closure type (one shim in the binary). They live as long
+        // as this future: our tasks always run to the end.
+        _callbacks: [Closure<dyn FnMut(JsValue)>; 2],
+    }
+
+    impl Future for Settle {
+        type Output = Result<JsValue, JsValue>;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            Pin::new(&mut self.done).poll(cx)
+        }
+    }
+
     /// Awaits a JS promise (or any value, as `await` does in JS).
-    pub async fn settle(promise: JsValue) -> Result<JsValue, JsValue> {
+    pub fn settle(promise: JsValue) -> Settle {
         let done: Flight<Result<JsValue, JsValue>> = Flight::new();
-        // Both callbacks are one closure type (one shim in the binary). They are kept alive
-        // by this future until the promise settles: our tasks always run to the end.
         let callback = |ok: bool| {
             let landed = done.clone();
             Closure::once(move |v: JsValue| landed.complete(if ok { Ok(v) } else { Err(v) }))
         };
-        let (fulfilled, rejected) = (callback(true), callback(false));
-        let _ = Promise::resolve(&promise).then2(&fulfilled, &rejected);
-        done.wait().await
+        let callbacks = [callback(true), callback(false)];
+        let _ = Promise::resolve(&promise).then2(&callbacks[0], &callbacks[1]);
+        Settle { done: done.wait(), _callbacks: callbacks }
     }
 }
 

@@ -316,7 +316,8 @@ fn watch_storage(inner: &Rc<Inner>) {
 }
 
 /// Start-up: restore from storage, open the channel, ask open tabs, arm timers.
-pub fn start(inner: &Rc<Inner>) {
+/// `early_error` (storage could not be opened) is reported like a failed restore.
+pub fn start(inner: &Rc<Inner>, early_error: Option<Error>) {
     let weak = Rc::downgrade(inner);
     if inner.config.cross_tab && inner.store.mode() == crate::config::StorageMode::Local {
         watch_storage(inner);
@@ -327,7 +328,7 @@ pub fn start(inner: &Rc<Inner>) {
     }
     timers::listen(inner);
     let restored = inner.store.load();
-    let startup_error = match restored {
+    let startup_error = early_error.or(match restored {
         Ok(Some(tokens)) if tokens.expires_at > inner.now() || tokens.refresh_token.is_some() => {
             install(inner, tokens, Source::Restored);
             None
@@ -338,7 +339,7 @@ pub fn start(inner: &Rc<Inner>) {
         }
         Ok(None) => None,
         Err(e) => Some(e),
-    };
+    });
     let ask_tabs = inner.tokens().is_none() && inner.channel.borrow().as_ref().is_some_and(|c| !c.via_storage());
     if ask_tabs {
         inner.post(Message::Hello);

@@ -110,11 +110,11 @@ mod browser {
     }
 
     /// Resolves after `ms`.
-    pub async fn sleep(ms: f64) {
+    pub fn sleep(ms: f64) -> crate::flight::Wait<()> {
         let done: Flight<()> = Flight::new();
         let d = done.clone();
         after(ms, move || d.complete(()));
-        done.wait().await;
+        done.wait()
     }
 
     /// Arms the timer for the next deadline, replacing (and so cancelling) the pending one.
