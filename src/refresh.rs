@@ -7,7 +7,7 @@ use alloc::rc::Rc;
 use crate::config::StorageMode;
 use crate::error::Error;
 use crate::events::LogoutReason;
-use crate::flight::Flight;
+use crate::flight::{Flight, Wait};
 use crate::http;
 use crate::policy::{self, Backoff, Failure};
 use crate::session::{self, Inner, Source};
@@ -43,9 +43,9 @@ pub fn start(inner: &Rc<Inner>) -> Flight<Result<(), Error>> {
     flight
 }
 
-/// Refreshes (or joins the refresh in flight) and waits for the outcome.
-pub async fn refresh(inner: &Rc<Inner>) -> Result<(), Error> {
-    start(inner).wait().await
+/// Refreshes (or joins the refresh in flight); the future resolves to the outcome.
+pub fn refresh(inner: &Rc<Inner>) -> Wait<Result<(), Error>> {
+    start(inner).wait()
 }
 
 /// Counts a failed attempt (here or in another tab) and sets the next retry time.
