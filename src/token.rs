@@ -56,6 +56,21 @@ fn token_field(get: &dyn Fn(&str) -> Value, field: &'static str, required: bool)
     }
 }
 
+fn scope(get: &dyn Fn(&str) -> Value) -> Result<Option<String>, Error> {
+    match get("scope") {
+        Value::Str(s) if s.len() <= MAX_TOKEN_LEN => Ok(Some(s)),
+        v if v.is_absent() => Ok(None),
+        _ => Err(Error::TokenResponse("scope", "must be a string")),
+    }
+}
+
+/// Issued and expiry times that a real token set can have: finite, expiring after issue,
+/// within a year.
+fn times_ok(issued_at: f64, expires_at: f64) -> bool {
+    let lifetime = expires_at - issued_at;
+    issued_at.is_finite() && expires_at.is_finite() && lifetime > 0.0 && lifetime <= MAX_LIFETIME_S * 1000.0
+}
+
 /// Whole seconds from a decimal string, without float parsing (which costs ~16 KB of wasm).
 fn whole_seconds(s: &str) -> Option<f64> {
     let s = s.trim_ascii();
@@ -110,11 +125,7 @@ impl TokenSet {
         let access_token = token_field(get, "access_token", true)?.unwrap_or_default();
         let refresh_token = token_field(get, "refresh_token", false)?.or_else(|| previous_refresh.map(str::to_string));
         let id_token = token_field(get, "id_token", false)?;
-        let scope = match get("scope") {
-            Value::Str(s) if s.len() <= MAX_TOKEN_LEN => Some(s),
-            v if v.is_absent() => None,
-            _ => return Err(Error::TokenResponse("scope", "must be a string")),
-        };
+        let scope = scope(get)?;
         let expires_at = match expires_in(get)? {
             Some(secs) => now + secs * 1000.0,
             None => {
@@ -147,12 +158,7 @@ impl TokenSet {
         if self.scope.as_ref().is_some_and(|s| s.len() > MAX_TOKEN_LEN) {
             return Err(bad("scope"));
         }
-        let lifetime = self.expires_at - self.issued_at;
-        if !self.issued_at.is_finite()
-            || !self.expires_at.is_finite()
-            || lifetime <= 0.0
-            || lifetime > MAX_LIFETIME_S * 1000.0
-        {
+        if !times_ok(self.issued_at, self.expires_at) {
             return Err(bad("expires_at"));
         }
         Ok(())
@@ -170,35 +176,30 @@ impl TokenSet {
         out.push(("expires_at", Value::Num(self.expires_at)));
     }
 
-    /// Reads the fields written by [`TokenSet::to_fields`], strictly, then validates them.
+    /// Reads the fields written by [`TokenSet::to_fields`], strictly, with the rules of a
+    /// fresh response (the same field readers).
     pub fn from_fields(get: &dyn Fn(&str) -> Value) -> Result<TokenSet, Error> {
         let bad = |field| Error::TokenResponse(field, "is invalid");
-        let text = |field| match get(field) {
-            Value::Str(s) => Ok(s),
-            _ => Err(bad(field)),
-        };
-        let opt = |field| match get(field) {
-            Value::Str(s) => Ok(Some(s)),
-            v if v.is_absent() => Ok(None),
-            _ => Err(bad(field)),
-        };
         let num = |field| match get(field) {
             Value::Num(n) => Ok(n),
             _ => Err(bad(field)),
         };
-        if text("token_type")? != "Bearer" {
-            return Err(bad("token_type"));
+        match get("token_type") {
+            Value::Str(t) if t == "Bearer" => {}
+            _ => return Err(bad("token_type")),
         }
-        let t = TokenSet {
-            access_token: text("access_token")?,
-            refresh_token: opt("refresh_token")?,
-            id_token: opt("id_token")?,
-            scope: opt("scope")?,
-            issued_at: num("issued_at")?,
-            expires_at: num("expires_at")?,
-        };
-        t.validate()?;
-        Ok(t)
+        let (issued_at, expires_at) = (num("issued_at")?, num("expires_at")?);
+        if !times_ok(issued_at, expires_at) {
+            return Err(bad("expires_at"));
+        }
+        Ok(TokenSet {
+            access_token: token_field(get, "access_token", true)?.unwrap_or_default(),
+            refresh_token: token_field(get, "refresh_token", false)?,
+            id_token: token_field(get, "id_token", false)?,
+            scope: scope(get)?,
+            issued_at,
+            expires_at,
+        })
     }
 
     /// Milliseconds from issue to expiry.
