@@ -312,12 +312,9 @@ impl Session {
             let held = session::end(&inner, LogoutReason::User, true);
             let token = held.and_then(|t| t.refresh_token.or(Some(t.access_token)));
             if let (Some(url), Some(token)) = (inner.endpoints.revoke_url.clone(), token) {
-                let form = web_sys::UrlSearchParams::new().map_err(|_| Error::Network)?;
-                form.append("token", &token);
-                if let Some(id) = &inner.config.client_id {
-                    form.append("client_id", id);
-                }
-                match http::post(&url, &form.into(), None, inner.config.request_timeout_ms).await {
+                let client_id = inner.config.client_id.as_deref().unwrap_or_default();
+                let form = http::form(&[("token", &token), ("client_id", client_id)]);
+                match http::post(&url, &form, None, inner.config.request_timeout_ms).await {
                     Ok(r) if r.ok() => {}
                     Ok(_) => inner.emit_error(&Error::Network),
                     Err(e) => inner.emit_error(&e),

@@ -73,6 +73,7 @@ export function ws_post(url, body, type, ms) {
   const timer = setTimeout(() => { late = true; abort.abort(); }, ms);
   const headers = { accept: "application/json" };
   if (type) headers["content-type"] = type;
+  else body = new URLSearchParams(body);
   const init = { method: "POST", body, headers, credentials: "same-origin", cache: "no-store", redirect: "error", signal: abort.signal };
   return fetch(url, init)
     .then(async (r) => {
@@ -90,8 +91,20 @@ export function ws_post(url, body, type, ms) {
         fn ws_post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: u32) -> js_sys::Promise;
     }
 
-    /// POSTs `body` (a string with `content_type`, or URLSearchParams with `None`) to an auth
-    /// server URL. Gives up after `timeout_ms`, never follows redirects, never caches.
+    /// The fields of a form body for [`post`]; fields with an empty value are left out (an
+    /// unset `client_id`).
+    pub fn form(fields: &[(&str, &str)]) -> JsValue {
+        let o = js_sys::Object::new();
+        for (k, v) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+            // Setting a property on a fresh plain object cannot fail.
+            let _ = Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_str(v));
+        }
+        o.into()
+    }
+
+    /// POSTs `body` (a string with `content_type`, or [`form`] fields, sent form-encoded,
+    /// with `None`) to an auth server URL. Gives up after `timeout_ms`, never follows
+    /// redirects, never caches.
     pub async fn post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: f64) -> Result<Reply, Error> {
         let answer = settle(ws_post(url, body, content_type, clamp_delay(timeout_ms)).into()).await.unwrap_or_default();
         if let Some(late) = answer.as_bool() {

@@ -65,16 +65,6 @@ fn failed(inner: &Inner, err: Error) -> Result<(), Error> {
     Err(err)
 }
 
-fn form_body(inner: &Inner, refresh_token: &str) -> Result<wasm_bindgen::JsValue, Error> {
-    let form = web_sys::UrlSearchParams::new().map_err(|_| Error::Network)?;
-    form.append("grant_type", "refresh_token");
-    form.append("refresh_token", refresh_token);
-    if let Some(id) = &inner.config.client_id {
-        form.append("client_id", id);
-    }
-    Ok(form.into())
-}
-
 async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
     let (refresh_token, generation, issued_at, attempts) = {
         let st = inner.state.borrow();
@@ -137,7 +127,9 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
     if !claim_by_message {
         inner.post(Message::Refreshing);
     }
-    let body = form_body(inner, &refresh_token)?;
+    let client_id = inner.config.client_id.as_deref().unwrap_or_default();
+    let body =
+        http::form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh_token), ("client_id", client_id)]);
     let reply = http::post(&inner.endpoints.token_url, &body, None, inner.config.request_timeout_ms).await;
     if inner.generation() != generation {
         return Ok(()); // logged out (or replaced) meanwhile: the answer is moot

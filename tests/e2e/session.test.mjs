@@ -269,7 +269,20 @@ test("memory mode writes nothing to any storage; logout clears and revokes", asy
     });
     assert.deepEqual(after, { auth: false, token: null, claims: null, header: null });
     assert.deepEqual(await scan(), { local: 0, session: 0, cookie: "", idb: 0 });
-    assert.equal((await t.server.stats()).revocations, 1);
+    const stats = await t.server.stats();
+    assert.equal(stats.revocations, 1);
+    assert.equal(stats.client_id_sent, 0, "no clientId configured: none sent");
+  } finally { await t.close(); }
+});
+
+test("clientId goes with every refresh and revocation, form-encoded", async () => {
+  const t = await setup();
+  try {
+    await login(t.page, { clientId: "demo-spa" });
+    await t.page.evaluate(async () => { await session.refresh(); await session.refresh(); await session.logout(); });
+    const stats = await t.server.stats();
+    assert.deepEqual([stats.refreshes, stats.revocations], [2, 1]);
+    assert.deepEqual([stats.client_id_sent, stats.client_id_unknown], [3, 0]);
   } finally { await t.close(); }
 });
 

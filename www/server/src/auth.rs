@@ -31,6 +31,10 @@ pub struct Stats {
     pub token_requests: u64,
     /// Refresh calls answered by a fault instead of the real handler.
     pub faults_applied: u64,
+    /// Token and revocation requests that sent a `client_id`, and those whose `client_id`
+    /// was not the demo's registered client, `demo-spa`.
+    pub client_id_sent: u64,
+    pub client_id_unknown: u64,
 }
 
 /// An RFC 6749 §5.1 token response.

@@ -232,8 +232,16 @@ async fn login(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
 struct TokenForm {
     grant_type: Option<String>,
     refresh_token: Option<String>,
-    #[allow(dead_code)]
     client_id: Option<String>,
+}
+
+/// Counts the `client_id` a request sent (see [`Stats`]).
+fn count_client_id(s: &Shared, client_id: Option<&str>) {
+    if let Some(id) = client_id {
+        let stats = &mut lock(&s.auth).stats;
+        stats.client_id_sent += 1;
+        stats.client_id_unknown += u64::from(id != "demo-spa");
+    }
 }
 
 async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
@@ -259,6 +267,7 @@ async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::
     let Ok(form) = serde_urlencoded::from_bytes::<TokenForm>(&body) else {
         return json_error(400, "invalid_request", "malformed form body");
     };
+    count_client_id(&s, form.client_id.as_deref());
     if form.grant_type.as_deref() != Some("refresh_token") {
         return json_error(400, "unsupported_grant_type", "only grant_type=refresh_token is supported");
     }
@@ -273,12 +282,14 @@ async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::
 #[derive(Deserialize)]
 struct RevokeForm {
     token: Option<String>,
+    client_id: Option<String>,
 }
 
 async fn revoke(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<RevokeForm>(&body) else {
         return json_error(400, "invalid_request", "malformed form body");
     };
+    count_client_id(&s, form.client_id.as_deref());
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return json_error(400, "invalid_request", "token is missing");
     };
