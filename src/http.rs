@@ -22,7 +22,7 @@ mod browser {
     use alloc::rc::Rc;
 
     use crate::flight::settle;
-    use js_sys::{Array, Function, Reflect};
+    use js_sys::Reflect;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
 
@@ -116,11 +116,18 @@ export function ws_post(url, body, type, ms) {
         Ok(Reply { status: status as u16, body: at(1), date })
     }
 
+    #[wasm_bindgen]
+    extern "C" {
+        /// The global `Request` class, constructed from whatever the app passed.
+        #[wasm_bindgen(js_name = Request)]
+        type AnyRequest;
+        #[wasm_bindgen(catch, constructor, js_class = "Request")]
+        fn new(input: &JsValue, init: &JsValue) -> Result<AnyRequest, JsValue>;
+    }
+
     /// `new Request(input, init)`: the same parsing and errors as `fetch` itself.
     fn new_request(input: &JsValue, init: &JsValue) -> Result<web_sys::Request, JsValue> {
-        let ctor: Function = Reflect::get(&js_sys::global(), &"Request".into())?.dyn_into()?;
-        let args = if init.is_undefined() { Array::of1(input) } else { Array::of2(input, init) };
-        Ok(Reflect::construct(&ctor, &args)?.unchecked_into())
+        Ok(AnyRequest::new(input, init)?.unchecked_into())
     }
 
     async fn send(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
