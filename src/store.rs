@@ -18,10 +18,10 @@ pub fn encode(ns: &str, tokens: &TokenSet) -> Vec<(&'static str, Value)> {
 
 /// Reads a stored record: right version, this namespace, valid tokens; else why not.
 pub fn decode(get: &dyn Fn(&str) -> Value, ns: &str) -> Result<TokenSet, &'static str> {
-    if get("v") != Value::Num(STORE_VERSION) {
+    if !matches!(get("v"), Value::Num(v) if v == STORE_VERSION) {
         return Err("stored session has another format; discarded");
     }
-    if get("ns") != Value::Str(ns.to_string()) {
+    if !matches!(get("ns"), Value::Str(s) if s == ns) {
         return Err("stored session belongs to another namespace; discarded");
     }
     TokenSet::from_fields(get).map_err(|_| "stored session is invalid; discarded")

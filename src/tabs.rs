@@ -113,10 +113,11 @@ impl Envelope {
     /// is refused and changes nothing.
     /// Returns the sender's tab id with the message.
     pub fn decode(get: &dyn Fn(&str) -> Value, ns: &str, me: &str) -> Result<(String, Message), &'static str> {
-        if get("v") != Value::Num(PROTOCOL_VERSION) {
+        if !matches!(get("v"), Value::Num(v) if v == PROTOCOL_VERSION) {
             return Err("message from another protocol version ignored");
         }
-        if get("ns") != Value::Str(ns.to_string()) {
+        // `matches!`, not `!=`: comparing whole `Value`s links their recursive equality.
+        if !matches!(get("ns"), Value::Str(s) if s == ns) {
             return Err("message for another namespace ignored");
         }
         let from = match get("from") {

@@ -192,9 +192,7 @@ mod browser {
                     // Back online: one prompt attempt instead of waiting out the backoff.
                     inner.state.borrow_mut().retry.not_before = 0.0;
                 }
-                let visible = web_sys::window()
-                    .and_then(|w| w.document())
-                    .is_none_or(|d| !d.hidden()); // not `visibility_state()`: its enum glue brings a panic path
+                let visible = web_sys::window().and_then(|w| w.document()).is_none_or(|d| !d.hidden()); // not `visibility_state()`: its enum glue brings a panic path
                 if visible || reset_backoff {
                     check(&inner);
                 }
