@@ -403,17 +403,20 @@ impl Session {
         claims_of(self.inner.tokens().as_ref().and_then(|t| t.id_token.as_deref()))
     }
 
+    // Getters return `JsValue` rather than `String`: the `String` return path adds a
+    // reallocation routine to the binary.
+
     /// The storage mode in use (`memory` if the requested storage was unavailable).
     #[wasm_bindgen(getter, unchecked_return_type = "StorageMode")]
-    pub fn storage(&self) -> String {
+    pub fn storage(&self) -> JsValue {
         let mode: StorageMode = self.inner.store.mode();
         mode.as_str().into()
     }
 
     /// The namespace.
-    #[wasm_bindgen(getter)]
-    pub fn namespace(&self) -> String {
-        self.inner.config.namespace.clone()
+    #[wasm_bindgen(getter, unchecked_return_type = "string")]
+    pub fn namespace(&self) -> JsValue {
+        self.inner.config.namespace.as_str().into()
     }
 
     /// Resolves once start-up restore is done (from storage, or from another open tab), to
