@@ -107,7 +107,7 @@ pub struct Session {
 }
 
 fn window() -> Result<web_sys::Window, Error> {
-    web_sys::window().ok_or(Error::Config("(environment)".into(), "needs a browser window"))
+    crate::page::window().ok_or(Error::Config("(environment)".into(), "needs a browser window"))
 }
 
 /// Resolves an endpoint against the page and checks its transport.

@@ -131,7 +131,7 @@ export function ws_post(url, body, type, ms) {
     }
 
     async fn send(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
-        let window = web_sys::window().ok_or_else(|| JsValue::from(Error::Network))?;
+        let window = crate::page::window().ok_or_else(|| JsValue::from(Error::Network))?;
         Ok(settle(window.fetch_with_request(request).into()).await?.unchecked_into())
     }
 

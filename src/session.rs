@@ -297,7 +297,7 @@ pub fn on_message(weak: &Weak<Inner>, data: JsValue) {
 /// In `local` mode, adopt newer tokens that another tab writes to storage: this keeps tabs
 /// in step even where BroadcastChannel is missing.
 fn watch_storage(inner: &Rc<Inner>) {
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = crate::page::window() else { return };
     let weak = Rc::downgrade(inner);
     let key = crate::store::key(&inner.config.namespace);
     let listener = timers::Listener::new(&window, "storage", move |e: JsValue| {

@@ -62,7 +62,7 @@ mod browser {
             let storage = match mode {
                 StorageMode::Memory => None,
                 StorageMode::Session | StorageMode::Local => {
-                    let window = web_sys::window().ok_or(Error::Storage("no window"))?;
+                    let window = crate::page::window().ok_or(Error::Storage("no window"))?;
                     let s = if mode == StorageMode::Local { window.local_storage() } else { window.session_storage() };
                     let s = s.ok().flatten().ok_or(Error::Storage("this browser blocks web storage; using memory"))?;
                     // Probe a write: some browsers expose storage that throws on use.

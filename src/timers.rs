@@ -100,7 +100,7 @@ mod browser {
 
     /// True unless the browser says it is offline.
     pub fn online() -> bool {
-        web_sys::window().is_none_or(|w| w.navigator().on_line())
+        crate::page::window().is_none_or(|w| w.navigator().on_line())
     }
 
     /// Runs `f` once after `ms` (page-lifetime timers that need no handle).
@@ -182,7 +182,7 @@ mod browser {
 
     /// Listens for the page events after which deadlines must be re-checked.
     pub fn listen(inner: &Rc<Inner>) {
-        let Some(window) = web_sys::window() else { return };
+        let Some(window) = crate::page::window() else { return };
         let mut listeners = Vec::new();
         let recheck = |reset_backoff: bool| {
             let weak = Rc::downgrade(inner);
@@ -192,7 +192,7 @@ mod browser {
                     // Back online: one prompt attempt instead of waiting out the backoff.
                     inner.state.borrow_mut().retry.not_before = 0.0;
                 }
-                let visible = web_sys::window().and_then(|w| w.document()).is_none_or(|d| !d.hidden()); // not `visibility_state()`: its enum glue brings a panic path
+                let visible = crate::page::window().and_then(|w| w.document()).is_none_or(|d| !d.hidden()); // not `visibility_state()`: its enum glue brings a panic path
                 if visible || reset_backoff {
                     check(&inner);
                 }
