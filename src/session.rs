@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::tabs::{Channel, Envelope, Message, Why};
 use crate::timers::{self, Timers};
 use crate::token::TokenSet;
+use crate::value::Value;
 
 /// Absolute URLs and origins, resolved against the page once at construction.
 pub struct Endpoints {
@@ -256,7 +257,7 @@ pub fn on_message(weak: &Weak<Inner>, data: JsValue) {
     if !data.is_object() {
         return;
     }
-    let get = |k: &str| crate::value::Value::field(&data, k);
+    let get = |k: &str| Value::field(&data, k);
     let Ok((from, msg)) = Envelope::decode(&get, &inner.config.namespace, &inner.tab_id) else { return };
     match msg {
         Message::Tokens { tokens, .. } => {
@@ -302,8 +303,9 @@ fn watch_storage(inner: &Rc<Inner>) {
     let key = crate::store::key(&inner.config.namespace);
     let listener = timers::Listener::new(&window, "storage", move |e: JsValue| {
         let Some(inner) = weak.upgrade() else { return };
-        let Some(e) = wasm_bindgen::JsCast::dyn_ref::<web_sys::StorageEvent>(&e) else { return };
-        if e.key().as_deref() != Some(key.as_str()) || e.new_value().is_none() || inner.disposed.get() {
+        // Read as plain fields: the event's own bindings would add three imports.
+        let ours = matches!(Value::field(&e, "key"), Value::Str(k) if k == key);
+        if !ours || !matches!(Value::field(&e, "newValue"), Value::Str(_)) || inner.disposed.get() {
             return;
         }
         if let Ok(Some(tokens)) = inner.store.load() {
