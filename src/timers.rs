@@ -192,7 +192,8 @@ mod browser {
                     // Back online: one prompt attempt instead of waiting out the backoff.
                     inner.state.borrow_mut().retry.not_before = 0.0;
                 }
-                let visible = crate::page::window().and_then(|w| w.document()).is_none_or(|d| !d.hidden()); // not `visibility_state()`: its enum glue brings a panic path
+                // `hidden`, not `visibility_state()`: the enum's glue brings a panic path.
+                let visible = crate::page::window().and_then(|w| w.document()).is_none_or(|d| !d.hidden());
                 if visible || reset_backoff {
                     check(&inner);
                 }
