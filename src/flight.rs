@@ -84,7 +84,7 @@ impl<T: Clone> Future for Wait<T> {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use executor::{promise, settle, spawn};
+pub use executor::{promise, settle, spawn, Settle};
 
 /// A small single-threaded executor on the browser's microtask queue. It replaces
 /// wasm-bindgen-futures, whose general executor costs about 0.5 KB gzip more in every user's

@@ -21,7 +21,7 @@ mod browser {
     use crate::prelude::*;
     use alloc::rc::Rc;
 
-    use crate::flight::settle;
+    use crate::flight::{settle, Settle};
     use js_sys::Reflect;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
@@ -123,6 +123,9 @@ export function ws_post(url, body, type, ms) {
         type AnyRequest;
         #[wasm_bindgen(catch, constructor, js_class = "Request")]
         fn new(input: &JsValue, init: &JsValue) -> Result<AnyRequest, JsValue>;
+        /// The page's own `fetch`.
+        #[wasm_bindgen(js_name = fetch)]
+        fn global_fetch(request: &web_sys::Request) -> js_sys::Promise;
     }
 
     /// `new Request(input, init)`: the same parsing and errors as `fetch` itself.
@@ -130,9 +133,9 @@ export function ws_post(url, body, type, ms) {
         Ok(AnyRequest::new(input, init)?.unchecked_into())
     }
 
-    async fn send(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
-        let window = crate::page::window().ok_or_else(|| JsValue::from(Error::Network))?;
-        Ok(settle(window.fetch_with_request(request).into()).await?.unchecked_into())
+    /// Sends with the page's `fetch`; resolves to its `Response` or its error.
+    fn send(request: &web_sys::Request) -> Settle {
+        settle(global_fetch(request).into())
     }
 
     fn allowed(endpoints: &Endpoints, url: &str) -> bool {
@@ -157,14 +160,9 @@ export function ws_post(url, body, type, ms) {
     /// `session.fetch(input, init)`: a drop-in for `window.fetch`.
     pub async fn fetch(inner: Rc<Inner>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
         let request = new_request(&input, &init)?;
-        if !allowed(&inner.endpoints, &request.url()) {
-            return send(&request).await.map(Into::into);
-        }
-        let token = match session::fresh_token(&inner).await {
-            Ok(Some(token)) => token,
-            Ok(None) => return send(&request).await.map(Into::into),
-            Err(e) => return Err(e.into()),
-        };
+        let token =
+            if allowed(&inner.endpoints, &request.url()) { session::fresh_token(&inner).await? } else { None };
+        let Some(token) = token else { return send(&request).await };
         // Keep an unsent copy: a body can be read only once, and the retry needs it. GET and
         // HEAD have no body, so the request itself can be sent again.
         let method = request.method();
@@ -172,19 +170,19 @@ export function ws_post(url, body, type, ms) {
         let generation = inner.generation();
         set_bearer(&request, &token)?;
         let response = send(&request).await?;
-        if response.status() != 401 {
-            return Ok(response.into());
+        if response.unchecked_ref::<web_sys::Response>().status() != 401 {
+            return Ok(response);
         }
         // The server refused the token: refresh once (unless a newer token already arrived)
         // and retry once with the new one.
         if inner.generation() == generation && refresh::refresh(&inner).await.is_err() {
-            return Ok(response.into());
+            return Ok(response);
         }
         let Some(token) = inner.tokens().map(|t| t.access_token).filter(|t| *t != token) else {
-            return Ok(response.into());
+            return Ok(response);
         };
         set_bearer(&spare, &token)?;
-        send(&spare).await.map(Into::into)
+        send(&spare).await
     }
 }
 
