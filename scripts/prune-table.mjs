@@ -8,6 +8,9 @@
 //   engine, and the browser build never formats: panics trap (`panic-trap`) and nothing
 //   uses `format!` or `to_string` on numbers. Their slots held about 1 KB gzip of
 //   formatting code in every user's download.
+// - wasm-bindgen's closure `invoke` shims. Only their type descriptors take their address,
+//   for the wasm-bindgen CLI, which exports the ones in use; the JS glue calls those
+//   exports, and nothing reads the table from JS, since it is not exported (checked).
 //
 // Dead slots point to one function that traps, as calling them would be a bug.
 //
@@ -21,7 +24,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 const args = process.argv.slice(2);
 const check = args[0] === "--check";
 const file = check ? args[1] : args[0];
-const DEAD = /^js_sys::futures::jspi::|fmt::(Display|Debug)>::fmt$/;
+const DEAD = /^js_sys::futures::jspi::|fmt::(Display|Debug)>::fmt$|^wasm_bindgen::convert::closures::_::invoke::/;
 // What would call a pruned slot: the formatting engine, or the JSPI poll loop.
 const CALLERS = /core\[?\w*\]?::fmt::write|::write_fmt|jspi/;
 
@@ -49,6 +52,13 @@ if (check) {
   const exports = [];
   for (let i = 0; i < mod.getNumExports(); i++) exports.push(binaryen.getExportInfo(mod.getExportByIndex(i)).name);
   if (exports.some((n) => n.includes("jspi"))) throw new Error(`${file}: JSPI export present; not pruning`);
+  for (let i = 0; i < mod.getNumExports(); i++) {
+    const e = binaryen.getExportInfo(mod.getExportByIndex(i));
+    const table = e.kind === binaryen.ExternalTable && binaryen.getTableInfo(mod.getTable(e.value));
+    if (table && mod.getNumElementSegments() && table.name === binaryen.getElementSegmentInfo(mod.getElementSegmentByIndex(0)).table) {
+      throw new Error(`${file}: the function table is exported (${e.name}); JS could call any slot, not pruning`);
+    }
+  }
   mod.addFunction("__ws_dead_slot", binaryen.none, binaryen.none, [], mod.unreachable());
   let pruned = 0;
   for (let i = mod.getNumElementSegments() - 1; i >= 0; i--) {
