@@ -21,7 +21,7 @@ mod browser {
     use crate::prelude::*;
     use alloc::rc::Rc;
 
-    use crate::flight::{settle, Settle};
+    use crate::flight::{settle, Map, Settle};
     use js_sys::Reflect;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
@@ -105,15 +105,22 @@ export function ws_post(url, body, type, ms) {
     /// POSTs `body` (a string with `content_type`, or [`form`] fields, sent form-encoded,
     /// with `None`) to an auth server URL. Gives up after `timeout_ms`, never follows
     /// redirects, never caches.
-    pub async fn post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: f64) -> Result<Reply, Error> {
-        let answer = settle(ws_post(url, body, content_type, clamp_delay(timeout_ms)).into()).await.unwrap_or_default();
-        if let Some(late) = answer.as_bool() {
-            return Err(if late { Error::Timeout } else { Error::Network });
+    pub fn post(url: &str, body: &JsValue, content_type: Option<&str>, timeout_ms: f64) -> Map<Result<Reply, Error>> {
+        settle(ws_post(url, body, content_type, clamp_delay(timeout_ms)).into()).map(Reply::read)
+    }
+
+    impl Reply {
+        /// Reads `ws_post`'s answer.
+        fn read(answer: Result<JsValue, JsValue>) -> Result<Reply, Error> {
+            let answer = answer.unwrap_or_default();
+            if let Some(late) = answer.as_bool() {
+                return Err(if late { Error::Timeout } else { Error::Network });
+            }
+            let at = |i| Reflect::get_u32(&answer, i).unwrap_or_default();
+            let status = at(0).as_f64().filter(|s| (100.0..600.0).contains(s)).ok_or(Error::Network)?;
+            let date = at(2).as_f64().filter(|d| d.is_finite());
+            Ok(Reply { status: status as u16, body: at(1), date })
         }
-        let at = |i| Reflect::get_u32(&answer, i).unwrap_or_default();
-        let status = at(0).as_f64().filter(|s| (100.0..600.0).contains(s)).ok_or(Error::Network)?;
-        let date = at(2).as_f64().filter(|d| d.is_finite());
-        Ok(Reply { status: status as u16, body: at(1), date })
     }
 
     #[wasm_bindgen]

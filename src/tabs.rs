@@ -175,7 +175,7 @@ pub use browser::{acquire, Channel, LockGuard};
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::{bus_key, channel_name, Envelope, Message};
-    use crate::flight::settle;
+    use crate::flight::{settle, Map};
     use crate::timers::clamp_delay;
     use crate::value::to_object;
     use js_sys::Function;
@@ -222,9 +222,8 @@ export function ws_lock(name, ms) {
     /// Takes the refresh lock, waiting at most `timeout_ms` for a holder to finish. After
     /// that the lock is stolen: a holder frozen or stuck mid-refresh must not stall the rest.
     /// `None` when the browser has no Web Locks (the caller carries on without).
-    pub async fn acquire(name: &str, timeout_ms: f64) -> Option<LockGuard> {
-        let release = settle(ws_lock(name, clamp_delay(timeout_ms))).await.ok()?.dyn_into().ok()?;
-        Some(LockGuard { release })
+    pub fn acquire(name: &str, timeout_ms: f64) -> Map<Option<LockGuard>> {
+        settle(ws_lock(name, clamp_delay(timeout_ms))).map(|r| Some(LockGuard { release: r.ok()?.dyn_into().ok()? }))
     }
 
     // The transport is plain JS (no decisions in it): a BroadcastChannel, else `storage`
