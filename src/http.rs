@@ -167,8 +167,7 @@ export function ws_post(url, body, type, ms) {
     /// `session.fetch(input, init)`: a drop-in for `window.fetch`.
     pub async fn fetch(inner: Rc<Inner>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
         let request = new_request(&input, &init)?;
-        let token =
-            if allowed(&inner.endpoints, &request.url()) { session::fresh_token(&inner).await? } else { None };
+        let token = if allowed(&inner.endpoints, &request.url()) { session::fresh_token(&inner).await? } else { None };
         let Some(token) = token else { return send(&request).await };
         // Keep an unsent copy: a body can be read only once, and the retry needs it. GET and
         // HEAD have no body, so the request itself can be sent again.
