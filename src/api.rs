@@ -337,7 +337,7 @@ impl Session {
             callback.dyn_into().map_err(|_| Error::InvalidArgument("on(callback)", "must be a function"))?;
         let id = inner.events.add(kind, callback);
         let weak = Rc::downgrade(inner);
-        let off = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        let off = crate::callback::repeated(move |_| {
             if let Some(inner) = weak.upgrade() {
                 inner.events.remove(id);
             }

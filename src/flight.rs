@@ -99,6 +99,7 @@ mod executor {
     use core::pin::Pin;
     use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+    use crate::callback::{self, Callback};
     use js_sys::{Function, Promise};
     use wasm_bindgen::prelude::*;
 
@@ -117,7 +118,7 @@ mod executor {
     unsafe impl<T> Sync for Local<T> {}
 
     /// The JS callback that runs the ready tasks, made on first use.
-    type Tick = Option<Closure<dyn FnMut(JsValue)>>;
+    type Tick = Option<Callback>;
 
     static READY: Local<RefCell<Vec<Rc<Task>>>> = Local(RefCell::new(Vec::new()));
     static TICK: Local<RefCell<Tick>> = Local(RefCell::new(None));
@@ -139,7 +140,7 @@ mod executor {
         };
         if first {
             let mut tick = TICK.0.borrow_mut();
-            queue_microtask(tick.get_or_insert_with(|| Closure::new(|_| run_ready())).as_ref());
+            queue_microtask(tick.get_or_insert_with(|| callback::repeated(|_| run_ready())).as_ref());
         }
     }
 
@@ -217,7 +218,7 @@ mod executor {
         done: Wait<Result<JsValue, JsValue>>,
         // Both callbacks are one closure type (one shim in the binary). They live as long
         // as this future: our tasks always run to the end.
-        _callbacks: [Closure<dyn FnMut(JsValue)>; 2],
+        _callbacks: [Callback; 2],
     }
 
     impl Future for Settle {
@@ -256,7 +257,7 @@ mod executor {
         let done: Flight<Result<JsValue, JsValue>> = Flight::new();
         let callback = |ok: bool| {
             let landed = done.clone();
-            Closure::once(move |v: JsValue| landed.complete(if ok { Ok(v) } else { Err(v) }))
+            callback::once(move |v| landed.complete(if ok { Ok(v) } else { Err(v) }))
         };
         let callbacks = [callback(true), callback(false)];
         let _ = Promise::resolve(&promise).then2(&callbacks[0], &callbacks[1]);

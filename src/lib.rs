@@ -21,7 +21,8 @@
 //!
 //! Browser glue (wasm32 only): `api` (the `Session` class), `session` (state and
 //! transitions), `refresh`, `http` (`session.fetch`), `timers` (deadlines and wake-ups),
-//! `page` (the page's `window`), `allocator` (a small allocator).
+//! `page` (the page's `window`), `callback` (Rust callbacks for JS), `allocator` (a small
+//! allocator).
 #![deny(missing_docs)]
 // The browser build is `no_std` (with `alloc`): std's panic machinery and message formatting
 // would cost every user about 2 KB gzip. Host builds and tests keep std.
@@ -64,6 +65,8 @@ pub mod value;
 pub mod allocator;
 #[cfg(target_arch = "wasm32")]
 pub mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod callback;
 #[cfg(target_arch = "wasm32")]
 pub mod page;
 #[cfg(target_arch = "wasm32")]

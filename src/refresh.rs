@@ -116,8 +116,7 @@ async fn run(inner: &Rc<Inner>) -> Result<(), Error> {
         } else {
             inner.config.lock_timeout_ms
         };
-        let done = peer.done.clone();
-        timers::after(wait, move || done.complete(()));
+        timers::complete_after(wait, &peer.done);
         peer.done.wait().await;
         if inner.generation() != generation {
             return Ok(());

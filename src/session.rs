@@ -345,8 +345,7 @@ pub fn start(inner: &Rc<Inner>, early_error: Option<Error>) {
     let ask_tabs = inner.tokens().is_none() && inner.channel.borrow().as_ref().is_some_and(|c| !c.via_storage());
     if ask_tabs {
         inner.post(Message::Hello);
-        let ready = inner.ready.clone();
-        timers::after(inner.config.restore_timeout_ms, move || ready.complete(()));
+        timers::complete_after(inner.config.restore_timeout_ms, &inner.ready);
     } else {
         inner.ready.complete(());
     }
@@ -379,8 +378,7 @@ pub async fn fresh_token(inner: &Rc<Inner>) -> Result<Option<String>, Error> {
                 let Some(peer) = peer else {
                     return Err(Error::RefreshFailed("the token endpoint is failing; backing off"));
                 };
-                let done = peer.done.clone();
-                timers::after(inner.config.lock_timeout_ms, move || done.complete(()));
+                timers::complete_after(inner.config.lock_timeout_ms, &peer.done);
                 peer.done.wait().await;
             }
         }

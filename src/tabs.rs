@@ -175,6 +175,7 @@ pub use browser::{acquire, Channel, LockGuard};
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use super::{bus_key, channel_name, Envelope, Message};
+    use crate::callback::{self, Callback};
     use crate::flight::{settle, Map};
     use crate::timers::clamp_delay;
     use crate::value::to_object;
@@ -266,14 +267,14 @@ export function ws_bus(name, key, receive) {
     /// The cross-tab transport for one namespace.
     pub struct Channel {
         bus: Bus,
-        _receive: Closure<dyn FnMut(JsValue)>,
+        _receive: Callback,
     }
 
     impl Channel {
         /// Opens the channel; `on_message` gets every raw message from other tabs. Uses
         /// BroadcastChannel, else `storage` events on localStorage, else `None`.
         pub fn open(ns: &str, on_message: impl FnMut(JsValue) + 'static) -> Option<Channel> {
-            let receive = Closure::new(on_message);
+            let receive = callback::repeated(on_message);
             let bus = ws_bus(&channel_name(ns), &bus_key(ns), receive.as_ref())?;
             Some(Channel { bus, _receive: receive })
         }

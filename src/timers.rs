@@ -26,6 +26,7 @@ mod browser {
     use wasm_bindgen::JsCast;
 
     use super::clamp_delay;
+    use crate::callback::{self, Callback};
     use crate::events::{EventKind, LogoutReason};
     use crate::flight::Flight;
     use crate::policy::{self, Action};
@@ -43,18 +44,15 @@ mod browser {
         fn clear_timeout(id: &JsValue);
     }
 
-    // Every closure handed to JS in this crate is `FnMut(JsValue)`, whatever it is called
-    // with: each distinct closure signature costs its own export, shim and glue function.
-
     /// A pending `setTimeout`, cancelled when dropped.
     pub struct Timeout {
         id: JsValue,
-        _callback: Closure<dyn FnMut(JsValue)>,
+        _callback: Callback,
     }
 
     impl Timeout {
         fn new(ms: u32, f: impl FnOnce() + 'static) -> Timeout {
-            let callback = Closure::once(move |_: JsValue| f());
+            let callback = callback::once(move |_| f());
             Timeout { id: set_timeout(callback.as_ref(), ms), _callback: callback }
         }
     }
@@ -69,7 +67,7 @@ mod browser {
     pub struct Listener {
         target: web_sys::EventTarget,
         name: &'static str,
-        callback: Closure<dyn FnMut(JsValue)>,
+        callback: Callback,
     }
 
     impl Listener {
@@ -79,7 +77,7 @@ mod browser {
             name: &'static str,
             callback: impl FnMut(JsValue) + 'static,
         ) -> Option<Self> {
-            let callback = Closure::<dyn FnMut(JsValue)>::new(callback);
+            let callback = callback::repeated(callback);
             target.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref()).ok()?;
             Some(Listener { target: target.clone(), name, callback })
         }
@@ -103,17 +101,17 @@ mod browser {
         crate::page::window().is_none_or(|w| w.navigator().on_line())
     }
 
-    /// Runs `f` once after `ms` (page-lifetime timers that need no handle).
-    pub fn after(ms: f64, f: impl FnOnce() + 'static) {
-        // JS owns the callback and frees it after the call.
-        set_timeout(&Closure::once_into_js(move |_: JsValue| f()), clamp_delay(ms));
+    /// Completes `flight` after `ms` unless it has landed by then: the deadline of a wait.
+    /// (One closure type for every such timer; JS owns it and frees it after the call.)
+    pub fn complete_after(ms: f64, flight: &Flight<()>) {
+        let flight = flight.clone();
+        set_timeout(&callback::once(move |_| flight.complete(())).into_js_value(), clamp_delay(ms));
     }
 
     /// Resolves after `ms`.
     pub fn sleep(ms: f64) -> crate::flight::Wait<()> {
         let done: Flight<()> = Flight::new();
-        let d = done.clone();
-        after(ms, move || d.complete(()));
+        complete_after(ms, &done);
         done.wait()
     }
 
