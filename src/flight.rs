@@ -47,9 +47,7 @@ impl<T: Clone> Flight<T> {
             slot.result = Some(value);
             core::mem::take(&mut slot.wakers)
         };
-        for w in wakers {
-            w.wake();
-        }
+        wake_all(wakers);
     }
 
     /// The result, if it has landed.
@@ -74,12 +72,24 @@ impl<T: Clone> Future for Wait<T> {
         match &slot.result {
             Some(v) => Poll::Ready(v.clone()),
             None => {
-                if !slot.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    slot.wakers.push(cx.waker().clone());
-                }
+                register(&mut slot.wakers, cx);
                 Poll::Pending
             }
         }
+    }
+}
+
+/// Wakes every waiter. Not generic, so that it is compiled once for every `T`.
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
+/// Adds the task's waker once. Not generic, so that it is compiled once for every `T`.
+fn register(wakers: &mut Vec<Waker>, cx: &Context<'_>) {
+    if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+        wakers.push(cx.waker().clone());
     }
 }
 
