@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use crate::config::{self, Config, StorageMode};
 use crate::error::Error;
 use crate::events::{EventKind, LogoutReason};
+use crate::page::Url;
 use crate::policy;
 use crate::session::{self, Endpoints, Inner, Source};
 use crate::store::Store;
@@ -112,12 +113,12 @@ fn window() -> Result<web_sys::Window, Error> {
 
 /// Resolves an endpoint against the page and checks its transport.
 fn endpoint(field: &'static str, raw: &str, base: &str) -> Result<String, Error> {
-    let url = web_sys::Url::new_with_base(raw, base).map_err(|_| Error::Config(field.into(), "is not a valid URL"))?;
-    if !url.username().is_empty() || !url.password().is_empty() {
+    let url = Url::parse(raw, Some(base)).ok_or_else(|| Error::Config(field.into(), "is not a valid URL"))?;
+    if url.credentials {
         return Err(Error::Config(field.into(), "must not contain credentials"));
     }
-    config::check_transport(field, &url.protocol(), &url.hostname())?;
-    Ok(url.href())
+    config::check_transport(field, &url.protocol, &url.hostname)?;
+    Ok(url.href)
 }
 
 fn origin(raw: &str) -> Result<String, Error> {
@@ -127,13 +128,12 @@ fn origin(raw: &str) -> Result<String, Error> {
             "must list origins like \"https://api.example.com\" (scheme, host, port; no path)",
         )
     };
-    let url = web_sys::Url::new(raw).map_err(|_| bad())?;
-    let bare = url.pathname() == "/" && url.search().is_empty() && url.hash().is_empty() && url.username().is_empty();
-    if !bare || url.origin() == "null" {
+    let url = Url::parse(raw, None).ok_or_else(bad)?;
+    if !url.bare || url.credentials || url.origin == "null" {
         return Err(bad());
     }
-    config::check_transport("allowedOrigins", &url.protocol(), &url.hostname())?;
-    Ok(url.origin())
+    config::check_transport("allowedOrigins", &url.protocol, &url.hostname)?;
+    Ok(url.origin)
 }
 
 fn parse_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {

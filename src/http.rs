@@ -146,14 +146,8 @@ export function ws_post(url, body, type, ms) {
     }
 
     fn allowed(endpoints: &Endpoints, url: &str) -> bool {
-        web_sys::Url::new(url).is_ok_and(|u| {
-            may_carry_token(
-                &u.origin(),
-                &u.protocol(),
-                &u.hostname(),
-                &endpoints.page_origin,
-                &endpoints.allowed_origins,
-            )
+        crate::page::Url::parse(url, None).is_some_and(|u| {
+            may_carry_token(&u.origin, &u.protocol, &u.hostname, &endpoints.page_origin, &endpoints.allowed_origins)
         })
     }
 
