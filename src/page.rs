@@ -61,8 +61,8 @@ impl Url {
             origin: text(1),
             protocol: text(2),
             hostname: text(3),
-            credentials: at(4).is_truthy(),
-            bare: at(5).is_truthy(),
+            credentials: at(4).as_bool() == Some(true),
+            bare: at(5).as_bool() == Some(true),
         })
     }
 }

@@ -45,7 +45,23 @@ mod browser {
     use crate::prelude::*;
     use crate::token::TokenSet;
     use crate::value::{to_object, Value};
-    use wasm_bindgen::JsValue;
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+
+    // Opening is one call: the storage object, or why not. Some browsers expose storage that
+    // throws on use (Safari private mode, blocked cookies), so a write is probed.
+    #[wasm_bindgen(inline_js = r#"
+export function ws_storage(local, probe) {
+  let s;
+  try { s = local ? localStorage : sessionStorage; } catch {}
+  if (!s) return false;
+  try { s.setItem(probe, "1"); s.removeItem(probe); } catch { return true; }
+  return s;
+}"#)]
+    extern "C" {
+        /// The storage, `false` if there is none, `true` if a write to it fails.
+        fn ws_storage(local: bool, probe: &str) -> JsValue;
+    }
 
     /// A storage backend for one namespace.
     pub struct Store {
@@ -62,15 +78,12 @@ mod browser {
             let storage = match mode {
                 StorageMode::Memory => None,
                 StorageMode::Session | StorageMode::Local => {
-                    let window = crate::page::window().ok_or(Error::Storage("no window"))?;
-                    let s = if mode == StorageMode::Local { window.local_storage() } else { window.session_storage() };
-                    let s = s.ok().flatten().ok_or(Error::Storage("this browser blocks web storage; using memory"))?;
-                    // Probe a write: some browsers expose storage that throws on use.
-                    let probe = key(ns) + ":probe";
-                    s.set_item(&probe, "1")
-                        .map_err(|_| Error::Storage("web storage is full or blocked; using memory"))?;
-                    let _ = s.remove_item(&probe);
-                    Some(s)
+                    let s = ws_storage(mode == StorageMode::Local, &(key(ns) + ":probe"));
+                    match s.as_bool() {
+                        None => Some(s.unchecked_into()),
+                        Some(false) => return Err(Error::Storage("this browser blocks web storage; using memory")),
+                        Some(true) => return Err(Error::Storage("web storage is full or blocked; using memory")),
+                    }
                 }
             };
             Ok(Store { storage, mode, key: key(ns), ns: ns.to_string() })

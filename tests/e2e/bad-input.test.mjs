@@ -189,6 +189,36 @@ test("storage contents: garbage, other versions and other namespaces are discard
   }
 });
 
+test("storage that is blocked or refuses writes: memory instead, with a storage error event", async () => {
+  // "blocked": reading `localStorage` throws (cookies blocked). "full": the storage exists
+  // but every write throws (private mode, quota).
+  const BROKEN = [["blocked", "local"], ["full", "session"]];
+  for (const [name, storage] of BROKEN) {
+    tried++;
+    const r = await page.evaluate(async ([name, storage]) => {
+      const setItem = Storage.prototype.setItem;
+      const local = Object.getOwnPropertyDescriptor(window, "localStorage");
+      if (name === "blocked") Object.defineProperty(window, "localStorage", { configurable: true, get() { throw new DOMException("no", "SecurityError"); } });
+      else Storage.prototype.setItem = () => { throw new DOMException("full", "QuotaExceededError"); };
+      try {
+        const s = new lib.Session({ tokenUrl: "/auth/token", storage, crossTab: false });
+        const errors = [];
+        s.on("error", (e) => errors.push([e.error.code, /using memory/.test(e.error.message)]));
+        await new Promise((r) => setTimeout(r, 0));
+        s.setTokens({ access_token: "works", expires_in: 60 });
+        const out = { mode: s.storage, errors, token: s.accessToken, stored: sessionStorage.length };
+        s.dispose();
+        return out;
+      } finally {
+        Storage.prototype.setItem = setItem;
+        Object.defineProperty(window, "localStorage", local);
+      }
+    }, [name, storage]);
+    assert.deepEqual(r, { mode: "memory", errors: [["storage", true]], token: "works", stored: 0 }, name);
+  }
+  assert.equal(await page.evaluate(() => typeof localStorage.getItem), "function", "storage restored");
+});
+
 test("the module still works after all of the above", async () => {
   const status = await page.evaluate(async () => {
     const s = new lib.Session({ tokenUrl: "/auth/token" });
