@@ -107,8 +107,10 @@ pub struct Session {
     inner: Rc<Inner>,
 }
 
-fn window() -> Result<web_sys::Window, Error> {
-    crate::page::window().ok_or(Error::Config("(environment)".into(), "needs a browser window"))
+/// The page's URL, the base of relative endpoint URLs.
+fn page_url() -> Result<String, Error> {
+    let window = crate::page::window().ok_or(Error::Config("(environment)".into(), "needs a browser window"))?;
+    window.location().href().map_err(|_| Error::Config("(environment)".into(), "cannot read the page URL"))
 }
 
 /// Resolves an endpoint against the page and checks its transport.
@@ -145,10 +147,8 @@ fn parse_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
         keys.extend(key.as_string());
     }
     let config = Config::parse(&keys, &|k| Value::field(raw, k))?;
-    let location = window()?.location();
-    let base = location.href().map_err(|_| Error::Config("(environment)".into(), "cannot read the page URL"))?;
-    let page_origin =
-        location.origin().map_err(|_| Error::Config("(environment)".into(), "cannot read the page origin"))?;
+    let base = page_url()?;
+    let page_origin = Url::parse(&base, None).map(|u| u.origin).unwrap_or_default();
     let mut allowed_origins = Vec::new();
     for o in &config.allowed_origins {
         allowed_origins.push(origin(o)?);
@@ -229,7 +229,7 @@ impl Session {
         };
         promise(async move {
             let url = url.as_string().ok_or(Error::InvalidArgument("login(url)", "must be a string"))?;
-            let base = window()?.location().href().unwrap_or_default();
+            let base = page_url()?;
             let url = endpoint("tokenUrl", &url, &base)
                 .map_err(|_| Error::InvalidArgument("login(url)", "must be an https (or localhost) URL"))?;
             let json = js_sys::JSON::stringify(&body)
