@@ -102,7 +102,8 @@ mod browser {
     }
 
     /// Completes `flight` after `ms` unless it has landed by then: the deadline of a wait.
-    /// (One closure type for every such timer; JS owns it and frees it after the call.)
+    /// One closure type for every such timer. JS owns the callback: the call releases what it
+    /// holds, and JS's garbage collector frees the rest.
     pub fn complete_after(ms: f64, flight: &Flight<()>) {
         let flight = flight.clone();
         set_timeout(&callback::once(move |_| flight.complete(())).into_js_value(), clamp_delay(ms));

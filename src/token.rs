@@ -144,7 +144,8 @@ impl TokenSet {
         Ok(TokenSet { access_token, refresh_token, id_token, scope, issued_at: now, expires_at })
     }
 
-    /// Checks a token set from storage or another tab: same rules as a fresh response.
+    /// Checks the invariants every parsed token set holds. The parsers enforce them field by
+    /// field; this whole-set check is what the tests and the fuzzer hold their output to.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |field| Error::TokenResponse(field, "is invalid");
         if !header_safe(&self.access_token) {
@@ -270,13 +271,8 @@ fn jwt_payload_bytes(token: &str) -> Option<Vec<u8>> {
     base64url_decode(payload.get(..unpadded)?)
 }
 
-/// `exp` and `iat` of a JWT, or `None` if `token` is not a JWT with a JSON object payload.
-pub fn jwt_times(token: &str) -> Option<JwtTimes> {
-    times_of(token)
-}
-
 #[cfg(target_arch = "wasm32")]
-pub use js::jwt_object;
+pub use js::{jwt_object, jwt_times};
 
 #[cfg(target_arch = "wasm32")]
 mod js {
@@ -301,7 +297,8 @@ export function ws_json(bytes) {
         Some(ws_json(&jwt_payload_bytes(token)?)).filter(JsValue::is_object)
     }
 
-    pub(super) fn times_of(token: &str) -> Option<JwtTimes> {
+    /// `exp` and `iat` of a JWT, or `None` if `token` is not a JWT with a JSON object payload.
+    pub fn jwt_times(token: &str) -> Option<JwtTimes> {
         let obj = jwt_object(token)?;
         let num = |k| match Value::field(&obj, k) {
             Value::Num(n) if n.is_finite() => Some(n),
@@ -311,17 +308,15 @@ export function ws_json(bytes) {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-use js::times_of;
-
 /// The decoded JSON payload of a JWT, or `None` if `token` is not a readable JWT.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn jwt_payload(token: &str) -> Option<String> {
     String::from_utf8(jwt_payload_bytes(token)?).ok()
 }
 
+/// `exp` and `iat` of a JWT, or `None` if `token` is not a JWT with a JSON object payload.
 #[cfg(not(target_arch = "wasm32"))]
-fn times_of(token: &str) -> Option<JwtTimes> {
+pub fn jwt_times(token: &str) -> Option<JwtTimes> {
     let v: serde_json::Value = serde_json::from_str(&jwt_payload(token)?).ok()?;
     let obj = v.as_object()?;
     let num = |k: &str| obj.get(k).and_then(serde_json::Value::as_f64);
