@@ -1,5 +1,5 @@
-// Folds the inline JS snippets of `#[wasm_bindgen(inline_js)]` (pkg/snippets/...) into the
-// glue module, so that the package stays two files: one request fewer at start-up, and
+// Folds the JS modules that `#[wasm_bindgen(module = ...)]` imports (src/browser.js, copied
+// by wasm-bindgen to pkg/snippets/...) into the glue module, so that the package stays two files: one request fewer at start-up, and
 // the size figures count everything.
 //
 //   node scripts/fold-snippets.mjs pkg

@@ -66,25 +66,7 @@ mod browser {
     // The request and its timeout are plain JS: one call across the boundary instead of a
     // dozen web-sys calls, each of which costs bytes in every user's download. What the
     // answer means is decided in Rust.
-    #[wasm_bindgen(inline_js = r#"
-export function ws_post(url, body, type, ms) {
-  const abort = new AbortController();
-  let late = false;
-  const timer = setTimeout(() => { late = true; abort.abort(); }, ms);
-  const headers = { accept: "application/json" };
-  if (type) headers["content-type"] = type;
-  else body = new URLSearchParams(body);
-  const init = { method: "POST", body, headers, credentials: "same-origin", cache: "no-store", redirect: "error", signal: abort.signal };
-  return fetch(url, init)
-    .then(async (r) => {
-      const text = await r.text();
-      let json;
-      try { if (text.length <= 262144) json = JSON.parse(text); } catch {} // a token response is a few KB
-      return [r.status, json, Date.parse(r.headers.get("date"))];
-    })
-    .catch(() => late)
-    .finally(() => clearTimeout(timer));
-}"#)]
+    #[wasm_bindgen(module = "/src/browser.js")]
     extern "C" {
         /// The POST itself: resolves to `[status, json, date]`, or to `true` after a timeout
         /// and `false` after a network error.

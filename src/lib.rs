@@ -22,7 +22,9 @@
 //! Browser glue (wasm32 only): `api` (the `Session` class), `session` (state and
 //! transitions), `refresh`, `http` (`session.fetch`), `timers` (deadlines and wake-ups),
 //! `page` (the page's `window`), `callback` (Rust callbacks for JS), `allocator` (a small
-//! allocator).
+//! allocator). The few steps done in plain JS (a POST, a lock, the tab bus, parsing a URL or
+//! a JWT payload, opening storage) are in `src/browser.js`, one module for all, so that a
+//! page loads one extra file, not one per step.
 #![deny(missing_docs)]
 // The browser build is `no_std` (with `alloc`): std's panic machinery and message formatting
 // would cost every user about 2 KB gzip. Host builds and tests keep std.

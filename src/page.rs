@@ -35,14 +35,7 @@ pub struct Url {
 }
 
 // One call for every field: a binding per getter costs bytes in every user's download.
-#[wasm_bindgen(inline_js = r#"
-export function ws_url(raw, base) {
-  try {
-    const u = new URL(raw, base);
-    return [u.href, u.origin, u.protocol, u.hostname, !!(u.username || u.password),
-      u.pathname === "/" && !u.search && !u.hash];
-  } catch { return null; }
-}"#)]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     fn ws_url(raw: &str, base: Option<&str>) -> JsValue;
 }

@@ -50,14 +50,7 @@ mod browser {
 
     // Opening is one call: the storage object, or why not. Some browsers expose storage that
     // throws on use (Safari private mode, blocked cookies), so a write is probed.
-    #[wasm_bindgen(inline_js = r#"
-export function ws_storage(local, probe) {
-  let s;
-  try { s = local ? localStorage : sessionStorage; } catch {}
-  if (!s) return false;
-  try { s.setItem(probe, "1"); s.removeItem(probe); } catch { return true; }
-  return s;
-}"#)]
+    #[wasm_bindgen(module = "/src/browser.js")]
     extern "C" {
         /// The storage, `false` if there is none, `true` if a write to it fails.
         fn ws_storage(local: bool, probe: &str) -> JsValue;

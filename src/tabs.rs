@@ -186,25 +186,7 @@ mod browser {
     // Web Locks are not in stable web-sys; the steps that need no decision are plain JS.
     // `lock` resolves to the lock's release function, or `null` if it was never granted;
     // it returns `null` at once where the browser has no Web Locks.
-    #[wasm_bindgen(inline_js = r#"
-export function ws_lock(name, ms) {
-  const locks = globalThis.navigator && navigator.locks;
-  if (!locks || typeof locks.request !== "function") return null;
-  const take = (options) => new Promise((granted) => {
-    let release;
-    const held = new Promise((r) => (release = r));
-    const settled = () => granted(null); // after release, abort or steal: too late if not yet granted
-    try {
-      locks.request(name, options, () => (granted(release), held)).then(settled, settled);
-    } catch { settled(); }
-  });
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), ms);
-  return take({ signal: abort.signal }).then((release) => {
-    clearTimeout(timer);
-    return release || take({ steal: true });
-  });
-}"#)]
+    #[wasm_bindgen(module = "/src/browser.js")]
     extern "C" {
         fn ws_lock(name: &str, timeout_ms: u32) -> JsValue;
     }
@@ -229,30 +211,7 @@ export function ws_lock(name, ms) {
 
     // The transport is plain JS (no decisions in it): a BroadcastChannel, else `storage`
     // events on a localStorage key. Every call is wrapped so that nothing throws into Rust.
-    #[wasm_bindgen(inline_js = r#"
-export function ws_bus(name, key, receive) {
-  try {
-    const channel = new BroadcastChannel(name);
-    channel.onmessage = (e) => receive(e.data);
-    return {
-      storage: false,
-      post: (m) => { try { channel.postMessage(m); } catch {} },
-      close: () => { channel.onmessage = null; channel.close(); },
-    };
-  } catch {}
-  let storage;
-  try { storage = localStorage; } catch {}
-  if (!storage) return null;
-  const listener = (e) => {
-    if (e.key === key && e.newValue) try { receive(JSON.parse(e.newValue)); } catch {}
-  };
-  addEventListener("storage", listener);
-  return {
-    storage: true,
-    post: (m) => { try { storage.setItem(key, JSON.stringify(m)); storage.removeItem(key); } catch {} },
-    close: () => removeEventListener("storage", listener),
-  };
-}"#)]
+    #[wasm_bindgen(module = "/src/browser.js")]
     extern "C" {
         type Bus;
         fn ws_bus(name: &str, key: &str, receive: &JsValue) -> Option<Bus>;

@@ -282,10 +282,7 @@ mod js {
 
     // UTF-8 check and JSON in one call to the browser's own decoders: Rust's `from_utf8`
     // costs about 1 KB of wasm, and JSON.parse is needed anyway.
-    #[wasm_bindgen(inline_js = r#"
-export function ws_json(bytes) {
-  try { return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)); } catch {}
-}"#)]
+    #[wasm_bindgen(module = "/src/browser.js")]
     extern "C" {
         /// The value of UTF-8 JSON `bytes`; `undefined` if they are not.
         fn ws_json(bytes: &[u8]) -> JsValue;
