@@ -1,6 +1,5 @@
-//! The one error type. JavaScript receives a real `Error` with a stable `code` property.
-
-use crate::prelude::*;
+//! The one error type. JavaScript receives a real `Error` with a stable `code` property and a
+//! message that says what to fix; messages never contain tokens.
 
 /// Everything that can go wrong, with the stable code that JavaScript sees.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,72 +49,44 @@ impl Error {
     /// A message that says what happened and what to fix. Never contains a token.
     pub fn message(&self) -> String {
         let mut m = String::from("wasm-session: ");
-        match self {
-            Error::Config(field, why) => push_all(&mut m, &["config.", field, " ", why]),
-            Error::InvalidArgument(arg, why) => push_all(&mut m, &[arg, " ", why]),
-            Error::TokenResponse(field, why) => push_all(&mut m, &["token response: ", field, " ", why]),
+        let parts: &[&str] = match self {
+            Error::Config(field, why) => &["config.", field, " ", why],
+            Error::InvalidArgument(arg, why) => &[arg, " ", why],
+            Error::TokenResponse(field, why) => &["token response: ", field, " ", why],
             Error::LoginFailed(status, code) => {
-                push_all(&mut m, &["login failed with HTTP status ", &status_text(*status)]);
+                m.push_str("login failed with HTTP status ");
+                m.push_str(&status.to_string());
                 if let Some(code) = code {
-                    push_all(&mut m, &[" (", code, ")"]);
+                    m.push_str(" (");
+                    m.push_str(code);
+                    m.push(')');
                 }
+                &[]
             }
-            Error::NotAuthenticated => m.push_str("not signed in"),
-            Error::RefreshRejected => m.push_str("the server rejected the refresh token; the session has ended"),
-            Error::RefreshFailed(why) => push_all(&mut m, &["token refresh failed: ", why, "; it will be retried"]),
-            Error::Network => m.push_str("network error: the auth server could not be reached"),
-            Error::Timeout => m.push_str("the auth server did not answer within requestTimeoutMs"),
-            Error::Storage(why) => push_all(&mut m, &["storage: ", why]),
-            Error::Disposed => m.push_str("the session was disposed"),
+            Error::NotAuthenticated => &["not signed in"],
+            Error::RefreshRejected => &["the server rejected the refresh token; the session has ended"],
+            Error::RefreshFailed(why) => &["token refresh failed: ", why, "; it will be retried"],
+            Error::Network => &["network error: the auth server could not be reached"],
+            Error::Timeout => &["the auth server did not answer within requestTimeoutMs"],
+            Error::Storage(why) => &["storage: ", why],
+            Error::Disposed => &["the session was disposed"],
+        };
+        for p in parts {
+            m.push_str(p);
         }
         m
     }
-}
 
-fn push_all(m: &mut String, parts: &[&str]) {
-    for p in parts {
-        m.push_str(p);
-    }
-}
-
-/// Decimal text of a status code without `format!` machinery.
-fn status_text(status: u16) -> String {
-    let mut text = String::new();
-    let mut unit = 10_000;
-    while unit > 1 && status < unit {
-        unit /= 10;
-    }
-    while unit > 0 {
-        text.push(char::from(b'0' + (status / unit % 10) as u8));
-        unit /= 10;
-    }
-    text
-}
-
-#[cfg(target_arch = "wasm32")]
-impl Error {
-    /// A JS `Error` with `code` set, as thrown to or passed to JavaScript.
-    pub fn to_js(&self) -> wasm_bindgen::JsValue {
-        let e = js_sys::Error::new(&self.message());
-        e.set_name("SessionError");
-        // Setting a property on a fresh Error object cannot fail.
-        let _ = js_sys::Reflect::set(&e, &"code".into(), &self.code().into());
-        if let Error::LoginFailed(status, _) = self {
-            let _ = js_sys::Reflect::set(&e, &"status".into(), &(*status).into());
+    /// The HTTP status an error carries (`error.status` in JavaScript), if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::LoginFailed(status, _) => Some(*status),
+            _ => None,
         }
-        e.into()
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-impl From<Error> for wasm_bindgen::JsValue {
-    fn from(e: Error) -> Self {
-        e.to_js()
-    }
-}
-
-// Host tests only: unwrap/panic here read fixed fixtures, never outside data.
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -128,7 +99,7 @@ mod tests {
             Error::LoginFailed(401, Some("invalid_credentials".into())).message(),
             "wasm-session: login failed with HTTP status 401 (invalid_credentials)"
         );
-        assert_eq!(status_text(0), "0");
-        assert_eq!(status_text(65535), "65535");
+        assert_eq!(Error::LoginFailed(502, None).status(), Some(502));
+        assert_eq!(Error::Timeout.status(), None);
     }
 }

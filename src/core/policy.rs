@@ -1,0 +1,181 @@
+//! Pure rules: when to refresh, until when a token may be sent, backoff with jitter, what a
+//! failed refresh means, which origins may receive the token, and timer delay clamping.
+
+use super::config::check_transport;
+use super::token::TokenSet;
+
+/// The refresh lead never exceeds this fraction of the token's lifetime, so a 30 s token
+/// with the default 60 s lead is refreshed at 22.5 s, not in a loop.
+pub const MAX_LEAD_FRACTION: f64 = 0.25;
+
+/// A token this close to expiry is not sent: it could expire in flight.
+pub const MAX_EXPIRY_MARGIN_MS: f64 = 5_000.0;
+
+/// The expiry margin never exceeds this fraction of the lifetime.
+pub const MAX_MARGIN_FRACTION: f64 = 0.1;
+
+/// No scheduled refresh sooner than this after the tokens it replaces were issued: a server
+/// answering `expires_in: 1` (or 0.001) must not drive a refresh loop.
+pub const MIN_REFRESH_INTERVAL_MS: f64 = 1_000.0;
+
+/// When to refresh `t`: `lead_ms` before expiry, capped by [`MAX_LEAD_FRACTION`], and not
+/// before [`MIN_REFRESH_INTERVAL_MS`] after issue.
+pub fn refresh_at(t: &TokenSet, lead_ms: f64) -> f64 {
+    let at = t.expires_at - lead_ms.min(t.lifetime() * MAX_LEAD_FRACTION).max(0.0);
+    at.max(t.issued_at + MIN_REFRESH_INTERVAL_MS)
+}
+
+/// Until when `t` may be attached to a request.
+pub fn usable_until(t: &TokenSet) -> f64 {
+    t.expires_at - MAX_EXPIRY_MARGIN_MS.min(t.lifetime() * MAX_MARGIN_FRACTION).max(0.0)
+}
+
+/// Exponential backoff with jitter: `base * 2^(attempt-1)`, capped at `max`, then scaled by
+/// a random factor in [0.5, 1) so that many clients don't retry in lockstep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    /// Delay after the first failure, before jitter.
+    pub base_ms: f64,
+    /// Largest delay, before jitter.
+    pub max_ms: f64,
+}
+
+impl Backoff {
+    /// The delay after `attempt` failures (`attempt` >= 1); `rand` is uniform in [0, 1).
+    pub fn delay(&self, attempt: u32, rand: f64) -> f64 {
+        let exp = attempt.saturating_sub(1).min(30);
+        let raw = (self.base_ms * f64::from(1u32 << exp)).min(self.max_ms);
+        let rand = if rand.is_finite() { rand.clamp(0.0, 1.0) } else { 0.5 };
+        raw * (0.5 + 0.5 * rand)
+    }
+}
+
+/// What a failed refresh means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying later: network, timeout, 5xx, a proxy's page, a garbled reply.
+    Transient,
+    /// The server refused the grant: the session is over.
+    Rejected,
+}
+
+/// Classifies a token endpoint answer that was not a success. Only an OAuth error response
+/// (RFC 6749 §5.2: status 400, or 401 for client authentication, with a JSON body naming
+/// the `error`) ends the session. Anything else (a WAF's 403 page, a captive portal, a 5xx,
+/// a 400 without an OAuth body) may pass, so it is retried with backoff.
+pub fn classify(status: u16, oauth_error: Option<&str>) -> Failure {
+    match (status, oauth_error) {
+        (400 | 401, Some(_)) => Failure::Rejected,
+        _ => Failure::Transient,
+    }
+}
+
+/// May a request to `url_origin` (scheme `protocol`, host `host`) carry the token? Only the
+/// page's own origin and listed origins, and never over plain http off this machine.
+pub fn may_carry_token(url_origin: &str, protocol: &str, host: &str, page_origin: &str, allowed: &[String]) -> bool {
+    let listed = url_origin == page_origin || allowed.iter().any(|o| o == url_origin);
+    listed && check_transport("", protocol, host).is_ok()
+}
+
+/// Does the normalized absolute `url` (a `Request`'s `url`) belong to one of `origins`
+/// (serialized origins like `https://api.example.com:8443`, each already checked with
+/// [`may_carry_token`])? A normalized URL starts with its serialized origin followed by
+/// `/`, and carries no credentials (`new Request` refuses them), so a prefix compare is
+/// exact and spares parsing the URL on every request.
+pub fn url_in_origins(url: &str, origins: &[String]) -> bool {
+    origins.iter().any(|o| url.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// A delay for `setTimeout`: browsers treat delays above `i32::MAX` ms (about 24.8 days) as 0
+/// and fire at once, so clamp; NaN and negatives become 0.
+pub fn clamp_delay(ms: f64) -> u32 {
+    if ms.is_nan() || ms <= 0.0 {
+        0
+    } else if ms >= f64::from(i32::MAX) {
+        i32::MAX as u32
+    } else {
+        ms as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(issued: f64, lifetime_s: f64) -> TokenSet {
+        TokenSet {
+            access_token: "a".into(),
+            refresh_token: Some("r".into()),
+            id_token: None,
+            scope: None,
+            issued_at: issued,
+            expires_at: issued + lifetime_s * 1000.0,
+        }
+    }
+
+    #[test]
+    fn lead_is_capped_for_short_tokens_and_floored() {
+        assert_eq!(refresh_at(&token(0.0, 3600.0), 60_000.0), 3_540_000.0);
+        assert_eq!(refresh_at(&token(0.0, 30.0), 60_000.0), 22_500.0);
+        assert_eq!(refresh_at(&token(0.0, 30.0), 0.0), 30_000.0);
+        assert_eq!(refresh_at(&token(0.0, 0.001), 60_000.0), MIN_REFRESH_INTERVAL_MS, "expires_in 0.001: floor");
+        assert_eq!(usable_until(&token(0.0, 100.0)), 95_000.0);
+        assert_eq!(usable_until(&token(0.0, 10.0)), 9_000.0);
+    }
+
+    #[test]
+    fn backoff_grows_then_caps_with_jitter_in_range() {
+        let b = Backoff { base_ms: 1_000.0, max_ms: 30_000.0 };
+        assert_eq!(b.delay(1, 1.0), 1_000.0);
+        assert_eq!(b.delay(3, 1.0), 4_000.0);
+        assert_eq!(b.delay(6, 1.0), 30_000.0);
+        assert_eq!(b.delay(1000, 1.0), 30_000.0);
+        assert_eq!(b.delay(3, 0.0), 2_000.0);
+        assert_eq!(b.delay(3, f64::NAN), 3_000.0);
+    }
+
+    #[test]
+    fn only_oauth_error_responses_end_the_session() {
+        assert_eq!(classify(400, Some("invalid_grant")), Failure::Rejected);
+        assert_eq!(classify(401, Some("invalid_client")), Failure::Rejected);
+        assert_eq!(classify(403, None), Failure::Transient, "a WAF's HTML page");
+        assert_eq!(classify(400, None), Failure::Transient, "a 400 without an OAuth body");
+        assert_eq!(classify(401, None), Failure::Transient);
+        assert_eq!(classify(503, Some("temporarily_unavailable")), Failure::Transient);
+        assert_eq!(classify(429, None), Failure::Transient);
+    }
+
+    #[test]
+    fn only_own_and_listed_origins_over_safe_transport() {
+        let page = "https://app.example.com";
+        let allowed = vec!["https://api.example.com".to_string(), "http://intranet.example".to_string()];
+        let ok = |origin: &str, proto: &str, host: &str| may_carry_token(origin, proto, host, page, &allowed);
+        assert!(ok("https://app.example.com", "https:", "app.example.com"));
+        assert!(ok("https://api.example.com", "https:", "api.example.com"));
+        assert!(!ok("https://evil.example.com", "https:", "evil.example.com"));
+        assert!(!ok("https://api.example.com.evil.com", "https:", "api.example.com.evil.com"));
+        assert!(!ok("http://intranet.example", "http:", "intranet.example"), "plain http off-machine");
+        assert!(may_carry_token("http://127.0.0.1:8080", "http:", "127.0.0.1", "http://127.0.0.1:8080", &[]));
+        assert!(!may_carry_token("http://127.0.0.1:9090", "http:", "127.0.0.1", "http://127.0.0.1:8080", &[]));
+    }
+
+    #[test]
+    fn urls_match_origins_exactly() {
+        let origins = vec!["https://api.example.com".to_string(), "http://127.0.0.1:8080".to_string()];
+        assert!(url_in_origins("https://api.example.com/v1/me", &origins));
+        assert!(url_in_origins("http://127.0.0.1:8080/", &origins));
+        assert!(!url_in_origins("https://api.example.com.evil.com/", &origins));
+        assert!(!url_in_origins("https://api.example.com:8443/", &origins));
+        assert!(!url_in_origins("http://127.0.0.1:80801/", &origins));
+        assert!(!url_in_origins("https://evil.com/https://api.example.com/", &origins));
+    }
+
+    #[test]
+    fn delays_are_clamped_to_what_set_timeout_accepts() {
+        assert_eq!(clamp_delay(-5.0), 0);
+        assert_eq!(clamp_delay(f64::NAN), 0);
+        assert_eq!(clamp_delay(1500.7), 1500);
+        assert_eq!(clamp_delay(30.0 * 86_400_000.0), i32::MAX as u32);
+        assert_eq!(clamp_delay(f64::INFINITY), i32::MAX as u32);
+    }
+}
