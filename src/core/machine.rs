@@ -44,6 +44,10 @@ pub const PEER_MARGIN_MS: f64 = 1_000.0;
 /// decide with what it knows. Messages between tabs take a few ms; nobody waits on this.
 pub const SETTLE_MS: f64 = 100.0;
 
+/// A deadline acted on this long after it passed means the tab was frozen or throttled:
+/// messages may be waiting that it has not read.
+pub const LATE_MS: f64 = 1_000.0;
+
 /// Offline and due: look again after this long even if no `online` event comes.
 pub const OFFLINE_RECHECK_MS: f64 = 30_000.0;
 
@@ -309,7 +313,9 @@ enum Flight {
     Locking { plan: Plan, steal_at: f64, claim_until: Option<f64>, stealing: bool },
     /// Without Web Locks: claimed the refresh, settled at `until`.
     Claiming { plan: Plan, until: f64 },
-    AwaitPeer { plan: Plan, until: f64, locked: bool },
+    /// Waiting for another tab's refresh to report back (or, `late`, for the news a frozen
+    /// or throttled tab may not have read yet), holding the lock if `locked`.
+    AwaitPeer { plan: Plan, until: f64, locked: bool, late: bool },
     Sending { id: u32, refresh_token: String, locked: bool, for_401: bool, sent_at: f64 },
 }
 
@@ -404,6 +410,9 @@ impl Machine {
         if self.phase == Phase::Disposed {
             self.after_dispose(now, input);
         } else {
+            // Whatever fell due first (a tab thawing after a freeze sees its deadlines passed
+            // before the inputs that queued up meanwhile), then the input, then what it makes due.
+            self.check(now);
             self.on(now, input);
             self.check(now);
         }
@@ -754,7 +763,7 @@ impl Machine {
         }
         let plan = Plan { seq: self.seq, attempts: self.attempts, for_401 };
         if let Some(until) = self.peer.as_ref().map(|p| p.until).filter(|u| now < *u) {
-            self.flight = Flight::AwaitPeer { plan, until, locked: false };
+            self.flight = Flight::AwaitPeer { plan, until, locked: false, late: false };
         } else {
             self.lock_or_send(now, plan);
         }
@@ -763,9 +772,11 @@ impl Machine {
 
     fn lock_or_send(&mut self, now: f64, plan: Plan) {
         if self.settle_until.take().is_some() {
-            // Still holding the lock from this tab's last refresh: nobody refreshed since.
-            self.send(now, plan, true, true);
-        } else if self.transport != Transport::None && self.locks {
+            // Still holding the lock after this tab's last refresh: let it go and queue like
+            // any tab (after a freeze, "holding" may be a belief: it may have been stolen).
+            self.release_lock();
+        }
+        if self.transport != Transport::None && self.locks {
             self.acquire_lock(false);
             let steal_at = now + self.cfg.lock_timeout_ms;
             self.flight = Flight::Locking { plan, steal_at, claim_until: None, stealing: false };
@@ -796,7 +807,7 @@ impl Machine {
     }
 
     fn lock_granted(&mut self, now: f64, id: u32, stolen: bool, stored: Option<Stored>) {
-        let Flight::Locking { plan, .. } = self.flight else {
+        let Flight::Locking { plan, steal_at, .. } = self.flight else {
             self.out.push(Effect::ReleaseLock { id });
             return;
         };
@@ -824,7 +835,11 @@ impl Machine {
             // result is a few ms away (or its tab was closed); after a steal its request may
             // still be on the wire: wait for it to finish or time out.
             let until = if stolen { peer_until } else { peer_until.min(now + PEER_GRACE_MS) };
-            self.flight = Flight::AwaitPeer { plan, until, locked: true };
+            self.flight = Flight::AwaitPeer { plan, until, locked: true, late: false };
+        } else if !stolen && now > steal_at + LATE_MS {
+            // Granted while this tab was frozen: another tab may have taken the lock and
+            // refreshed since, in news not read yet. Read it first.
+            self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: true, late: true };
         } else {
             self.send(now, plan, true, true);
         }
@@ -832,7 +847,7 @@ impl Machine {
 
     /// A wait for another tab's refresh ended without its result.
     fn after_peer(&mut self, now: f64) {
-        let Flight::AwaitPeer { plan, locked, .. } = self.flight else { return };
+        let Flight::AwaitPeer { plan, locked, until, late } = self.flight else { return };
         let pending = self.peer.as_ref().map(|p| p.until).filter(|u| now < *u);
         if self.held.is_none() || self.seq != plan.seq {
             self.release_if(locked);
@@ -843,7 +858,10 @@ impl Machine {
             self.settle_waiters(now, Some(Error::RefreshFailed("another tab's refresh just failed; backing off")));
         } else if let Some(until) = pending {
             // Another tab announced a refresh meanwhile: wait for that one too.
-            self.flight = Flight::AwaitPeer { plan, until, locked };
+            self.flight = Flight::AwaitPeer { plan, until, locked, late: false };
+        } else if locked && !late && now > until + LATE_MS {
+            // This timer fired late (a frozen or throttled tab): read the news first, once.
+            self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked, late: true };
         } else if locked {
             self.send(now, plan, true, true);
         } else {
@@ -1177,10 +1195,10 @@ impl Machine {
                 if self.held.is_none() || self.seq != plan.seq {
                     self.flight = Flight::Idle;
                 } else if let Some(sending) = self.peer_sending(now) {
-                    self.flight = Flight::AwaitPeer { plan, until: sending, locked: false };
+                    self.flight = Flight::AwaitPeer { plan, until: sending, locked: false, late: false };
                 } else if self.lost_claim(until) {
                     // The winner announces its request shortly: wait for it.
-                    self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: false };
+                    self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: false, late: false };
                 } else {
                     self.send(now, plan, false, true);
                 }

@@ -1,0 +1,275 @@
+//! The one owner of the [`Machine`]: feeds it inputs (API calls, timers, replies, messages,
+//! lock grants, storage changes, page events) and carries out its effects. Nothing here
+//! decides; every decision is the machine's.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+use crate::core::config::{Config, StorageMode};
+use crate::core::error::Error;
+use crate::core::events::Event;
+use crate::core::machine::{Answer, Effect, Input, Machine, Ticket, Transport};
+
+use super::events::Events;
+use super::http;
+use super::storage::Store;
+use super::tabs::{self, Bus, Locks};
+use super::timers::{self, Deadline, Listener};
+
+/// Absolute URLs and origins, resolved against the page once, at construction.
+pub struct Endpoints {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// Serialized origins that may receive the token: the page's own (unless it is plain
+    /// http off this machine) and `allowedOrigins`.
+    pub token_origins: Vec<String>,
+}
+
+/// Everything a session owns in the browser.
+pub struct Driver {
+    machine: RefCell<Machine>,
+    /// Inputs that arrived while the machine was busy (a re-entrant call): handled next.
+    queue: RefCell<VecDeque<Input>>,
+    /// Validated options.
+    pub config: Config,
+    /// Resolved URLs.
+    pub endpoints: Endpoints,
+    /// This tab's id in messages and lock names.
+    pub tab_id: String,
+    /// The app's callbacks.
+    pub events: Events,
+    /// Persistence.
+    pub store: Store,
+    /// Web Locks.
+    pub locks: Locks,
+    bus: RefCell<Option<Bus>>,
+    deadline: RefCell<Deadline>,
+    listeners: RefCell<Vec<Listener>>,
+    waiting: RefCell<HashMap<Ticket, Function>>,
+    answers: RefCell<HashMap<Ticket, Answer>>,
+    next_ticket: Cell<Ticket>,
+    ready: Promise,
+    ready_resolve: RefCell<Option<Function>>,
+    /// While the constructor runs, events wait here: the app subscribes after it returns.
+    deferred: RefCell<Option<Vec<Event>>>,
+    me: Weak<Driver>,
+}
+
+/// 16 random hex digits.
+fn random_id() -> String {
+    let n = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    let m = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    format!("{:016x}", (n << 32) | m)
+}
+
+/// A promise that stays pending until its `resolve` is called.
+fn pending() -> (Promise, Option<Function>) {
+    let mut resolve = None;
+    let promise = Promise::new(&mut |r, _| resolve = Some(r));
+    (promise, resolve)
+}
+
+impl Driver {
+    /// Opens storage, the channel and the page listeners, and starts the machine.
+    pub fn start(config: Config, endpoints: Endpoints) -> Rc<Driver> {
+        let (store, storage_error) = match Store::open(config.storage, &config.namespace) {
+            Ok(store) => (store, None),
+            Err(e) => (Store::memory(&config.namespace), Some(e)),
+        };
+        let tab_id = random_id();
+        let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+        let machine = Machine::new(config.clone(), tab_id.clone(), seed);
+        let (ready, ready_resolve) = pending();
+        let d = Rc::new_cyclic(|me| Driver {
+            machine: RefCell::new(machine),
+            queue: RefCell::default(),
+            config,
+            endpoints,
+            tab_id,
+            events: Events::default(),
+            store,
+            locks: Locks::default(),
+            bus: RefCell::new(None),
+            deadline: RefCell::default(),
+            listeners: RefCell::default(),
+            waiting: RefCell::default(),
+            answers: RefCell::default(),
+            next_ticket: Cell::new(0),
+            ready,
+            ready_resolve: RefCell::new(ready_resolve),
+            deferred: RefCell::new(Some(Vec::new())),
+            me: me.clone(),
+        });
+        let ns = &d.config.namespace;
+        if d.config.cross_tab {
+            *d.bus.borrow_mut() = Bus::open(ns, d.me.clone());
+        }
+        let transport = d.bus.borrow().as_ref().map_or(Transport::None, Bus::transport);
+        let locks = transport != Transport::None && tabs::locks_supported();
+        let mut listeners = timers::page_listeners(d.me.clone());
+        if d.config.cross_tab && d.store.mode() == StorageMode::Local {
+            listeners.extend(d.watch_storage());
+        }
+        *d.listeners.borrow_mut() = listeners;
+        d.input(Input::Start {
+            stored: d.store.read(),
+            storage: d.store.mode(),
+            storage_error,
+            transport,
+            locks,
+            online: timers::online(),
+        });
+        if locks {
+            d.locks.announce_presence(ns, &d.tab_id, d.me.clone());
+        }
+        // Events of start-up (a storage error) reach listeners added right after `new`;
+        // later ones go out at once.
+        let events = d.deferred.borrow_mut().take().unwrap_or_default();
+        if !events.is_empty() {
+            let me = d.me.clone();
+            spawn_local(async move {
+                let Some(d) = me.upgrade() else { return };
+                for e in events {
+                    d.events.emit(&e);
+                }
+            });
+        }
+        d
+    }
+
+    /// In `local` mode: another tab wrote the stored session.
+    fn watch_storage(&self) -> Option<Listener> {
+        let window = web_sys::window()?;
+        let me = self.me.clone();
+        Listener::new(&window, "storage", move |e: JsValue| {
+            let Some(d) = me.upgrade() else { return };
+            let key = js_sys::Reflect::get(&e, &"key".into()).ok().and_then(|k| k.as_string());
+            if key.as_deref() == Some(d.store.key()) {
+                let stored = d.store.read();
+                d.input(Input::StorageChanged(stored));
+            }
+        })
+    }
+
+    /// A read-only view of the machine (getters, the fetch fast path).
+    pub fn machine(&self) -> Ref<'_, Machine> {
+        self.machine.borrow()
+    }
+
+    /// Hands one input to the machine and carries out what it says.
+    pub fn input(&self, input: Input) {
+        self.queue.borrow_mut().push_back(input);
+        loop {
+            let Ok(mut machine) = self.machine.try_borrow_mut() else {
+                return; // a call from inside an effect: the outer loop takes it next
+            };
+            let Some(input) = self.queue.borrow_mut().pop_front() else { return };
+            let effects = machine.handle(js_sys::Date::now(), input);
+            drop(machine);
+            for effect in effects {
+                self.apply(effect);
+            }
+        }
+    }
+
+    fn apply(&self, effect: Effect) {
+        let ns = &self.config.namespace;
+        match effect {
+            Effect::Timer(at) => self.deadline.borrow_mut().arm(at, self.me.clone()),
+            Effect::Post(msg) => {
+                if let Some(bus) = self.bus.borrow().as_ref() {
+                    bus.post(ns, &self.tab_id, &msg);
+                }
+            }
+            Effect::Save(record) => {
+                if let Err(e) = self.store.write(&record) {
+                    self.emit(Event::Error(e));
+                }
+            }
+            Effect::Clear => self.store.clear(),
+            Effect::Emit(event) => self.emit(event),
+            Effect::Answer(ticket, answer) => {
+                self.answers.borrow_mut().insert(ticket, answer);
+                if let Some(resolve) = self.waiting.borrow_mut().remove(&ticket) {
+                    let _ = resolve.call0(&JsValue::UNDEFINED);
+                }
+            }
+            Effect::Ready(signed_in) => {
+                if let Some(resolve) = self.ready_resolve.borrow_mut().take() {
+                    let _ = resolve.call1(&JsValue::UNDEFINED, &signed_in.into());
+                }
+            }
+            Effect::Refresh { id, refresh_token } => {
+                let Some(d) = self.me.upgrade() else { return };
+                spawn_local(async move {
+                    let reply = http::refresh(&d, &refresh_token).await;
+                    d.input(Input::RefreshReply { id, reply });
+                });
+            }
+            Effect::Revoke { token, ticket } => {
+                let Some(d) = self.me.upgrade() else { return };
+                spawn_local(async move {
+                    let error = http::revoke(&d, &token).await;
+                    d.input(Input::RevokeReply { ticket, error });
+                });
+            }
+            Effect::AcquireLock { id, steal } => self.locks.acquire(ns, id, steal, self.me.clone()),
+            Effect::ReleaseLock { id } => self.locks.release(id),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(deferred) = self.deferred.borrow_mut().as_mut() {
+            deferred.push(event);
+            return;
+        }
+        self.events.emit(&event);
+    }
+
+    /// The refresh lock was granted to request `id`.
+    pub fn lock_granted(&self, id: u32, stolen: bool) {
+        // Shared storage is read at the grant: a result stored by the last holder counts.
+        let stored = (self.store.mode() == StorageMode::Local).then(|| self.store.read());
+        self.input(Input::LockGranted { id, stolen, stored });
+    }
+
+    /// Sends the input `make(ticket)` and waits for the machine's answer to that ticket.
+    pub async fn ask(self: Rc<Self>, make: impl FnOnce(Ticket) -> Input) -> Answer {
+        let ticket = self.next_ticket.get().wrapping_add(1);
+        self.next_ticket.set(ticket);
+        let (promise, resolve) = pending();
+        if let Some(resolve) = resolve {
+            self.waiting.borrow_mut().insert(ticket, resolve);
+        }
+        self.input(make(ticket));
+        if self.answers.borrow().get(&ticket).is_none() {
+            let _ = JsFuture::from(promise).await;
+        }
+        self.waiting.borrow_mut().remove(&ticket);
+        self.answers.borrow_mut().remove(&ticket).unwrap_or(Answer::Failed(Error::Disposed))
+    }
+
+    /// Resolves once start-up restore is done, to whether there was a session.
+    pub fn ready(&self) -> Promise {
+        self.ready.clone()
+    }
+
+    /// Stops everything this session started: the timer, the page listeners, the channel,
+    /// the presence lock and all subscriptions. A refresh already under way still lands in
+    /// storage and releases its lock.
+    pub fn dispose(&self) {
+        self.input(Input::Dispose);
+        self.deadline.borrow_mut().arm(None, Weak::new());
+        self.listeners.borrow_mut().clear();
+        self.bus.borrow_mut().take();
+        self.locks.release_presence();
+        self.events.clear();
+    }
+}

@@ -1,0 +1,99 @@
+//! The app's subscriptions (`session.on`), event payloads (serde), and errors as real JS
+//! `Error`s with a stable `code`.
+
+use std::cell::{Cell, RefCell};
+
+use js_sys::{Function, Reflect};
+use serde::Serialize;
+use wasm_bindgen::JsValue;
+
+use crate::core::error::Error;
+use crate::core::events::Event;
+
+/// An event as the app receives it: `{ type, expiresAt?, reason? }` (and `error` for
+/// error events, set after serialization: a JS `Error` is not serde data).
+#[derive(Serialize)]
+struct Payload {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    expires_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// The JS value of an event. Events never carry tokens.
+pub fn payload(event: &Event) -> JsValue {
+    let (expires_at, reason) = match event {
+        Event::Login { expires_at } | Event::Refresh { expires_at } | Event::Expired { expires_at } => {
+            (Some(*expires_at), None)
+        }
+        Event::Logout { reason } => (None, Some(reason.as_str())),
+        Event::Error(_) => (None, None),
+    };
+    let value = serde_wasm_bindgen::to_value(&Payload { kind: event.name(), expires_at, reason })
+        .unwrap_or_else(|_| js_sys::Object::new().into());
+    if let Event::Error(e) = event {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&value, &"error".into(), &to_js(e));
+    }
+    value
+}
+
+/// A JS `Error` (`name: "SessionError"`) with `code` (and `status` where there is one).
+pub fn to_js(e: &Error) -> JsValue {
+    let error = js_sys::Error::new(&e.message());
+    error.set_name("SessionError");
+    let _ = Reflect::set(&error, &"code".into(), &e.code().into());
+    if let Some(status) = e.status() {
+        let _ = Reflect::set(&error, &"status".into(), &status.into());
+    }
+    error.into()
+}
+
+impl From<Error> for JsValue {
+    fn from(e: Error) -> JsValue {
+        to_js(&e)
+    }
+}
+
+/// The app's callbacks, by event name.
+#[derive(Default)]
+pub struct Events {
+    next_id: Cell<u32>,
+    subs: RefCell<Vec<(u32, &'static str, Function)>>,
+}
+
+impl Events {
+    /// Adds a callback; returns its id for [`Events::remove`].
+    pub fn add(&self, name: &'static str, callback: Function) -> u32 {
+        let id = self.next_id.get().wrapping_add(1);
+        self.next_id.set(id);
+        self.subs.borrow_mut().push((id, name, callback));
+        id
+    }
+
+    /// Removes one callback.
+    pub fn remove(&self, id: u32) {
+        self.subs.borrow_mut().retain(|(i, _, _)| *i != id);
+    }
+
+    /// Removes every callback.
+    pub fn clear(&self) {
+        self.subs.borrow_mut().clear();
+    }
+
+    /// Calls the callbacks for `event`. The list is copied first, so a callback may
+    /// subscribe, unsubscribe or call the session; one that throws does not stop the others.
+    pub fn emit(&self, event: &Event) {
+        let callbacks: Vec<Function> =
+            self.subs.borrow().iter().filter(|(_, n, _)| *n == event.name()).map(|(_, _, f)| f.clone()).collect();
+        if callbacks.is_empty() {
+            return;
+        }
+        let value = payload(event);
+        for f in callbacks {
+            let _ = f.call1(&JsValue::UNDEFINED, &value);
+        }
+    }
+}

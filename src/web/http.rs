@@ -1,0 +1,243 @@
+//! HTTP: `session.fetch` (the token only for the page's origin and `allowedOrigins`, the
+//! fast path when the token is fresh, one retry after a 401 when the machine allows it), and
+//! the POSTs to the auth server (timeout, no redirects, no cache, a capped body read).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{RequestCache, RequestCredentials, RequestInit, RequestRedirect, Response};
+
+use crate::core::error::Error;
+use crate::core::machine::{Answer, Input, Reply};
+use crate::core::policy::{self, clamp_delay};
+use crate::core::token::{jwt_payload, JwtTimes, TokenResponse};
+
+use super::driver::Driver;
+use super::events::to_js;
+
+/// Largest auth server reply read: a token response is a few KB.
+const MAX_REPLY_BYTES: usize = 256 * 1024;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `Request` class, constructed from whatever the app passed to fetch.
+    #[wasm_bindgen(js_name = Request)]
+    type AnyRequest;
+    #[wasm_bindgen(catch, constructor, js_class = "Request")]
+    fn new(input: &JsValue, init: &JsValue) -> Result<AnyRequest, JsValue>;
+    /// The page's own `fetch`, looked up when called (an app may wrap it).
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(request: &web_sys::Request) -> Promise;
+}
+
+/// An auth server's answer, before interpretation.
+pub struct Raw {
+    /// HTTP status.
+    pub status: u16,
+    /// The body parsed as JSON, if it was JSON and not too large.
+    pub body: Option<JsValue>,
+    /// The `Date` header (epoch ms).
+    pub date: Option<f64>,
+}
+
+impl Raw {
+    /// The body as a JSON object, if it is one.
+    fn object(&self) -> Option<&JsValue> {
+        self.body.as_ref().filter(|b| b.is_object() && !js_sys::Array::is_array(b))
+    }
+
+    /// The RFC 6749 §5.2 `error` of the body.
+    pub fn oauth_error(&self) -> Option<String> {
+        let error = Reflect::get(self.object()?, &"error".into()).ok()?.as_string()?;
+        (error.len() <= 128).then_some(error)
+    }
+
+    /// 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The token response in a 2xx body, with the access token's JWT times.
+    pub fn token_response(&self) -> Option<(TokenResponse, Option<JwtTimes>)> {
+        token_response(self.object()?)
+    }
+}
+
+/// Reads a token response object with serde, and `exp`/`iat` of its access token if that
+/// is a JWT.
+pub fn token_response(value: &JsValue) -> Option<(TokenResponse, Option<JwtTimes>)> {
+    let response: TokenResponse = serde_wasm_bindgen::from_value(value.clone()).ok()?;
+    let jwt = match &response.access_token {
+        crate::core::Field::Valid(t) => claims(t).and_then(|c| serde_wasm_bindgen::from_value(c).ok()),
+        _ => None,
+    };
+    Some((response, jwt))
+}
+
+/// The claims of a JWT (its payload, a JSON object), or `None` for anything else.
+pub fn claims(token: &str) -> Option<JsValue> {
+    let bytes = jwt_payload(token)?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let value = js_sys::JSON::parse(text).ok()?;
+    (value.is_object() && !js_sys::Array::is_array(&value)).then_some(value)
+}
+
+/// The body of a POST.
+pub enum Body<'a> {
+    /// `application/x-www-form-urlencoded` fields; empty values are left out.
+    Form(&'a [(&'a str, &'a str)]),
+    /// A JSON text.
+    Json(&'a str),
+}
+
+/// POSTs `body` to an auth server URL. Gives up after `timeout_ms` (reading the body
+/// included), never follows redirects, never caches, reads at most [`MAX_REPLY_BYTES`].
+pub async fn post(url: &str, body: Body<'_>, timeout_ms: f64) -> Result<Raw, Error> {
+    let abort = web_sys::AbortController::new().map_err(|_| Error::Network)?;
+    let late = Rc::new(Cell::new(false));
+    let _timeout = {
+        let (abort, late) = (abort.clone(), late.clone());
+        Timeout::new(clamp_delay(timeout_ms), move || {
+            late.set(true);
+            abort.abort();
+        })
+    };
+    let headers = web_sys::Headers::new().map_err(|_| Error::Network)?;
+    let _ = headers.set("accept", "application/json");
+    let body: JsValue = match body {
+        Body::Form(fields) => {
+            let form = web_sys::UrlSearchParams::new().map_err(|_| Error::Network)?;
+            for (k, v) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+                form.append(k, v);
+            }
+            form.into()
+        }
+        Body::Json(text) => {
+            let _ = headers.set("content-type", "application/json");
+            text.into()
+        }
+    };
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&body);
+    init.set_headers(&headers);
+    init.set_credentials(RequestCredentials::SameOrigin);
+    init.set_cache(RequestCache::NoStore);
+    init.set_redirect(RequestRedirect::Error);
+    init.set_signal(Some(&abort.signal()));
+    let failed = |_| if late.get() { Error::Timeout } else { Error::Network };
+    let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(|_| Error::Network)?;
+    let response: Response = JsFuture::from(global_fetch(&request)).await.map_err(failed)?.unchecked_into();
+    let status = response.status();
+    let date = response.headers().get("date").ok().flatten().map(|d| js_sys::Date::parse(&d)).filter(|d| d.is_finite());
+    let body = match read_capped(&response).await {
+        Ok(bytes) => bytes.and_then(|b| js_sys::JSON::parse(std::str::from_utf8(&b).ok()?).ok()),
+        Err(_) => return Err(failed(JsValue::UNDEFINED)),
+    };
+    Ok(Raw { status, body, date })
+}
+
+/// The body, or `None` if it is larger than [`MAX_REPLY_BYTES`] (stopped reading there).
+async fn read_capped(response: &Response) -> Result<Option<Vec<u8>>, JsValue> {
+    let declared = response.headers().get("content-length").ok().flatten().and_then(|l| l.trim().parse::<usize>().ok());
+    if declared.is_some_and(|l| l > MAX_REPLY_BYTES) {
+        return Ok(None);
+    }
+    let Some(stream) = response.body() else { return Ok(Some(Vec::new())) };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut out = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await?;
+        if Reflect::get(&chunk, &"done".into())?.as_bool() == Some(true) {
+            return Ok(Some(out));
+        }
+        let Ok(bytes) = Reflect::get(&chunk, &"value".into())?.dyn_into::<Uint8Array>() else { return Ok(None) };
+        let start = out.len();
+        let len = bytes.length() as usize;
+        if start + len > MAX_REPLY_BYTES {
+            let _ = reader.cancel();
+            return Ok(None);
+        }
+        out.resize(start + len, 0);
+        bytes.copy_to(&mut out[start..]);
+    }
+}
+
+/// The refresh grant (RFC 6749 §6), as the machine's [`Reply`].
+pub async fn refresh(d: &Driver, refresh_token: &str) -> Reply {
+    let client_id = d.config.client_id.as_deref().unwrap_or_default();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", client_id)];
+    match post(&d.endpoints.token_url, Body::Form(&form), d.config.request_timeout_ms).await {
+        Err(Error::Timeout) => Reply::Timeout,
+        Err(_) => Reply::Network,
+        Ok(raw) if raw.ok() => match raw.token_response() {
+            Some((response, jwt)) => Reply::Tokens { response, jwt, date: raw.date },
+            None => Reply::Garbled,
+        },
+        Ok(raw) => Reply::Status { status: raw.status, oauth_error: raw.oauth_error() },
+    }
+}
+
+/// Revocation (RFC 7009); `None` when it worked.
+pub async fn revoke(d: &Driver, token: &str) -> Option<Error> {
+    let url = d.endpoints.revoke_url.as_deref()?;
+    let client_id = d.config.client_id.as_deref().unwrap_or_default();
+    let form = [("token", token), ("client_id", client_id)];
+    match post(url, Body::Form(&form), d.config.request_timeout_ms).await {
+        Ok(raw) if raw.ok() => None,
+        Ok(_) => Some(Error::Network),
+        Err(e) => Some(e),
+    }
+}
+
+fn set_bearer(request: &web_sys::Request, token: &str) -> Result<(), JsValue> {
+    request.headers().set("authorization", &format!("Bearer {token}"))
+}
+
+/// `session.fetch(input, init)`: a drop-in for `window.fetch`.
+pub fn fetch(d: &Rc<Driver>, input: &JsValue, init: &JsValue) -> Promise {
+    // `new Request` parses and refuses exactly as fetch does (a TypeError).
+    let request: web_sys::Request = match AnyRequest::new(input, init) {
+        Ok(r) => r.unchecked_into(),
+        Err(e) => return Promise::reject(&e),
+    };
+    if !policy::url_in_origins(&request.url(), &d.endpoints.token_origins) {
+        return global_fetch(&request);
+    }
+    // The fast path: a fresh token needs only a deadline check and the header.
+    let fresh = d.machine().token_now(js_sys::Date::now()).map(|(t, seq)| (t.to_string(), seq));
+    future_to_promise(with_token(d.clone(), request, fresh))
+}
+
+async fn with_token(d: Rc<Driver>, request: web_sys::Request, fresh: Option<(String, u64)>) -> Result<JsValue, JsValue> {
+    let (token, seq) = match fresh {
+        Some(fresh) => fresh,
+        None => match d.clone().ask(|ticket| Input::TokenWanted { ticket }).await {
+            Answer::Token { token, seq } => (token, seq),
+            Answer::Failed(e) => return Err(to_js(&e)),
+            Answer::NoToken | Answer::Done => return JsFuture::from(global_fetch(&request)).await,
+        },
+    };
+    // A body can be read once: keep an unsent copy for the retry. GET and HEAD have none,
+    // so the request itself can be sent again.
+    let method = request.method();
+    let spare = if method == "GET" || method == "HEAD" { None } else { Some(request.clone()?) };
+    set_bearer(&request, &token)?;
+    let response = JsFuture::from(global_fetch(&request)).await?;
+    if response.unchecked_ref::<Response>().status() != 401 {
+        return Ok(response);
+    }
+    match d.clone().ask(|ticket| Input::Unauthorized { ticket, seq }).await {
+        Answer::Token { token: newer, .. } if newer != token => {
+            let retry = spare.unwrap_or(request);
+            set_bearer(&retry, &newer)?;
+            JsFuture::from(global_fetch(&retry)).await
+        }
+        _ => Ok(response),
+    }
+}

@@ -1,0 +1,413 @@
+//! The `#[wasm_bindgen]` surface: the `Session` class, config reading (serde, then the
+//! page's URL for relative endpoints), and the TypeScript types of config, events and token
+//! responses.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::core::config::{check_transport, Config, RawConfig};
+use crate::core::error::Error;
+use crate::core::events::EVENT_NAMES;
+use crate::core::machine::{Answer, Input};
+use crate::core::policy;
+use crate::core::token::TokenSet;
+
+use super::driver::{Driver, Endpoints};
+use super::events::to_js;
+use super::http::{self, Body};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Where the session is kept between page loads. */
+export type StorageMode = "memory" | "session" | "local";
+
+/** Options of `new Session(config)`. Only `tokenUrl` is required. */
+export interface SessionConfig {
+  /** OAuth 2.0 token endpoint for the refresh grant (RFC 6749 §6). Relative URLs resolve against the page. */
+  tokenUrl: string;
+  /** Sent as `client_id` with refresh and revocation requests. */
+  clientId?: string;
+  /** RFC 7009 revocation endpoint; `logout()` revokes the refresh token there. */
+  revokeUrl?: string;
+  /** Default `"memory"`: nothing is written to any storage. */
+  storage?: StorageMode;
+  /** Separates sessions sharing one origin. Default `"default"`. */
+  namespace?: string;
+  /** Origins besides the page's own that may receive the access token, e.g. `["https://api.example.com"]`. */
+  allowedOrigins?: string[];
+  /** Refresh this long before expiry (capped at a quarter of the token lifetime). Default 60000. */
+  refreshLeadMs?: number;
+  /** Timeout of each auth server request. Default 10000. */
+  requestTimeoutMs?: number;
+  /** First retry delay after a failed refresh; doubles per failure, with jitter. Default 1000. */
+  retryBaseMs?: number;
+  /** Longest retry delay. Default 30000. */
+  retryMaxMs?: number;
+  /** Longest wait for another tab's refresh lock before taking it over. Default 15000. */
+  lockTimeoutMs?: number;
+  /** Longest wait for open tabs to share their session at start-up. Default 300. */
+  restoreTimeoutMs?: number;
+  /** Coordinate with other tabs of the same namespace. Default true. */
+  crossTab?: boolean;
+}
+
+/** An OAuth 2.0 token response (RFC 6749 §5.1). */
+export interface TokenResponse {
+  access_token: string;
+  token_type?: string;
+  /** Seconds. Required unless the access token is a JWT with `exp`. */
+  expires_in?: number | string;
+  refresh_token?: string;
+  id_token?: string;
+  scope?: string;
+}
+
+/** Stable error codes (`error.code`). */
+export type SessionErrorCode =
+  | "invalid_config" | "invalid_argument" | "invalid_token_response" | "login_failed"
+  | "not_authenticated" | "refresh_rejected" | "refresh_failed" | "network" | "timeout"
+  | "storage" | "disposed";
+
+/** Errors thrown, rejected or reported by wasm-session. Messages never contain tokens. */
+export interface SessionError extends Error {
+  name: "SessionError";
+  code: SessionErrorCode;
+  /** HTTP status, for `login_failed`. */
+  status?: number;
+}
+
+/** Why a session ended. */
+export type LogoutReason = "user" | "other_tab" | "refresh_rejected" | "expired";
+
+/** Event payloads by event name. */
+export interface SessionEventMap {
+  login: { type: "login"; expiresAt: number };
+  refresh: { type: "refresh"; expiresAt: number };
+  logout: { type: "logout"; reason: LogoutReason };
+  expired: { type: "expired"; expiresAt: number };
+  error: { type: "error"; error: SessionError };
+}
+
+/** JWT claims (decoded, not verified: verification is the server's job). */
+export type Claims = Record<string, unknown>;
+
+export interface Session {
+  /** Subscribes to an event; returns a function that unsubscribes. */
+  on<K extends keyof SessionEventMap>(name: K, callback: (event: SessionEventMap[K]) => void): () => void;
+}
+"#;
+
+/// A session: tokens, silent refresh, authorized fetch, and every tab of the app in step.
+#[wasm_bindgen]
+pub struct Session {
+    driver: Rc<Driver>,
+}
+
+fn config_error(field: &str, why: &'static str) -> Error {
+    Error::Config(field.into(), why)
+}
+
+/// The page's URL, the base of relative endpoint URLs.
+fn page_url() -> Result<String, Error> {
+    let window = web_sys::window().ok_or(config_error("(environment)", "needs a browser window"))?;
+    window.location().href().map_err(|_| config_error("(environment)", "cannot read the page URL"))
+}
+
+/// Resolves an endpoint against the page and checks its transport.
+fn endpoint(field: &str, raw: &str, base: &str) -> Result<String, Error> {
+    let url = web_sys::Url::new_with_base(raw, base).map_err(|_| config_error(field, "is not a valid URL"))?;
+    if !url.username().is_empty() || !url.password().is_empty() {
+        return Err(config_error(field, "must not contain credentials"));
+    }
+    check_transport(field, &url.protocol(), &url.hostname())?;
+    Ok(url.href())
+}
+
+/// An entry of `allowedOrigins`: an origin alone (scheme, host, port).
+fn allowed_origin(raw: &str) -> Result<String, Error> {
+    let bad = || {
+        config_error("allowedOrigins", "must list origins like \"https://api.example.com\" (scheme, host, port; no path)")
+    };
+    let url = web_sys::Url::new(raw).map_err(|_| bad())?;
+    let bare = url.pathname() == "/" && url.search().is_empty() && url.hash().is_empty();
+    let credentials = !url.username().is_empty() || !url.password().is_empty();
+    if !bare || credentials || url.origin() == "null" {
+        return Err(bad());
+    }
+    check_transport("allowedOrigins", &url.protocol(), &url.hostname())?;
+    Ok(url.origin())
+}
+
+fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
+    if !raw.is_object() || Array::is_array(raw) || raw.is_function() {
+        return Err(config_error("(config)", "must be an object like { tokenUrl: \"/auth/token\" }"));
+    }
+    // serde-wasm-bindgen looks up declared fields only: unknown keys are found here.
+    let keys: Vec<String> = Object::keys(raw.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()).collect();
+    let fields: RawConfig =
+        serde_wasm_bindgen::from_value(raw.clone()).map_err(|_| config_error("(config)", "must be a plain object"))?;
+    let config = Config::from_raw(&keys, fields)?;
+    let base = page_url()?;
+    let page = web_sys::Url::new(&base).map_err(|_| config_error("(environment)", "cannot read the page URL"))?;
+    let mut token_origins = Vec::new();
+    if policy::may_carry_token(&page.origin(), &page.protocol(), &page.hostname(), &page.origin(), &[]) {
+        token_origins.push(page.origin());
+    }
+    for o in &config.allowed_origins {
+        token_origins.push(allowed_origin(o)?);
+    }
+    let endpoints = Endpoints {
+        token_url: endpoint("tokenUrl", &config.token_url, &base)?,
+        revoke_url: config.revoke_url.as_deref().map(|u| endpoint("revokeUrl", u, &base)).transpose()?,
+        token_origins,
+    };
+    Ok((config, endpoints))
+}
+
+fn nullable<T: Into<JsValue>>(v: Option<T>) -> JsValue {
+    v.map_or(JsValue::NULL, Into::into)
+}
+
+fn reject(e: Error) -> Promise {
+    Promise::reject(&to_js(&e))
+}
+
+/// The answer to a call that resolves to nothing.
+fn done(answer: Answer) -> Result<JsValue, JsValue> {
+    match answer {
+        Answer::Failed(e) => Err(to_js(&e)),
+        _ => Ok(JsValue::UNDEFINED),
+    }
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Creates a session. Throws a `SessionError` (`code: "invalid_config"`) naming the field
+    /// when the config is wrong. Restores a stored session, or asks open tabs for theirs.
+    #[wasm_bindgen(constructor)]
+    pub fn new(#[wasm_bindgen(unchecked_param_type = "SessionConfig")] config: JsValue) -> Result<Session, JsValue> {
+        let (config, endpoints) = read_config(&config)?;
+        Ok(Session { driver: Driver::start(config, endpoints) })
+    }
+
+    fn live(&self) -> Result<&Rc<Driver>, Error> {
+        if self.driver.machine().is_disposed() {
+            Err(Error::Disposed)
+        } else {
+            Ok(&self.driver)
+        }
+    }
+
+    /// Takes a standard OAuth 2.0 token response (e.g. from your own login flow). Throws a
+    /// `SessionError` (`invalid_token_response`) naming the bad field; the session is
+    /// unchanged then. Emits `login` (or `refresh` if already signed in).
+    #[wasm_bindgen(js_name = setTokens)]
+    pub fn set_tokens(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "TokenResponse")] response: JsValue,
+    ) -> Result<(), JsValue> {
+        let d = self.live()?;
+        let not_object = Error::InvalidArgument("setTokens(response)", "must be a token response object");
+        let (response, jwt) =
+            response.is_object().then(|| http::token_response(&response)).flatten().ok_or(not_object)?;
+        let tokens = TokenSet::from_response(response, jwt, js_sys::Date::now(), None, None)?;
+        d.input(Input::SignIn { tokens, ticket: None });
+        Ok(())
+    }
+
+    /// POSTs `body` as JSON to `url` and takes the token response it returns. Rejects with
+    /// `login_failed` (with `status`) when the server refuses.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn login(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] url: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] body: JsValue,
+    ) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        future_to_promise(async move {
+            let url = url.as_string().ok_or(Error::InvalidArgument("login(url)", "must be a string"))?;
+            let url = endpoint("tokenUrl", &url, &page_url()?)
+                .map_err(|_| Error::InvalidArgument("login(url)", "must be an https (or localhost) URL"))?;
+            let json = js_sys::JSON::stringify(&body)
+                .ok()
+                .and_then(|j| j.as_string())
+                .ok_or(Error::InvalidArgument("login(body)", "must be JSON-serializable"))?;
+            let raw = http::post(&url, Body::Json(&json), d.config.request_timeout_ms).await?;
+            if !raw.ok() {
+                return Err(Error::LoginFailed(raw.status, raw.oauth_error()).into());
+            }
+            let (response, jwt) =
+                raw.token_response().ok_or(Error::TokenResponse("(body)", "is not a JSON object"))?;
+            let tokens = TokenSet::from_response(response, jwt, js_sys::Date::now(), raw.date, None)?;
+            d.input(Input::SignIn { tokens, ticket: None });
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// A drop-in for `window.fetch`: same arguments, same `Response`. Adds the bearer token
+    /// for the page's origin and `allowedOrigins` only, refreshes first when the token is
+    /// (nearly) expired, and after a 401 refreshes once per token and retries once.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
+    pub fn fetch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "RequestInfo | URL")] input: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: Option<JsValue>,
+    ) -> Promise {
+        match self.live() {
+            Ok(d) => http::fetch(d, &input, &init.unwrap_or(JsValue::UNDEFINED)),
+            Err(e) => reject(e),
+        }
+    }
+
+    /// The access token, refreshed first if needed; `null` when signed out. For apps that
+    /// use axios, ky or their own client.
+    #[wasm_bindgen(js_name = getAccessToken, unchecked_return_type = "Promise<string | null>")]
+    pub fn get_access_token(&self) -> Promise {
+        self.with_token("")
+    }
+
+    /// `"Bearer <token>"`, refreshed first if needed; `null` when signed out.
+    #[wasm_bindgen(js_name = authHeader, unchecked_return_type = "Promise<string | null>")]
+    pub fn auth_header(&self) -> Promise {
+        self.with_token("Bearer ")
+    }
+
+    fn with_token(&self, prefix: &'static str) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        future_to_promise(async move {
+            match d.ask(|ticket| Input::TokenWanted { ticket }).await {
+                Answer::Token { token, .. } => Ok(JsValue::from_str(&(prefix.to_string() + &token))),
+                Answer::Failed(e) => Err(to_js(&e)),
+                Answer::NoToken | Answer::Done => Ok(JsValue::NULL),
+            }
+        })
+    }
+
+    /// Refreshes now (joining a refresh already under way, in this tab or another).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn refresh(&self) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        future_to_promise(async move { done(d.ask(|ticket| Input::Refresh { ticket }).await) })
+    }
+
+    /// Ends the session in every tab: clears memory and storage, emits `logout` (reason
+    /// `user` here, `other_tab` elsewhere) and revokes the refresh token when `revokeUrl` is
+    /// set. Resolves once revocation was attempted; a failed revocation is an `error` event.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn logout(&self) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        future_to_promise(async move { done(d.ask(|ticket| Input::Logout { ticket }).await) })
+    }
+
+    /// Subscribes to `login`, `refresh`, `logout`, `expired` or `error`; returns the
+    /// unsubscribe function.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, name: JsValue, callback: JsValue) -> Result<Function, JsValue> {
+        let d = self.live()?;
+        let name = name
+            .as_string()
+            .and_then(|n| EVENT_NAMES.iter().find(|e| **e == n).copied())
+            .ok_or(Error::InvalidArgument("on(name)", "must be one of login, refresh, logout, expired, error"))?;
+        let callback: Function =
+            callback.dyn_into().map_err(|_| Error::InvalidArgument("on(callback)", "must be a function"))?;
+        let id = d.events.add(name, callback);
+        let weak = Rc::downgrade(d);
+        let off = Closure::<dyn FnMut()>::new(move || {
+            if let Some(d) = weak.upgrade() {
+                d.events.remove(id);
+            }
+        });
+        Ok(off.into_js_value().unchecked_into())
+    }
+
+    /// Stops everything this session started: timers, page listeners, the cross-tab
+    /// channel and all subscriptions. Tokens stay where they are stored. Later calls reject
+    /// with `disposed`.
+    pub fn dispose(&self) {
+        if !self.driver.machine().is_disposed() {
+            self.driver.dispose();
+        }
+    }
+
+    /// True while there is a session (its access token may be due for refresh).
+    #[wasm_bindgen(getter = isAuthenticated)]
+    pub fn is_authenticated(&self) -> bool {
+        self.driver.machine().tokens().is_some()
+    }
+
+    /// The current access token if it has not expired, else `null`. Does not refresh.
+    #[wasm_bindgen(getter = accessToken, unchecked_return_type = "string | null")]
+    pub fn access_token(&self) -> JsValue {
+        let now = js_sys::Date::now();
+        let m = self.driver.machine();
+        nullable(m.tokens().filter(|t| t.expires_at > now).map(|t| t.access_token.as_str()))
+    }
+
+    /// When the access token expires, in epoch milliseconds; `null` when signed out.
+    #[wasm_bindgen(getter = expiresAt, unchecked_return_type = "number | null")]
+    pub fn expires_at(&self) -> JsValue {
+        nullable(self.driver.machine().tokens().map(|t| t.expires_at))
+    }
+
+    /// Milliseconds until the access token expires (0 once expired); `null` when signed out.
+    #[wasm_bindgen(getter = expiresIn, unchecked_return_type = "number | null")]
+    pub fn expires_in(&self) -> JsValue {
+        let now = js_sys::Date::now();
+        nullable(self.driver.machine().tokens().map(|t| (t.expires_at - now).max(0.0)))
+    }
+
+    /// When the next refresh is due, in epoch milliseconds (after any backoff); `null` when
+    /// signed out or when there is no refresh token.
+    #[wasm_bindgen(getter = refreshAt, unchecked_return_type = "number | null")]
+    pub fn refresh_at(&self) -> JsValue {
+        nullable(self.driver.machine().refresh_at())
+    }
+
+    /// The decoded claims of a JWT access token; `null` for opaque tokens or when signed out.
+    #[wasm_bindgen(getter, unchecked_return_type = "Claims | null")]
+    pub fn claims(&self) -> JsValue {
+        let m = self.driver.machine();
+        m.tokens().and_then(|t| http::claims(&t.access_token)).unwrap_or(JsValue::NULL)
+    }
+
+    /// The decoded claims of the OpenID Connect ID token, if one was received.
+    #[wasm_bindgen(getter = idClaims, unchecked_return_type = "Claims | null")]
+    pub fn id_claims(&self) -> JsValue {
+        let m = self.driver.machine();
+        m.tokens().and_then(|t| t.id_token.as_deref()).and_then(http::claims).unwrap_or(JsValue::NULL)
+    }
+
+    /// The storage mode in use (`memory` if the requested storage was unavailable).
+    #[wasm_bindgen(getter, unchecked_return_type = "StorageMode")]
+    pub fn storage(&self) -> String {
+        self.driver.store.mode().as_str().to_string()
+    }
+
+    /// The namespace.
+    #[wasm_bindgen(getter)]
+    pub fn namespace(&self) -> String {
+        self.driver.config.namespace.clone()
+    }
+
+    /// Resolves once start-up restore is done (from storage, or from another open tab), to
+    /// whether there is a session.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<boolean>")]
+    pub fn ready(&self) -> Promise {
+        self.driver.ready()
+    }
+}

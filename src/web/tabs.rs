@@ -1,0 +1,260 @@
+//! Reaching the other tabs: a BroadcastChannel named per namespace, or, where there is none,
+//! `storage` events on a localStorage key (never carrying tokens: the machine does not post
+//! them there); and Web Locks, bound by hand (not in stable web-sys).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Weak;
+
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::core::machine::{Input, Transport};
+use crate::core::protocol::{Message, Wire};
+
+use super::driver::Driver;
+use super::timers::Listener;
+
+/// The BroadcastChannel name of a namespace; also the prefix of its lock names.
+pub fn channel_name(ns: &str) -> String {
+    format!("wasm-session:{ns}")
+}
+
+/// The localStorage key carrying messages where BroadcastChannel is missing (never the
+/// session's own storage key).
+fn bus_key(ns: &str) -> String {
+    channel_name(ns) + ":bus"
+}
+
+/// A received message: deserialized with serde, then checked by [`Wire::open`]. Anything
+/// else is ignored.
+fn receive(driver: &Weak<Driver>, data: JsValue) {
+    let Some(d) = driver.upgrade() else { return };
+    if !data.is_object() {
+        return;
+    }
+    let Ok(wire) = serde_wasm_bindgen::from_value::<Wire>(data) else { return };
+    if let Ok(env) = wire.open(&d.config.namespace, &d.tab_id) {
+        d.input(Input::Message(env));
+    }
+}
+
+/// The cross-tab transport of one namespace.
+pub enum Bus {
+    /// BroadcastChannel.
+    Channel(web_sys::BroadcastChannel, Closure<dyn FnMut(web_sys::MessageEvent)>),
+    /// `storage` events on [`bus_key`].
+    Storage(web_sys::Storage, String, Listener),
+}
+
+impl Bus {
+    /// Opens BroadcastChannel, else the storage fallback, else `None`.
+    pub fn open(ns: &str, driver: Weak<Driver>) -> Option<Bus> {
+        if let Ok(channel) = web_sys::BroadcastChannel::new(&channel_name(ns)) {
+            let d = driver.clone();
+            let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| receive(&d, e.data()));
+            channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            return Some(Bus::Channel(channel, on_message));
+        }
+        let window = web_sys::window()?;
+        let storage = window.local_storage().ok().flatten()?;
+        let key = bus_key(ns);
+        let wanted = key.clone();
+        let listener = Listener::new(&window, "storage", move |e: JsValue| {
+            let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
+            if e.key().as_deref() != Some(wanted.as_str()) {
+                return;
+            }
+            if let Some(data) = e.new_value().and_then(|v| js_sys::JSON::parse(&v).ok()) {
+                receive(&driver, data);
+            }
+        })?;
+        Some(Bus::Storage(storage, key, listener))
+    }
+
+    /// How this bus reaches the other tabs.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Bus::Channel(..) => Transport::Broadcast,
+            Bus::Storage(..) => Transport::StorageBus,
+        }
+    }
+
+    /// Sends a message; failures are dropped (tabs also re-check their deadlines).
+    pub fn post(&self, ns: &str, from: &str, msg: &Message) {
+        let Ok(value) = serde_wasm_bindgen::to_value(&Wire::seal(ns, from, msg)) else { return };
+        match self {
+            Bus::Channel(channel, _) => {
+                let _ = channel.post_message(&value);
+            }
+            Bus::Storage(storage, key, _) => {
+                if let Some(text) = js_sys::JSON::stringify(&value).ok().and_then(|t| t.as_string()) {
+                    let _ = storage.set_item(key, &text);
+                    let _ = storage.remove_item(key);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        if let Bus::Channel(channel, _) = self {
+            channel.set_onmessage(None);
+            channel.close();
+        }
+    }
+}
+
+// Web Locks are not in stable web-sys: the few calls needed, bound by hand.
+#[wasm_bindgen]
+extern "C" {
+    type LockManager;
+    #[wasm_bindgen(method, catch)]
+    fn request(this: &LockManager, name: &str, options: &Object, callback: &Function) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn query(this: &LockManager) -> Result<Promise, JsValue>;
+}
+
+fn lock_manager() -> Option<LockManager> {
+    let navigator = web_sys::window()?.navigator();
+    let locks = Reflect::get(&navigator, &"locks".into()).ok()?;
+    let usable = locks.is_object() && Reflect::get(&locks, &"request".into()).is_ok_and(|r| r.is_function());
+    usable.then(|| locks.unchecked_into())
+}
+
+/// True where the page has Web Locks.
+pub fn locks_supported() -> bool {
+    lock_manager().is_some()
+}
+
+enum Held {
+    Pending(web_sys::AbortController),
+    Granted(Function),
+    Released,
+}
+
+/// One lock request: its state, and the grant callback, owned here so that it is freed
+/// when the request settles even if it was never granted (a closure handed to JS for good
+/// leaks if JS never calls it).
+struct Request {
+    held: Held,
+    _granted: Closure<dyn FnMut(JsValue) -> JsValue>,
+}
+
+/// This tab's lock requests: the refresh lock (by request id) and its presence lock.
+#[derive(Default)]
+pub struct Locks {
+    requests: RefCell<HashMap<u32, Request>>,
+    presence: RefCell<Option<Function>>,
+}
+
+/// A promise that stays pending until its `resolve` is called: the hold of a lock.
+fn hold() -> (Promise, Option<Function>) {
+    let mut release = None;
+    let promise = Promise::new(&mut |resolve, _| release = Some(resolve));
+    (promise, release)
+}
+
+/// Calls `f` once `promise` settles, with its value (or its error).
+fn on_settled(promise: Promise, f: impl FnOnce(JsValue) + 'static) {
+    wasm_bindgen_futures::spawn_local(async move {
+        f(JsFuture::from(promise).await.unwrap_or_else(|e| e));
+    });
+}
+
+impl Locks {
+    /// Requests the refresh lock (`steal`: taking it from its holder) as request `id`.
+    pub fn acquire(&self, ns: &str, id: u32, steal: bool, driver: Weak<Driver>) {
+        let Some(locks) = lock_manager() else { return };
+        let Ok(abort) = web_sys::AbortController::new() else { return };
+        let options = Object::new();
+        let _ = Reflect::set(&options, &"steal".into(), &steal.into());
+        if !steal {
+            let _ = Reflect::set(&options, &"signal".into(), &abort.signal());
+        }
+        let granted_to = driver.clone();
+        let granted = Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |_lock: JsValue| -> JsValue {
+            let Some(d) = granted_to.upgrade() else { return JsValue::UNDEFINED };
+            let (held, release) = hold();
+            let mut requests = d.locks.requests.borrow_mut();
+            match (requests.get_mut(&id), release) {
+                (Some(r @ Request { held: Held::Pending(_), .. }), Some(release)) => {
+                    r.held = Held::Granted(release);
+                    drop(requests);
+                    d.lock_granted(id, steal);
+                    held.into()
+                }
+                // Given up before it was granted: let it go at once.
+                _ => JsValue::UNDEFINED,
+            }
+        });
+        let name = channel_name(ns) + ":refresh";
+        let Ok(done) = locks.request(&name, &options, granted.as_ref().unchecked_ref()) else { return };
+        self.requests.borrow_mut().insert(id, Request { held: Held::Pending(abort), _granted: granted });
+        // Settles when released, or rejects when given up or stolen.
+        on_settled(done, move |_| {
+            let Some(d) = driver.upgrade() else { return };
+            let was = d.locks.requests.borrow_mut().remove(&id);
+            if matches!(was, Some(Request { held: Held::Granted(_), .. })) {
+                // Still ours as far as this tab knew: another tab took it.
+                d.input(Input::LockLost { id });
+            }
+        });
+    }
+
+    /// Releases request `id`, or gives it up if not granted yet.
+    pub fn release(&self, id: u32) {
+        let mut requests = self.requests.borrow_mut();
+        match requests.get_mut(&id) {
+            Some(Request { held: Held::Pending(abort), .. }) => abort.abort(),
+            Some(r) => {
+                // Marked released: the settle handler then frees the request quietly.
+                if let Held::Granted(release) = std::mem::replace(&mut r.held, Held::Released) {
+                    drop(requests);
+                    let _ = release.call0(&JsValue::UNDEFINED);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Holds this tab's presence lock, then asks whether other tabs of the namespace hold
+    /// theirs: `Input::Presence`.
+    pub fn announce_presence(&self, ns: &str, tab: &str, driver: Weak<Driver>) {
+        let Some(locks) = lock_manager() else { return };
+        let (held, release) = hold();
+        *self.presence.borrow_mut() = release;
+        let keep = Closure::once_into_js(move |_lock: JsValue| held);
+        let prefix = channel_name(ns) + ":tab:";
+        let _ = locks.request(&(prefix.clone() + tab), &Object::new(), keep.unchecked_ref());
+        let Ok(query) = locks.query() else { return };
+        let me = prefix.clone() + tab;
+        on_settled(query, move |state: JsValue| {
+            let names = |list: &str| -> Vec<String> {
+                let list = Reflect::get(&state, &list.into()).unwrap_or_default();
+                js_sys::Array::from(&list)
+                    .iter()
+                    .filter_map(|l| Reflect::get(&l, &"name".into()).ok()?.as_string())
+                    .collect()
+            };
+            let mut all = names("held");
+            all.extend(names("pending"));
+            let others = all.iter().any(|n| n.starts_with(&prefix) && *n != me);
+            if let Some(d) = driver.upgrade() {
+                d.input(Input::Presence { others });
+            }
+        });
+    }
+
+    /// Lets go of the presence lock (dispose). The refresh lock is the machine's to release:
+    /// a refresh under way keeps it until its answer lands.
+    pub fn release_presence(&self) {
+        if let Some(release) = self.presence.borrow_mut().take() {
+            let _ = release.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
