@@ -762,7 +762,10 @@ impl Machine {
             return if why == Why2::Unauthorized { Err(Error::RefreshFailed("backing off")) } else { Ok(()) };
         }
         let plan = Plan { seq: self.seq, attempts: self.attempts, for_401 };
-        if let Some(until) = self.peer.as_ref().map(|p| p.until).filter(|u| now < *u) {
+        let with_locks = self.locks && self.transport != Transport::None;
+        // With Web Locks, queue for the lock even while another tab's refresh is announced:
+        // a grant then means that tab let go (its result is on the way, or it was closed).
+        if let Some(until) = self.peer.as_ref().map(|p| p.until).filter(|u| now < *u && !with_locks) {
             self.flight = Flight::AwaitPeer { plan, until, locked: false, late: false };
         } else {
             self.lock_or_send(now, plan);
@@ -856,8 +859,9 @@ impl Machine {
             self.release_if(locked);
             self.flight = Flight::Idle;
             self.settle_waiters(now, Some(Error::RefreshFailed("another tab's refresh just failed; backing off")));
-        } else if let Some(until) = pending {
-            // Another tab announced a refresh meanwhile: wait for that one too.
+        } else if let Some(until) = pending.filter(|_| !locked) {
+            // Another tab announced a refresh meanwhile: wait for that one too. (Holding the
+            // lock, an announcement is from a tab that let it go: done, or closed.)
             self.flight = Flight::AwaitPeer { plan, until, locked, late: false };
         } else if locked && !late && now > until + LATE_MS {
             // This timer fired late (a frozen or throttled tab): read the news first, once.

@@ -100,7 +100,7 @@ test("claims: a JWT's payload is decoded; opaque, malformed and non-UTF-8 payloa
     [jwt('{"sub":"ann","exp":9999999999,"name":"Zo\u00eb \u2713"}'), { sub: "ann", exp: 9999999999, name: "Zoë ✓" }],
     [jwt(Buffer.from('{"sub":"ann","name":"Zoë ✓"}')), { sub: "ann", name: "Zoë ✓" }],
     ["opaque", null],
-    [jwt("[1,2]"), { 0: 1, 1: 2 }],
+    [jwt("[1,2]"), null], // claims are a JSON object (RFC 7519 §7.2)
     [jwt("not json"), null],
     [jwt(Buffer.concat([Buffer.from('{"n":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])), null],
   ];
@@ -157,17 +157,21 @@ test("server replies: malformed login and refresh answers are clear errors, neve
   }
 });
 
+const record = (fields, tokens) => JSON.stringify({
+  v: 2, ns: "default", stamp: { seq: 1, origin: "t" },
+  tokens: { access_token: "a", issued_at: 1, expires_at: 9e12, ...tokens }, ...fields,
+});
 const STORED = [
   ["not JSON", "{garbage"],
   ["JSON of another shape", "[1,2,3]"],
   ["empty object", "{}"],
-  ["another format version", JSON.stringify({ v: 2, ns: "default", access_token: "a", token_type: "Bearer", issued_at: 1, expires_at: 9e12 })],
-  ["another namespace's data", JSON.stringify({ v: 1, ns: "other", access_token: "a", token_type: "Bearer", issued_at: 1, expires_at: 9e12 })],
-  ["token with a space", JSON.stringify({ v: 1, ns: "default", access_token: "a b", token_type: "Bearer", issued_at: 1, expires_at: 9e12 })],
-  ["times as strings", JSON.stringify({ v: 1, ns: "default", access_token: "a", token_type: "Bearer", issued_at: "1", expires_at: "9e12" })],
+  ["another namespace's data", record({ ns: "other" })],
+  ["token with a space", record({}, { access_token: "a b" })],
+  ["times as strings", record({}, { issued_at: "1", expires_at: "9e12" })],
+  ["no stamp", record({ stamp: undefined })],
 ];
 
-test("storage contents: garbage, other versions and other namespaces are discarded with an error event", async () => {
+test("storage contents: garbage, other namespaces' data and invalid tokens are discarded with an error event", async () => {
   for (const [name, stored] of STORED) {
     tried++;
     const r = await page.evaluate((stored) => {
@@ -186,6 +190,27 @@ test("storage contents: garbage, other versions and other namespaces are discard
       }, 0));
     }, stored);
     assert.deepEqual(r, { auth: false, errors: ["storage"], kept: null, other: true }, name);
+  }
+});
+
+test("storage of another format version (an older or newer release in another tab) is left alone", async () => {
+  for (const v of [1, 3]) {
+    tried++;
+    const stored = JSON.stringify({ v, ns: "default", anything: "else" });
+    const r = await page.evaluate((stored) => {
+      localStorage.clear();
+      localStorage.setItem("wasm-session:default", stored);
+      const s = new lib.Session({ tokenUrl: "/auth/token", storage: "local", crossTab: false });
+      const errors = [];
+      s.on("error", (e) => errors.push(e.error.code));
+      return new Promise((resolve) => setTimeout(() => {
+        const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default") === stored };
+        s.dispose();
+        localStorage.clear();
+        resolve(out);
+      }, 0));
+    }, stored);
+    assert.deepEqual(r, { auth: false, errors: ["storage"], kept: true }, `v${v}`);
   }
 });
 

@@ -150,7 +150,7 @@ test("a rotated refresh token rejected as reused logs out every tab; nothing ret
   try {
     await signIn(t.pages, { storage: "local" });
     // Someone else spends the refresh token (a stolen copy, a crashed tab's request ...).
-    const rt = await t.pages[0].evaluate(() => JSON.parse(localStorage.getItem("wasm-session:default")).refresh_token);
+    const rt = await t.pages[0].evaluate(() => JSON.parse(localStorage.getItem("wasm-session:default")).tokens.refresh_token);
     assert.equal((await t.server.token({ grant_type: "refresh_token", refresh_token: rt })).status, 200);
     const code = await t.pages[1].evaluate(() => session.refresh().then(() => "ok", (e) => e.code));
     assert.equal(code, "refresh_rejected");

@@ -18,7 +18,7 @@ test("tokens never appear in URLs, in thrown errors' messages, or in events", as
       window.note = () => {
         if (session.accessToken) seenTokens.add(session.accessToken);
         const stored = localStorage.getItem("wasm-session:default");
-        if (stored) seenTokens.add(JSON.parse(stored).refresh_token);
+        if (stored) seenTokens.add(JSON.parse(stored).tokens.refresh_token);
       };
       window.attempt = async (f) => { try { await f(); } catch (e) { thrown.push(`${e.code} ${e.message}`); } };
       window.makeSession({ tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", storage: "local", allowedOrigins: [api] });

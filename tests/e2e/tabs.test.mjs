@@ -189,16 +189,20 @@ test("garbage on the channel and in storage changes nothing", async () => {
     const before = await state(b);
     await a.evaluate(() => {
       const c = new BroadcastChannel("wasm-session:default");
-      const base = { v: 1, ns: "default", from: "intruder" };
+      const base = { v: 2, ns: "default", from: "intruder" };
+      const tokens = (t) => ({ access_token: "evil", issued_at: Date.now(), expires_at: Date.now() + 1e6, ...t });
       for (const m of [
         42, "logout", null, [], { type: "logout" },
-        { ...base, v: 2, type: "logout", reason: "user" },
-        { ...base, ns: "other", type: "logout", reason: "user" },
-        { ...base, type: "logout", reason: "because" },
+        { ...base, v: 3, type: "logout", seq: 9e12, reason: "user" },
+        { ...base, v: 1, type: "logout", seq: 9e12, reason: "user" },
+        { ...base, ns: "other", type: "logout", seq: 9e12, reason: "user" },
+        { ...base, type: "logout", seq: 9e12, reason: "because" },
+        { ...base, type: "logout", seq: "9e12", reason: "user" },
         { ...base, type: "self_destruct" },
-        { ...base, type: "tokens", why: "login", access_token: "x".repeat(1 << 20), token_type: "Bearer", issued_at: Date.now(), expires_at: Date.now() + 1e6 },
-        { ...base, type: "tokens", why: "login", access_token: "evil", token_type: "Bearer", issued_at: "soon", expires_at: 1 },
-        { ...base, from: "x".repeat(100), type: "logout", reason: "user" },
+        { ...base, type: "tokens", why: "login", seq: 9e12, origin: "x", tokens: tokens({ access_token: "x".repeat(1 << 20) }) },
+        { ...base, type: "tokens", why: "login", seq: 9e12, origin: "x", tokens: tokens({ issued_at: "soon", expires_at: 1 }) },
+        { ...base, type: "tokens", why: "login", seq: 9e12, tokens: tokens() },
+        { ...base, from: "x".repeat(100), type: "logout", seq: 9e12, reason: "user" },
       ]) c.postMessage(m);
       c.close();
       localStorage.setItem("wasm-session:default:bus", "{garbage");
