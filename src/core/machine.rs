@@ -363,7 +363,9 @@ pub struct Machine {
     next_id: u32,
     /// The current lock request (pending or granted).
     lock_id: u32,
-    abandoned: Vec<u32>,
+    /// Refreshes abandoned under way (logout, a new sign-in): request id, and the lock
+    /// request it holds until its answer lands.
+    abandoned: Vec<(u32, Option<u32>)>,
     armed: Option<f64>,
     /// The latest `now` seen, to notice the wall clock stepping backwards.
     last_now: f64,
@@ -947,8 +949,11 @@ impl Machine {
     /// The reply to a refresh this tab abandoned (logout, a new sign-in): a new refresh
     /// token in it would otherwise stay valid, unknown to anyone. Revoke it.
     fn late_reply(&mut self, id: u32, reply: Reply) {
-        let Some(i) = self.abandoned.iter().position(|a| *a == id) else { return };
-        self.abandoned.swap_remove(i);
+        let Some(i) = self.abandoned.iter().position(|a| a.0 == id) else { return };
+        let (_, lock) = self.abandoned.swap_remove(i);
+        if let Some(lock) = lock {
+            self.out.push(Effect::ReleaseLock { id: lock });
+        }
         if let Reply::Tokens { response, .. } = reply {
             let token = response.refresh_token.valid().or(response.access_token.valid());
             if let Some(token) = token.filter(|_| self.cfg.revoke_url.is_some()) {
@@ -959,10 +964,9 @@ impl Machine {
 
     fn abandon_flight(&mut self) {
         match std::mem::replace(&mut self.flight, Flight::Idle) {
-            Flight::Sending { id, locked, .. } => {
-                self.abandoned.push(id);
-                self.release_if(locked);
-            }
+            // The request is still on the wire: its lock is kept until it lands, so that no
+            // tab that has not heard the news yet sends the same refresh token meanwhile.
+            Flight::Sending { id, locked, .. } => self.abandoned.push((id, locked.then_some(self.lock_id))),
             Flight::Locking { .. } | Flight::AwaitPeer { locked: true, .. } => self.release_lock(),
             _ => {}
         }
