@@ -31,25 +31,29 @@ test: setup
 	@$(MAKE) --no-print-directory test-size test-browser test-e2e
 	@echo "== all test layers passed"
 
+## test-host: unit tests, the server contract, property fuzzing (short) and the multi-tab
+## simulation (SIM_SEEDS seeded schedules, 2000)
 test-host:
-	@scripts/count.sh "host (cargo test)" cargo test -q --workspace
+	@SIM_SEEDS=$${SIM_SEEDS:-2000} scripts/count.sh "host (cargo test)" cargo test -q --workspace -- --nocapture
 
 ## test-size: the built package (pkg/) against SIZE_CEILING
 test-size:
 	@set -o pipefail; node bench/size.mjs --budget $(SIZE_CEILING) | tail -1
 
-# Without the default `panic-trap` feature: the test harness links std, which has its own.
 test-browser: server
 	@scripts/count.sh "browser (wasm-bindgen-test, headless chromium)" \
-	  scripts/with-server.sh wasm-pack test --headless --chrome --release --no-default-features
+	  scripts/with-server.sh wasm-pack test --headless --chrome --release
 
 test-e2e: server
 	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 --test-timeout=180000 tests/e2e/
 
-## fuzz: the pure parsers under property-based fuzzing, PROPTEST_CASES cases a property
+## fuzz: the parsers and the machine under property-based fuzzing (PROPTEST_CASES a property,
+## 100000), then the simulation over SIM_SEEDS (100000) more schedules from SIM_FIRST_SEED (2000)
 fuzz: setup
-	@PROPTEST_CASES=$${PROPTEST_CASES:-100000} scripts/count.sh "fuzz ($${PROPTEST_CASES:-100000} cases x 8 properties)" \
+	@PROPTEST_CASES=$${PROPTEST_CASES:-100000} scripts/count.sh "fuzz ($${PROPTEST_CASES:-100000} cases x 6 properties)" \
 	  cargo test -q --release --test fuzz
+	@SIM_SEEDS=$${SIM_SEEDS:-100000} SIM_FIRST_SEED=$${SIM_FIRST_SEED:-2000} scripts/count.sh "simulation" \
+	  cargo test -q --release --test sim random_schedules -- --nocapture
 
 ## soak: 3 tabs, 2 s tokens, SOAK_SECONDS (120) of traffic
 soak: build server

@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# Panic locations keep source paths in the binary: make them short.
+RUSTFLAGS="--remap-path-prefix=$PWD="
+for registry in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+  RUSTFLAGS="$RUSTFLAGS --remap-path-prefix=${registry%/}="
+done
+export RUSTFLAGS
 wasm-pack --quiet build --release --target web --out-dir pkg >/dev/null
 features="--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue"

@@ -186,6 +186,8 @@ struct Rt {
     used: bool,
     /// A rotation of this token was answered and the answer reached its tab's machine.
     delivered: bool,
+    /// When the server rotated it.
+    rotated_at: f64,
 }
 
 #[derive(Default)]
@@ -547,15 +549,15 @@ impl World {
             Fault::Hang => None,
             Fault::Drop { processed } => {
                 if processed {
-                    let _ = self.rotate(&rt);
+                    let _ = self.rotate(t, id, &rt);
                 }
                 Some(Reply::Network)
             }
             Fault::Late => {
-                let _ = self.rotate(&rt);
+                let _ = self.rotate(t, id, &rt);
                 None
             }
-            Fault::None | Fault::Slow => Some(self.rotate(&rt)),
+            Fault::None | Fault::Slow => Some(self.rotate(t, id, &rt)),
         };
         if let Some(reply) = reply {
             let d = self.server.slow_answer_ms + self.rng.range(1.0, 20.0);
@@ -564,7 +566,7 @@ impl World {
     }
 
     /// The auth server's refresh grant: rotation, reuse detection, revoked families.
-    fn rotate(&mut self, rt: &str) -> Reply {
+    fn rotate(&mut self, t: usize, id: u32, rt: &str) -> Reply {
         let rejected = Reply::Status { status: 400, oauth_error: Some("invalid_grant".into()) };
         let Some(state) = self.server.rts.get(rt) else { return rejected };
         let family = state.family;
@@ -572,11 +574,16 @@ impl World {
             return rejected;
         }
         if state.used {
-            if state.delivered {
+            // A request sent before the rotation by a tab that died before its answer: two
+            // requests overlapped because the first sender died mid-request. Counted apart.
+            let sent_at = self.tabs[t].requests.get(&id).map_or(f64::INFINITY, |r| r.sent_at);
+            let died_mid_request = !self.tabs[t].alive && sent_at < state.rotated_at;
+            if state.delivered && !died_mid_request {
                 self.fail(format!("refresh token {rt} reused after its rotation reached a tab"));
             }
             // The earlier answer never reached a live tab (it crashed or froze mid-request,
-            // or the answer came after its timeout): no client can know. Counted apart.
+            // or the answer came after its timeout), or this request's tab died mid-request:
+            // no client can know. Counted apart.
             self.stats.excused_reuse += 1;
             self.log(format!("server: reuse of {rt} (answer lost); family {family} revoked"));
             self.server.revoked.insert(family);
@@ -588,6 +595,7 @@ impl World {
         }
         if let Some(s) = self.server.rts.get_mut(rt) {
             s.used = true;
+            s.rotated_at = self.now;
         }
         self.stats.refreshes += 1;
         let (at, new_rt) = self.issue(family);

@@ -408,6 +408,8 @@ impl Machine {
 
     /// Handles one input at `now` (epoch ms) and returns what to do, in order.
     pub fn handle(&mut self, now: f64, input: Input) -> Vec<Effect> {
+        // A clock that reads NaN or infinity is ignored: the last good reading stands.
+        let now = if now.is_finite() { now } else { self.last_now.max(0.0) };
         self.observe(now);
         if self.phase == Phase::Disposed {
             self.after_dispose(now, input);
@@ -1189,7 +1191,11 @@ impl Machine {
                 }
             }
             Flight::Locking { plan, claim_until: Some(until), .. } if now >= until => {
-                if let Some(sending) = self.peer_sending(now) {
+                if now > until + LATE_MS {
+                    // Frozen while claiming: read the news, then claim afresh.
+                    let steal_at = now + PEER_GRACE_MS;
+                    self.flight = Flight::Locking { plan, steal_at, claim_until: None, stealing: false };
+                } else if let Some(sending) = self.peer_sending(now) {
                     self.flight = Flight::Locking { plan, steal_at: sending, claim_until: None, stealing: false };
                 } else if self.lost_claim(until) {
                     let steal_at = now + self.cfg.lock_timeout_ms;
@@ -1202,6 +1208,9 @@ impl Machine {
             Flight::Claiming { plan, until } if now >= until => {
                 if self.held.is_none() || self.seq != plan.seq {
                     self.flight = Flight::Idle;
+                } else if now > until + LATE_MS {
+                    // Frozen while claiming: read the news, then claim afresh.
+                    self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: false, late: true };
                 } else if let Some(sending) = self.peer_sending(now) {
                     self.flight = Flight::AwaitPeer { plan, until: sending, locked: false, late: false };
                 } else if self.lost_claim(until) {

@@ -55,9 +55,10 @@ impl<'de> Deserialize<'de> for Seconds {
                 Ok(Seconds(Some(v as f64)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
+                // Whole seconds only: an integer parse (a float parser costs every user ~16 KB).
                 let v = v.trim();
                 let digits = !v.is_empty() && v.len() <= 12 && v.bytes().all(|b| b.is_ascii_digit());
-                Ok(Seconds(if digits { v.parse().ok() } else { None }))
+                Ok(Seconds(if digits { v.parse::<u64>().ok().map(|n| n as f64) } else { None }))
             }
         }
         d.deserialize_any(V)

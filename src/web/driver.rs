@@ -3,18 +3,19 @@
 //! decides; every decision is the machine's.
 
 use std::cell::{Cell, Ref, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::core::config::{Config, StorageMode};
 use crate::core::error::Error;
 use crate::core::events::Event;
 use crate::core::machine::{Answer, Effect, Input, Machine, Ticket, Transport};
 
+use super::callbacks::spawn as spawn_local;
 use super::events::Events;
 use super::http;
 use super::storage::Store;
@@ -52,8 +53,9 @@ pub struct Driver {
     bus: RefCell<Option<Bus>>,
     deadline: RefCell<Deadline>,
     listeners: RefCell<Vec<Listener>>,
-    waiting: RefCell<HashMap<Ticket, Function>>,
-    answers: RefCell<HashMap<Ticket, Answer>>,
+    /// Callers waiting for an answer (a few at a time: a list, not a map).
+    waiting: RefCell<Vec<(Ticket, Function)>>,
+    answers: RefCell<Vec<(Ticket, Answer)>>,
     next_ticket: Cell<Ticket>,
     ready: Promise,
     ready_resolve: RefCell<Option<Function>>,
@@ -67,6 +69,13 @@ fn random_id() -> String {
     let n = (js_sys::Math::random() * 4_294_967_296.0) as u64;
     let m = (js_sys::Math::random() * 4_294_967_296.0) as u64;
     format!("{:016x}", (n << 32) | m)
+}
+
+/// Removes and returns the entry for `ticket`.
+fn take<T>(list: &RefCell<Vec<(Ticket, T)>>, ticket: Ticket) -> Option<T> {
+    let mut list = list.borrow_mut();
+    let i = list.iter().position(|(t, _)| *t == ticket)?;
+    Some(list.swap_remove(i).1)
 }
 
 /// A promise that stays pending until its `resolve` is called.
@@ -196,8 +205,8 @@ impl Driver {
             Effect::Clear => self.store.clear(),
             Effect::Emit(event) => self.emit(event),
             Effect::Answer(ticket, answer) => {
-                self.answers.borrow_mut().insert(ticket, answer);
-                if let Some(resolve) = self.waiting.borrow_mut().remove(&ticket) {
+                self.answers.borrow_mut().push((ticket, answer));
+                if let Some(resolve) = take(&self.waiting, ticket) {
                     let _ = resolve.call0(&JsValue::UNDEFINED);
                 }
             }
@@ -246,14 +255,14 @@ impl Driver {
         self.next_ticket.set(ticket);
         let (promise, resolve) = pending();
         if let Some(resolve) = resolve {
-            self.waiting.borrow_mut().insert(ticket, resolve);
+            self.waiting.borrow_mut().push((ticket, resolve));
         }
         self.input(make(ticket));
-        if self.answers.borrow().get(&ticket).is_none() {
+        if !self.answers.borrow().iter().any(|(t, _)| *t == ticket) {
             let _ = JsFuture::from(promise).await;
         }
-        self.waiting.borrow_mut().remove(&ticket);
-        self.answers.borrow_mut().remove(&ticket).unwrap_or(Answer::Failed(Error::Disposed))
+        take(&self.waiting, ticket);
+        take(&self.answers, ticket).unwrap_or(Answer::Failed(Error::Disposed))
     }
 
     /// Resolves once start-up restore is done, to whether there was a session.

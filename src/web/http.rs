@@ -9,7 +9,7 @@ use gloo_timers::callback::Timeout;
 use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{RequestCache, RequestCredentials, RequestInit, RequestRedirect, Response};
 
 use crate::core::error::Error;
@@ -17,6 +17,7 @@ use crate::core::machine::{Answer, Input, Reply};
 use crate::core::policy::{self, clamp_delay};
 use crate::core::token::{jwt_payload, JwtTimes, TokenResponse};
 
+use super::callbacks::promise;
 use super::driver::Driver;
 use super::events::to_js;
 
@@ -211,7 +212,7 @@ pub fn fetch(d: &Rc<Driver>, input: &JsValue, init: &JsValue) -> Promise {
     }
     // The fast path: a fresh token needs only a deadline check and the header.
     let fresh = d.machine().token_now(js_sys::Date::now()).map(|(t, seq)| (t.to_string(), seq));
-    future_to_promise(with_token(d.clone(), request, fresh))
+    promise(with_token(d.clone(), request, fresh))
 }
 
 async fn with_token(d: Rc<Driver>, request: web_sys::Request, fresh: Option<(String, u64)>) -> Result<JsValue, JsValue> {

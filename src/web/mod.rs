@@ -8,8 +8,10 @@
 //! - [`tabs`]: BroadcastChannel (with a `storage`-event fallback) and Web Locks.
 //! - [`storage`]: memory, `sessionStorage`, `localStorage`.
 //! - [`timers`]: the deadline timer and the page events that re-check it.
+//! - [`callbacks`]: every callback and future handed to JS, in two shapes.
 //! - [`events`]: the app's subscriptions, event payloads and JS errors.
 
+pub mod callbacks;
 pub mod driver;
 pub mod events;
 pub mod http;

@@ -6,7 +6,6 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::core::config::{check_transport, Config, RawConfig};
 use crate::core::error::Error;
@@ -15,6 +14,7 @@ use crate::core::machine::{Answer, Input};
 use crate::core::policy;
 use crate::core::token::TokenSet;
 
+use super::callbacks::{self, promise};
 use super::driver::{Driver, Endpoints};
 use super::events::to_js;
 use super::http::{self, Body};
@@ -230,7 +230,7 @@ impl Session {
             Ok(d) => d.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move {
+        promise(async move {
             let url = url.as_string().ok_or(Error::InvalidArgument("login(url)", "must be a string"))?;
             let url = endpoint("tokenUrl", &url, &page_url()?)
                 .map_err(|_| Error::InvalidArgument("login(url)", "must be an https (or localhost) URL"))?;
@@ -283,7 +283,7 @@ impl Session {
             Ok(d) => d.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move {
+        promise(async move {
             match d.ask(|ticket| Input::TokenWanted { ticket }).await {
                 Answer::Token { token, .. } => Ok(JsValue::from_str(&(prefix.to_string() + &token))),
                 Answer::Failed(e) => Err(to_js(&e)),
@@ -299,7 +299,7 @@ impl Session {
             Ok(d) => d.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move { done(d.ask(|ticket| Input::Refresh { ticket }).await) })
+        promise(async move { done(d.ask(|ticket| Input::Refresh { ticket }).await) })
     }
 
     /// Ends the session in every tab: clears memory and storage, emits `logout` (reason
@@ -311,7 +311,7 @@ impl Session {
             Ok(d) => d.clone(),
             Err(e) => return reject(e),
         };
-        future_to_promise(async move { done(d.ask(|ticket| Input::Logout { ticket }).await) })
+        promise(async move { done(d.ask(|ticket| Input::Logout { ticket }).await) })
     }
 
     /// Subscribes to `login`, `refresh`, `logout`, `expired` or `error`; returns the
@@ -327,7 +327,7 @@ impl Session {
             callback.dyn_into().map_err(|_| Error::InvalidArgument("on(callback)", "must be a function"))?;
         let id = d.events.add(name, callback);
         let weak = Rc::downgrade(d);
-        let off = Closure::<dyn FnMut()>::new(move || {
+        let off = callbacks::callback(move |_| {
             if let Some(d) = weak.upgrade() {
                 d.events.remove(id);
             }

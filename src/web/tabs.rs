@@ -3,11 +3,9 @@
 //! them there); and Web Locks, bound by hand (not in stable web-sys).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Weak;
 
 use js_sys::{Function, Object, Promise, Reflect};
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -15,6 +13,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::core::machine::{Input, Transport};
 use crate::core::protocol::{Message, Wire};
 
+use super::callbacks::{callback, spawn, Callback};
 use super::driver::Driver;
 use super::timers::Listener;
 
@@ -45,7 +44,7 @@ fn receive(driver: &Weak<Driver>, data: JsValue) {
 /// The cross-tab transport of one namespace.
 pub enum Bus {
     /// BroadcastChannel.
-    Channel(web_sys::BroadcastChannel, Closure<dyn FnMut(web_sys::MessageEvent)>),
+    Channel(web_sys::BroadcastChannel, Callback),
     /// `storage` events on [`bus_key`].
     Storage(web_sys::Storage, String, Listener),
 }
@@ -55,7 +54,11 @@ impl Bus {
     pub fn open(ns: &str, driver: Weak<Driver>) -> Option<Bus> {
         if let Ok(channel) = web_sys::BroadcastChannel::new(&channel_name(ns)) {
             let d = driver.clone();
-            let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| receive(&d, e.data()));
+            let on_message = callback(move |e: JsValue| {
+                if let Some(e) = e.dyn_ref::<web_sys::MessageEvent>() {
+                    receive(&d, e.data());
+                }
+            });
             channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             return Some(Bus::Channel(channel, on_message));
         }
@@ -142,14 +145,15 @@ enum Held {
 /// leaks if JS never calls it).
 struct Request {
     held: Held,
-    _granted: Closure<dyn FnMut(JsValue) -> JsValue>,
+    _granted: Callback,
 }
 
 /// This tab's lock requests: the refresh lock (by request id) and its presence lock.
 #[derive(Default)]
 pub struct Locks {
-    requests: RefCell<HashMap<u32, Request>>,
-    presence: RefCell<Option<Function>>,
+    /// By request id (one or two at a time: a list, not a map).
+    requests: RefCell<Vec<(u32, Request)>>,
+    presence: RefCell<Option<(Function, Callback)>>,
 }
 
 /// A promise that stays pending until its `resolve` is called: the hold of a lock.
@@ -161,7 +165,7 @@ fn hold() -> (Promise, Option<Function>) {
 
 /// Calls `f` once `promise` settles, with its value (or its error).
 fn on_settled(promise: Promise, f: impl FnOnce(JsValue) + 'static) {
-    wasm_bindgen_futures::spawn_local(async move {
+    spawn(async move {
         f(JsFuture::from(promise).await.unwrap_or_else(|e| e));
     });
 }
@@ -177,11 +181,11 @@ impl Locks {
             let _ = Reflect::set(&options, &"signal".into(), &abort.signal());
         }
         let granted_to = driver.clone();
-        let granted = Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |_lock: JsValue| -> JsValue {
+        let granted = Callback::new(move |_lock: JsValue| -> JsValue {
             let Some(d) = granted_to.upgrade() else { return JsValue::UNDEFINED };
             let (held, release) = hold();
             let mut requests = d.locks.requests.borrow_mut();
-            match (requests.get_mut(&id), release) {
+            match (requests.iter_mut().find(|(i, _)| *i == id).map(|(_, r)| r), release) {
                 (Some(r @ Request { held: Held::Pending(_), .. }), Some(release)) => {
                     r.held = Held::Granted(release);
                     drop(requests);
@@ -194,11 +198,14 @@ impl Locks {
         });
         let name = channel_name(ns) + ":refresh";
         let Ok(done) = locks.request(&name, &options, granted.as_ref().unchecked_ref()) else { return };
-        self.requests.borrow_mut().insert(id, Request { held: Held::Pending(abort), _granted: granted });
+        self.requests.borrow_mut().push((id, Request { held: Held::Pending(abort), _granted: granted }));
         // Settles when released, or rejects when given up or stolen.
         on_settled(done, move |_| {
             let Some(d) = driver.upgrade() else { return };
-            let was = d.locks.requests.borrow_mut().remove(&id);
+            let was = {
+                let mut requests = d.locks.requests.borrow_mut();
+                requests.iter().position(|(i, _)| *i == id).map(|i| requests.swap_remove(i).1)
+            };
             if matches!(was, Some(Request { held: Held::Granted(_), .. })) {
                 // Still ours as far as this tab knew: another tab took it.
                 d.input(Input::LockLost { id });
@@ -209,7 +216,7 @@ impl Locks {
     /// Releases request `id`, or gives it up if not granted yet.
     pub fn release(&self, id: u32) {
         let mut requests = self.requests.borrow_mut();
-        match requests.get_mut(&id) {
+        match requests.iter_mut().find(|(i, _)| *i == id).map(|(_, r)| r) {
             Some(Request { held: Held::Pending(abort), .. }) => abort.abort(),
             Some(r) => {
                 // Marked released: the settle handler then frees the request quietly.
@@ -227,10 +234,11 @@ impl Locks {
     pub fn announce_presence(&self, ns: &str, tab: &str, driver: Weak<Driver>) {
         let Some(locks) = lock_manager() else { return };
         let (held, release) = hold();
-        *self.presence.borrow_mut() = release;
-        let keep = Closure::once_into_js(move |_lock: JsValue| held);
+        let mut held = Some(held);
+        let keep = Callback::new(move |_lock: JsValue| held.take().map_or(JsValue::UNDEFINED, JsValue::from));
         let prefix = channel_name(ns) + ":tab:";
-        let _ = locks.request(&(prefix.clone() + tab), &Object::new(), keep.unchecked_ref());
+        let _ = locks.request(&(prefix.clone() + tab), &Object::new(), keep.as_ref().unchecked_ref());
+        *self.presence.borrow_mut() = release.map(|r| (r, keep));
         let Ok(query) = locks.query() else { return };
         let me = prefix.clone() + tab;
         on_settled(query, move |state: JsValue| {
@@ -253,7 +261,7 @@ impl Locks {
     /// Lets go of the presence lock (dispose). The refresh lock is the machine's to release:
     /// a refresh under way keeps it until its answer lands.
     pub fn release_presence(&self) {
-        if let Some(release) = self.presence.borrow_mut().take() {
+        if let Some((release, _keep)) = self.presence.borrow_mut().take() {
             let _ = release.call0(&JsValue::UNDEFINED);
         }
     }

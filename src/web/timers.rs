@@ -5,12 +5,12 @@
 use std::rc::Weak;
 
 use gloo_timers::callback::Timeout;
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::machine::Input;
 use crate::core::policy::clamp_delay;
 
+use super::callbacks::{self, Callback};
 use super::driver::Driver;
 
 /// The timer for the next deadline.
@@ -35,13 +35,13 @@ impl Deadline {
 pub struct Listener {
     target: web_sys::EventTarget,
     name: &'static str,
-    callback: Closure<dyn FnMut(JsValue)>,
+    callback: Callback,
 }
 
 impl Listener {
     /// Adds `callback` for `name` events on `target`.
     pub fn new(target: &web_sys::EventTarget, name: &'static str, callback: impl FnMut(JsValue) + 'static) -> Option<Self> {
-        let callback = Closure::<dyn FnMut(JsValue)>::new(callback);
+        let callback = callbacks::callback(callback);
         target.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref()).ok()?;
         Some(Listener { target: target.clone(), name, callback })
     }

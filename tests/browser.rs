@@ -1,0 +1,270 @@
+//! Browser tests (wasm-bindgen-test in headless Chromium, against the real local server
+//! started by `scripts/with-server.sh`) for what only a browser has: storage backends, the
+//! wire format through real JS values, `session.fetch`'s origin rule, timers cancelled on
+//! reschedule and dispose, and errors as real JS `Error`s. They run the build that ships:
+//! no feature switches anything off for tests.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+use wasm_session::core::config::StorageMode;
+use wasm_session::core::events::LogoutReason;
+use wasm_session::core::protocol::{Message, Stamp, Why, Wire};
+use wasm_session::core::store::{self, Record, Stored, STORE_VERSION};
+use wasm_session::web::storage::Store;
+use wasm_session::{Session, TokenSet};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Origins of the local server, set at compile time by scripts/with-server.sh.
+const API: Option<&str> = option_env!("WS_API");
+const FOREIGN: Option<&str> = option_env!("WS_FOREIGN");
+
+fn api() -> &'static str {
+    API.expect("WS_API is unset: run through scripts/with-server.sh (make test-browser)")
+}
+
+fn foreign() -> &'static str {
+    FOREIGN.expect("WS_FOREIGN is unset: run through scripts/with-server.sh (make test-browser)")
+}
+
+fn tokens(issued_at: f64) -> TokenSet {
+    TokenSet {
+        access_token: "at".into(),
+        refresh_token: Some("rt".into()),
+        id_token: None,
+        scope: None,
+        issued_at,
+        expires_at: issued_at + 30_000.0,
+    }
+}
+
+fn record(ns: &str) -> Record {
+    Record { v: STORE_VERSION, ns: ns.into(), stamp: Stamp { seq: 7, origin: "tab".into() }, tokens: tokens(1.0), after_401: false }
+}
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &(*k).into(), v).unwrap();
+    }
+    o.into()
+}
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+async fn sleep(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+fn local() -> web_sys::Storage {
+    web_sys::window().unwrap().local_storage().unwrap().unwrap()
+}
+
+fn session_storage() -> web_sys::Storage {
+    web_sys::window().unwrap().session_storage().unwrap().unwrap()
+}
+
+/// GET/POST to the server outside the SDK; returns the parsed JSON body (or null).
+async fn server(method: &str, url: &str) -> JsValue {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let resp: web_sys::Response =
+        JsFuture::from(web_sys::window().unwrap().fetch_with_str_and_init(url, &init)).await.unwrap().unchecked_into();
+    JsFuture::from(resp.json().unwrap()).await.unwrap_or(JsValue::NULL)
+}
+
+async fn stat(origin: &str, name: &str) -> f64 {
+    get(&server("GET", &format!("{origin}/__stats")).await, name).as_f64().unwrap()
+}
+
+fn config(ns: &str, extra: &[(&str, JsValue)]) -> JsValue {
+    let mut pairs = vec![
+        ("tokenUrl", JsValue::from_str(&format!("{}/auth/token", api()))),
+        ("namespace", ns.into()),
+        ("allowedOrigins", js_sys::Array::of1(&api().into()).into()),
+    ];
+    pairs.extend_from_slice(extra);
+    obj(&pairs)
+}
+
+#[wasm_bindgen_test]
+fn web_storage_round_trips_records() {
+    for mode in [StorageMode::Local, StorageMode::Session] {
+        let s = Store::open(mode, "rt-test").unwrap();
+        assert_eq!(s.read(), Stored::Empty);
+        s.write(&record("rt-test")).unwrap();
+        assert_eq!(s.read(), Stored::Valid(record("rt-test")));
+        s.clear();
+        assert_eq!(s.read(), Stored::Empty);
+    }
+}
+
+#[wasm_bindgen_test]
+fn garbage_is_invalid_and_other_versions_are_other() {
+    let key = store::key("garbage-test");
+    let s = Store::open(StorageMode::Local, "garbage-test").unwrap();
+    for garbage in ["not json", "{}", "[1,2]", "null", "42", r#"{"v":2,"ns":"garbage-test","stamp":{"seq":1,"origin":"t"},"tokens":{"access_token":7}}"#] {
+        local().set_item(&key, garbage).unwrap();
+        assert!(matches!(s.read(), Stored::Invalid(_)), "{garbage}");
+    }
+    let other_ns = serde_json_like(&record("someone-else"));
+    local().set_item(&key, &other_ns).unwrap();
+    assert!(matches!(s.read(), Stored::Invalid(_)), "another namespace's record");
+    for v in [1, 3] {
+        local().set_item(&key, &format!(r#"{{"v":{v},"ns":"garbage-test"}}"#)).unwrap();
+        assert_eq!(s.read(), Stored::OtherVersion, "v{v}");
+    }
+    local().remove_item(&key).unwrap();
+}
+
+fn serde_json_like(r: &Record) -> String {
+    let v = serde_wasm_bindgen::to_value(r).unwrap();
+    js_sys::JSON::stringify(&v).unwrap().as_string().unwrap()
+}
+
+#[wasm_bindgen_test]
+fn memory_store_writes_nothing() {
+    let (l, s) = (local().length().unwrap(), session_storage().length().unwrap());
+    let store = Store::open(StorageMode::Memory, "mem-test").unwrap();
+    store.write(&record("mem-test")).unwrap();
+    assert_eq!(store.read(), Stored::Empty);
+    assert_eq!((local().length().unwrap(), session_storage().length().unwrap()), (l, s));
+}
+
+#[wasm_bindgen_test]
+fn messages_round_trip_through_js_and_garbage_is_refused() {
+    for msg in [
+        Message::Tokens { stamp: Stamp { seq: 1_795_000_000_000, origin: "a".into() }, tokens: tokens(9.0), why: Why::Share, after_401: false },
+        Message::Logout { seq: 3, reason: LogoutReason::RefreshRejected },
+        Message::Refreshing { timeout_ms: 10_000.0 },
+        Message::Claim,
+        Message::Hello,
+    ] {
+        let js = serde_wasm_bindgen::to_value(&Wire::seal("ns", "a", &msg)).unwrap();
+        // Through JSON, as a message through the storage fallback travels.
+        let js = js_sys::JSON::parse(&js_sys::JSON::stringify(&js).unwrap().as_string().unwrap()).unwrap();
+        let wire: Wire = serde_wasm_bindgen::from_value(js).unwrap();
+        assert_eq!(wire.open("ns", "b").unwrap().msg, msg);
+    }
+    let garbage = [
+        obj(&[("v", "2".into())]),
+        obj(&[("v", 2.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "explode".into())]),
+        obj(&[("v", 2.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "logout".into()), ("seq", (-1).into())]),
+        obj(&[("v", 2.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "tokens".into()), ("why", "login".into()), ("tokens", obj(&[("access_token", obj(&[]))]))]),
+    ];
+    for g in garbage {
+        let opened = serde_wasm_bindgen::from_value::<Wire>(g).ok().and_then(|w| w.open("ns", "b").ok());
+        assert_eq!(opened, None);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn fetch_adds_the_token_only_for_allowed_origins() {
+    server("POST", &format!("{}/__reset", foreign())).await;
+    let session = Session::new(config("fetch-test", &[])).unwrap();
+    JsFuture::from(session.login(
+        format!("{}/auth/login", api()).into(),
+        obj(&[("username", "demo".into()), ("password", "demo".into())]),
+    ))
+    .await
+    .unwrap();
+    assert!(session.is_authenticated());
+    let me: web_sys::Response =
+        JsFuture::from(session.fetch(format!("{}/api/me", api()).into(), None)).await.unwrap().unchecked_into();
+    assert_eq!(me.status(), 200, "the allowed origin must get the token");
+    let leak: web_sys::Response =
+        JsFuture::from(session.fetch(format!("{}/steal", foreign()).into(), None)).await.unwrap().unchecked_into();
+    assert_eq!(leak.status(), 200);
+    let redirect = format!("{}/__redirect?to={}/redirected", api(), foreign());
+    let _ = JsFuture::from(session.fetch(redirect.into(), None)).await;
+    assert_eq!(stat(foreign(), "authorization_seen").await, 0.0, "a token reached the foreign origin");
+    session.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn rescheduling_cancels_the_pending_refresh() {
+    let before = stat(api(), "token_requests").await;
+    let session = Session::new(config("resched-test", &[("crossTab", false.into())])).unwrap();
+    // A 2 s token is due for refresh at 1.5 s; replacing it with a 1 h token must cancel that.
+    let short = obj(&[("access_token", "short".into()), ("expires_in", 2.into()), ("refresh_token", "bogus-1".into())]);
+    session.set_tokens(short).unwrap();
+    let long = obj(&[("access_token", "long".into()), ("expires_in", 3600.into()), ("refresh_token", "bogus-2".into())]);
+    session.set_tokens(long).unwrap();
+    sleep(2200).await;
+    assert_eq!(stat(api(), "token_requests").await, before, "the cancelled refresh ran");
+    assert!(session.is_authenticated());
+    session.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn dispose_cancels_timers_and_later_calls_reject() {
+    let before = stat(api(), "token_requests").await;
+    let session = Session::new(config("dispose-test", &[("crossTab", false.into())])).unwrap();
+    let due = obj(&[("access_token", "a".into()), ("expires_in", 2.into()), ("refresh_token", "bogus".into())]);
+    session.set_tokens(due).unwrap();
+    session.dispose();
+    sleep(2200).await;
+    assert_eq!(stat(api(), "token_requests").await, before, "a disposed session refreshed");
+    let err = JsFuture::from(session.fetch("/x".into(), None)).await.unwrap_err();
+    assert_eq!(get(&err, "code"), "disposed");
+    assert!(err.is_instance_of::<js_sys::Error>());
+}
+
+#[wasm_bindgen_test]
+fn bad_config_throws_an_error_naming_the_field() {
+    let cases: Vec<(JsValue, &str)> = vec![
+        (JsValue::from(5), "(config)"),
+        (obj(&[]), "tokenUrl"),
+        (obj(&[("tokenUrl", 5.into())]), "tokenUrl"),
+        (obj(&[("tokenUrl", "/t".into()), ("tokenURL", "/t".into())]), "tokenURL"),
+        (obj(&[("tokenUrl", "http://auth.example.com/token".into())]), "tokenUrl"),
+        (
+            obj(&[("tokenUrl", "/t".into()), ("allowedOrigins", js_sys::Array::of1(&"https://api.example.com/v1".into()).into())]),
+            "allowedOrigins",
+        ),
+        (obj(&[("tokenUrl", "/t".into()), ("namespace", "".into())]), "namespace"),
+        (obj(&[("tokenUrl", "/t".into()), ("refreshLeadMs", "60000".into())]), "refreshLeadMs"),
+    ];
+    for (cfg, field) in cases {
+        let err = Session::new(cfg).err().expect("bad config accepted");
+        assert_eq!(get(&err, "code"), "invalid_config");
+        assert_eq!(get(&err, "name"), "SessionError");
+        let msg = get(&err, "message").as_string().unwrap();
+        assert!(msg.contains(field), "{msg} does not name {field}");
+        assert!(err.is_instance_of::<js_sys::Error>());
+    }
+}
+
+#[wasm_bindgen_test]
+fn bad_token_response_is_refused_and_changes_nothing() {
+    let session = Session::new(config("bad-tokens", &[("crossTab", false.into())])).unwrap();
+    session.set_tokens(obj(&[("access_token", "good".into()), ("expires_in", 60.into())])).unwrap();
+    for bad in [
+        obj(&[("expires_in", 60.into())]),
+        obj(&[("access_token", "x".into()), ("expires_in", "-5".into())]),
+        obj(&[("access_token", "x".into()), ("expires_in", 60.into()), ("token_type", "MAC".into())]),
+        JsValue::from_str("<html>error</html>"),
+    ] {
+        let err = session.set_tokens(bad).unwrap_err();
+        let code = get(&err, "code").as_string().unwrap();
+        assert!(code == "invalid_token_response" || code == "invalid_argument", "{code}");
+        assert_eq!(session.access_token(), JsValue::from_str("good"));
+    }
+    session.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn ready_resolves_at_once_for_the_first_tab() {
+    // No other tab holds a presence lock: ready without waiting for restoreTimeoutMs.
+    let session = Session::new(config("ready-test", &[("restoreTimeoutMs", 5000.into())])).unwrap();
+    let started = js_sys::Date::now();
+    let ready = JsFuture::from(Promise::from(session.ready())).await.unwrap();
+    assert_eq!(ready, JsValue::FALSE);
+    assert!(js_sys::Date::now() - started < 2000.0, "ready waited for the restore timeout");
+    session.dispose();
+}
