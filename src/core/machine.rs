@@ -322,6 +322,7 @@ enum Flight {
 /// Another tab's refresh this tab knows of: claimed, or announced as sent (`sending`).
 #[derive(Clone, Debug, PartialEq)]
 struct Peer {
+    from: String,
     until: f64,
     sending: bool,
 }
@@ -355,7 +356,8 @@ pub struct Machine {
     flight: Flight,
     /// Holding the lock after a refresh, until then (see [`SETTLE_MS`]).
     settle_until: Option<f64>,
-    peer: Option<Peer>,
+    /// Other tabs' refreshes under way, one entry per tab.
+    peers: Vec<Peer>,
     /// Claims from other tabs: sender and when it arrived.
     claims: Vec<(String, f64)>,
     waiters: Vec<(Ticket, Want)>,
@@ -393,7 +395,7 @@ impl Machine {
             expiry_announced: false,
             flight: Flight::Idle,
             settle_until: None,
-            peer: None,
+            peers: Vec::new(),
             claims: Vec::new(),
             waiters: Vec::new(),
             early: Vec::new(),
@@ -736,7 +738,7 @@ impl Machine {
     }
 
     fn peer_pending(&self, now: f64) -> bool {
-        self.peer.as_ref().is_some_and(|p| now < p.until)
+        self.peer_until(now).is_some()
     }
 
     fn start_refresh(&mut self, now: f64, why: Why2) -> Result<(), Error> {
@@ -769,7 +771,7 @@ impl Machine {
         let with_locks = self.locks && self.transport != Transport::None;
         // With Web Locks, queue for the lock even while another tab's refresh is announced:
         // a grant then means that tab let go (its result is on the way, or it was closed).
-        if let Some(until) = self.peer.as_ref().map(|p| p.until).filter(|u| now < *u && !with_locks) {
+        if let Some(until) = self.peer_until(now).filter(|_| !with_locks) {
             self.flight = Flight::AwaitPeer { plan, until, locked: false, late: false };
         } else {
             self.lock_or_send(now, plan);
@@ -778,12 +780,12 @@ impl Machine {
     }
 
     fn lock_or_send(&mut self, now: f64, plan: Plan) {
-        if self.settle_until.take().is_some() {
-            // Still holding the lock after this tab's last refresh: let it go and queue like
-            // any tab (after a freeze, "holding" may be a belief: it may have been stolen).
-            self.release_lock();
-        }
-        if self.transport != Transport::None && self.locks {
+        if let Some(until) = self.settle_until.take() {
+            // Still holding the lock after this tab's last refresh (an expired hold was let go
+            // before this input): refresh under it once the result had time to reach the
+            // other tabs.
+            self.flight = Flight::AwaitPeer { plan, until, locked: true, late: false };
+        } else if self.transport != Transport::None && self.locks {
             self.acquire_lock(false);
             let steal_at = now + self.cfg.lock_timeout_ms;
             self.flight = Flight::Locking { plan, steal_at, claim_until: None, stealing: false };
@@ -855,7 +857,7 @@ impl Machine {
     /// A wait for another tab's refresh ended without its result.
     fn after_peer(&mut self, now: f64) {
         let Flight::AwaitPeer { plan, locked, until, late } = self.flight else { return };
-        let pending = self.peer.as_ref().map(|p| p.until).filter(|u| now < *u);
+        let pending = self.peer_until(now);
         if self.held.is_none() || self.seq != plan.seq {
             self.release_if(locked);
             self.flight = Flight::Idle;
@@ -1016,7 +1018,7 @@ impl Machine {
         self.attempts = 0;
         self.not_before = 0.0;
         self.expiry_announced = false;
-        self.peer = None;
+        self.peers.clear();
         // Tokens from another tab in shared storage are already stored, perhaps already
         // replaced by newer ones: writing them back could resurrect a spent refresh token.
         let save = match source {
@@ -1076,7 +1078,7 @@ impl Machine {
         self.attempts = 0;
         self.not_before = 0.0;
         self.expiry_announced = false;
-        self.peer = None;
+        self.peers.clear();
         self.abandon_flight();
         if self.settle_until.take().is_some() {
             self.release_lock();
@@ -1122,17 +1124,17 @@ impl Machine {
                     }
                 }
             }
-            Message::Refreshing { timeout_ms } => self.note_peer(now, now + timeout_ms + PEER_MARGIN_MS, true),
+            Message::Refreshing { timeout_ms } => self.note_peer(&from, now + timeout_ms + PEER_MARGIN_MS, true),
             Message::Claim => {
                 // Its refresh is about to start: a tab not claiming itself waits for it.
-                self.note_peer(now, now + CLAIM_SETTLE_MS + PEER_GRACE_MS, false);
+                self.note_peer(&from, now + CLAIM_SETTLE_MS + PEER_GRACE_MS, false);
                 self.claims.retain(|(_, at)| now - *at < 4.0 * CLAIM_SETTLE_MS);
                 self.claims.push((from, now));
             }
             Message::RefreshFailed => {
                 // Back off with the tab that failed, so that tabs don't take turns hammering.
                 self.back_off(now);
-                self.peer = None;
+                self.peers.retain(|p| p.from != from);
                 self.after_peer(now);
             }
             Message::Hello => {
@@ -1169,16 +1171,14 @@ impl Machine {
         if self.restore_until.is_some_and(|u| now >= u) {
             self.become_ready(now);
         }
-        if self.peer.as_ref().is_some_and(|p| now >= p.until) {
-            self.peer = None;
-        }
+        self.peers.retain(|p| now < p.until);
         if self.settle_until.is_some_and(|u| now >= u) {
             self.settle_until = None;
             self.release_lock();
         }
         match self.flight.clone() {
             Flight::Locking { plan, steal_at, claim_until: None, stealing: false } if now >= steal_at => {
-                if let Some(until) = self.peer.as_ref().map(|p| p.until).filter(|u| now < *u) {
+                if let Some(until) = self.peer_until(now) {
                     // The holder announced a refresh: never take the lock from a tab that
                     // may be sending; wait for its result or its timeout.
                     self.flight = Flight::Locking { plan, steal_at: until, claim_until: None, stealing: false };
@@ -1258,7 +1258,7 @@ impl Machine {
         for t in [self.restore_until.as_mut(), self.settle_until.as_mut()].into_iter().flatten() {
             back(t);
         }
-        if let Some(p) = self.peer.as_mut() {
+        for p in &mut self.peers {
             back(&mut p.until);
         }
         for (_, at) in &mut self.claims {
@@ -1281,16 +1281,24 @@ impl Machine {
         }
     }
 
-    fn note_peer(&mut self, now: f64, until: f64, sending: bool) {
-        self.peer = Some(match self.peer.take().filter(|p| now < p.until) {
-            Some(p) => Peer { until: p.until.max(until), sending: p.sending || sending },
-            None => Peer { until, sending },
-        });
+    fn note_peer(&mut self, from: &str, until: f64, sending: bool) {
+        match self.peers.iter_mut().find(|p| p.from == from) {
+            Some(p) => {
+                p.until = until;
+                p.sending |= sending;
+            }
+            None => self.peers.push(Peer { from: from.to_string(), until, sending }),
+        }
     }
 
-    /// The end of a refresh another tab announced as sent, if one is under way.
+    /// Until when the other tabs' refreshes under way may still report back, if any is.
+    fn peer_until(&self, now: f64) -> Option<f64> {
+        self.peers.iter().filter(|p| now < p.until).map(|p| p.until).reduce(f64::max)
+    }
+
+    /// The same, for refreshes announced as sent.
     fn peer_sending(&self, now: f64) -> Option<f64> {
-        self.peer.as_ref().filter(|p| p.sending && now < p.until).map(|p| p.until)
+        self.peers.iter().filter(|p| p.sending && now < p.until).map(|p| p.until).reduce(f64::max)
     }
 
     /// Did a tab with a lower id claim within the window of this tab's claim (settled at
@@ -1310,7 +1318,7 @@ impl Machine {
         if let Some(u) = self.restore_until {
             consider(u);
         }
-        if let Some(p) = &self.peer {
+        for p in &self.peers {
             consider(p.until);
         }
         if let Some(u) = self.settle_until {
