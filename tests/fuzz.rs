@@ -208,7 +208,7 @@ fn input() -> impl Strategy<Value = Input> {
             (100u16..600, proptest::option::of("[a-z_]{1,20}")).prop_map(|(status, oauth_error)| Reply::Status { status, oauth_error }),
             record(FIELDS).prop_map(|v| Reply::Tokens { response: read(&v).unwrap_or_default(), jwt: None, date: None }),
         ]).prop_map(|(id, reply)| Input::RefreshReply { id, reply }),
-        (0u32..5, any::<bool>()).prop_map(|(id, stolen)| Input::LockGranted { id, stolen, stored: None }),
+        (0u32..5, any::<bool>(), any::<bool>()).prop_map(|(id, stolen, waited)| Input::LockGranted { id, stolen, waited, stored: None }),
         (0u32..5).prop_map(|id| Input::LockLost { id }),
         (message(), "[a-z]{1,3}").prop_map(|(msg, from)| Input::Message(Envelope { from, msg })),
         Just(Input::Dispose),

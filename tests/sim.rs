@@ -444,12 +444,12 @@ impl World {
 
     // ---- locks ----------------------------------------------------------------------------
 
-    fn grant(&mut self, t: usize, id: u32, stolen: bool) {
+    fn grant(&mut self, t: usize, id: u32, stolen: bool, waited: bool) {
         self.holder = Some((t, id));
         let stored = (self.setup.storage == StorageMode::Local)
             .then(|| read_stored(self.local.as_deref(), &self.setup.config.namespace));
         let d = self.rng.range(0.0, 3.0);
-        self.at(d, Ev::Input(t, Input::LockGranted { id, stolen, stored }));
+        self.at(d, Ev::Input(t, Input::LockGranted { id, stolen, waited, stored }));
     }
 
     fn acquire(&mut self, t: usize, id: u32, steal: bool) {
@@ -457,10 +457,10 @@ impl World {
             Some((h, hid)) if steal => {
                 self.log(format!("lock stolen from {h} by {t}"));
                 self.at(0.0, Ev::Input(h, Input::LockLost { id: hid }));
-                self.grant(t, id, true);
+                self.grant(t, id, true, false);
             }
             Some(_) => self.waiting.push((t, id)),
-            None => self.grant(t, id, false),
+            None => self.grant(t, id, false, false),
         }
     }
 
@@ -472,7 +472,7 @@ impl World {
             while !self.waiting.is_empty() {
                 let (next, nid) = self.waiting.remove(0);
                 if self.tabs[next].alive {
-                    self.grant(next, nid, false);
+                    self.grant(next, nid, false, true);
                     break;
                 }
             }

@@ -184,6 +184,8 @@ pub enum Input {
         id: u32,
         /// It was taken from a holder that did not release it.
         stolen: bool,
+        /// Another tab held it when it was requested: handed over, not found free.
+        waited: bool,
         /// In `local` mode, the stored session read when the lock was granted.
         stored: Option<Stored>,
     },
@@ -529,7 +531,7 @@ impl Machine {
                     }
                 }
             }
-            Input::LockGranted { id, stolen, stored } => self.lock_granted(now, id, stolen, stored),
+            Input::LockGranted { id, stolen, waited, stored } => self.lock_granted(now, id, stolen, waited, stored),
             Input::LockLost { id } => {
                 if id != self.lock_id {
                     return;
@@ -815,7 +817,7 @@ impl Machine {
         self.flight = Flight::Sending { id, refresh_token, locked, for_401: plan.for_401, sent_at: now };
     }
 
-    fn lock_granted(&mut self, now: f64, id: u32, stolen: bool, stored: Option<Stored>) {
+    fn lock_granted(&mut self, now: f64, id: u32, stolen: bool, waited: bool, stored: Option<Stored>) {
         let Flight::Locking { plan, steal_at, .. } = self.flight else {
             self.out.push(Effect::ReleaseLock { id });
             return;
@@ -849,6 +851,11 @@ impl Machine {
             // Granted while this tab was frozen: another tab may have taken the lock and
             // refreshed since, in news not read yet. Read it first.
             self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: true, late: true };
+        } else if waited && !stolen {
+            // Handed over by a holder, which most likely just refreshed: its result may be
+            // a message behind the grant (a tab closed within its settle time lets go at
+            // once). Give the news the settle time.
+            self.flight = Flight::AwaitPeer { plan, until: now + SETTLE_MS, locked: true, late: true };
         } else {
             self.send(now, plan, true, true);
         }

@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::core::config::{Config, StorageMode};
@@ -61,6 +62,9 @@ pub struct Driver {
     ready_resolve: RefCell<Option<Function>>,
     /// While the constructor runs, events wait here: the app subscribes after it returns.
     deferred: RefCell<Option<Vec<Event>>>,
+    /// The fast path's response handler (`http::on_response`), made once.
+    on_response: js_sys::Function,
+    _on_response: Closure<dyn FnMut(JsValue, JsValue) -> JsValue>,
     me: Weak<Driver>,
 }
 
@@ -96,7 +100,15 @@ impl Driver {
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
         let machine = Machine::new(config.clone(), tab_id.clone(), seed);
         let (ready, ready_resolve) = pending();
-        let d = Rc::new_cyclic(|me| Driver {
+        let d = Rc::new_cyclic(|me: &Weak<Driver>| {
+            let handler_owner = me.clone();
+            let on_response = Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |context, response| {
+                match handler_owner.upgrade() {
+                    Some(d) => http::on_response(&d, context, response),
+                    None => response,
+                }
+            });
+            Driver {
             machine: RefCell::new(machine),
             queue: RefCell::default(),
             config,
@@ -114,7 +126,10 @@ impl Driver {
             ready,
             ready_resolve: RefCell::new(ready_resolve),
             deferred: RefCell::new(Some(Vec::new())),
+            on_response: on_response.as_ref().clone().unchecked_into(),
+            _on_response: on_response,
             me: me.clone(),
+        }
         });
         let ns = &d.config.namespace;
         if d.config.cross_tab {
@@ -243,10 +258,10 @@ impl Driver {
     }
 
     /// The refresh lock was granted to request `id`.
-    pub fn lock_granted(&self, id: u32, stolen: bool) {
+    pub fn lock_granted(&self, id: u32, stolen: bool, waited: bool) {
         // Shared storage is read at the grant: a result stored by the last holder counts.
         let stored = (self.store.mode() == StorageMode::Local).then(|| self.store.read());
-        self.input(Input::LockGranted { id, stolen, stored });
+        self.input(Input::LockGranted { id, stolen, waited, stored });
     }
 
     /// Sends the input `make(ticket)` and waits for the machine's answer to that ticket.
@@ -263,6 +278,11 @@ impl Driver {
         }
         take(&self.waiting, ticket);
         take(&self.answers, ticket).unwrap_or(Answer::Failed(Error::Disposed))
+    }
+
+    /// The fast path's response handler.
+    pub fn on_response(&self) -> &js_sys::Function {
+        &self.on_response
     }
 
     /// Resolves once start-up restore is done, to whether there was a session.

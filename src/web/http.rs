@@ -34,6 +34,10 @@ extern "C" {
     /// The page's own `fetch`, looked up when called (an app may wrap it).
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(request: &web_sys::Request) -> Promise;
+    /// A promise, for `then` with a plain function (js-sys's `then` takes Rust closures).
+    type Thenable;
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_call(this: &Thenable, on_fulfilled: &JsValue) -> Promise;
 }
 
 /// An auth server's answer, before interpretation.
@@ -210,33 +214,74 @@ pub fn fetch(d: &Rc<Driver>, input: &JsValue, init: &JsValue) -> Promise {
     if !policy::url_in_origins(&request.url(), &d.endpoints.token_origins) {
         return global_fetch(&request);
     }
-    // The fast path: a fresh token needs only a deadline check and the header.
-    let fresh = d.machine().token_now(js_sys::Date::now()).map(|(t, seq)| (t.to_string(), seq));
-    promise(with_token(d.clone(), request, fresh))
+    // The fast path: a fresh token needs a deadline check, the header, and a handler that
+    // passes any answer but a 401 straight through. No Rust future is involved.
+    let bearer = d.machine().token_now(js_sys::Date::now()).map(|(token, seq)| (format!("Bearer {token}"), seq));
+    let Some((bearer, seq)) = bearer else { return promise(with_token(d.clone(), request)) };
+    let context = match spare(&request) {
+        Ok(context) => context,
+        Err(e) => return Promise::reject(&e),
+    };
+    if let Err(e) = request.headers().set("authorization", &bearer) {
+        return Promise::reject(&e);
+    }
+    let context = js_sys::Array::of3(&context, &request, &JsValue::from_f64(seq as f64));
+    let handler: JsValue = d.on_response().bind1(&JsValue::UNDEFINED, &context).into();
+    global_fetch(&request).unchecked_into::<Thenable>().then_call(&handler)
 }
 
-async fn with_token(d: Rc<Driver>, request: web_sys::Request, fresh: Option<(String, u64)>) -> Result<JsValue, JsValue> {
-    let (token, seq) = match fresh {
-        Some(fresh) => fresh,
-        None => match d.clone().ask(|ticket| Input::TokenWanted { ticket }).await {
-            Answer::Token { token, seq } => (token, seq),
-            Answer::Failed(e) => return Err(to_js(&e)),
-            Answer::NoToken | Answer::Done => return JsFuture::from(global_fetch(&request)).await,
-        },
-    };
-    // A body can be read once: keep an unsent copy for the retry. GET and HEAD have none,
-    // so the request itself can be sent again.
+/// An unsent copy of `request` for a retry after a 401: a body can be read once. GET and
+/// HEAD have none, so the request itself is sent again (`undefined` here).
+fn spare(request: &web_sys::Request) -> Result<JsValue, JsValue> {
     let method = request.method();
-    let spare = if method == "GET" || method == "HEAD" { None } else { Some(request.clone()?) };
+    if method == "GET" || method == "HEAD" {
+        Ok(JsValue::UNDEFINED)
+    } else {
+        Ok(request.clone()?.into())
+    }
+}
+
+/// The fast path's response handler, `(context, response)`: the response itself unless it
+/// is a 401, then a promise of the retry (if the machine allows one).
+pub fn on_response(d: &Rc<Driver>, context: JsValue, response: JsValue) -> JsValue {
+    if response.unchecked_ref::<Response>().status() != 401 {
+        return response;
+    }
+    let item = |i| Reflect::get_u32(&context, i).unwrap_or_default();
+    let request: web_sys::Request = match item(1).dyn_into() {
+        Ok(r) => r,
+        Err(_) => return response,
+    };
+    let seq = item(2).as_f64().filter(|s| s.is_finite() && *s >= 0.0).map_or(0, |s| s as u64);
+    let retry = item(0).dyn_into::<web_sys::Request>().unwrap_or(request);
+    promise(after_401(d.clone(), retry, seq, response)).into()
+}
+
+/// The slow path: the machine decides (wait for a refresh, send without a token, fail).
+async fn with_token(d: Rc<Driver>, request: web_sys::Request) -> Result<JsValue, JsValue> {
+    let (token, seq) = match d.clone().ask(|ticket| Input::TokenWanted { ticket }).await {
+        Answer::Token { token, seq } => (token, seq),
+        Answer::Failed(e) => return Err(to_js(&e)),
+        Answer::NoToken | Answer::Done => return JsFuture::from(global_fetch(&request)).await,
+    };
+    let retry = match spare(&request)?.dyn_into::<web_sys::Request>() {
+        Ok(copy) => copy,
+        Err(_) => Clone::clone(&request),
+    };
     set_bearer(&request, &token)?;
     let response = JsFuture::from(global_fetch(&request)).await?;
     if response.unchecked_ref::<Response>().status() != 401 {
         return Ok(response);
     }
-    match d.clone().ask(|ticket| Input::Unauthorized { ticket, seq }).await {
-        Answer::Token { token: newer, .. } if newer != token => {
-            let retry = spare.unwrap_or(request);
-            set_bearer(&retry, &newer)?;
+    after_401(d, retry, seq, response).await
+}
+
+/// After a 401 on the token of counter `seq`: retry once with another token if the machine
+/// has (or gets) one, else the 401 goes to the app.
+async fn after_401(d: Rc<Driver>, retry: web_sys::Request, seq: u64, response: JsValue) -> Result<JsValue, JsValue> {
+    match d.ask(|ticket| Input::Unauthorized { ticket, seq }).await {
+        Answer::Token { token, seq: newer } if newer != seq => {
+            set_bearer(&retry, &token)?;
             JsFuture::from(global_fetch(&retry)).await
         }
         _ => Ok(response),

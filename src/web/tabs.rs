@@ -140,12 +140,23 @@ enum Held {
     Released,
 }
 
-/// One lock request: its state, and the grant callback, owned here so that it is freed
-/// when the request settles even if it was never granted (a closure handed to JS for good
+/// How a lock request asks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Only if free at once (`ifAvailable`): tells a free lock from a hand-over.
+    IfFree,
+    /// In the queue, after the holder.
+    Queue,
+    /// Taken from the holder.
+    Steal,
+}
+
+/// One lock request: its state, and its grant callbacks, owned here so that they are freed
+/// when the request ends even if JS never called them (a closure handed to JS for good
 /// leaks if JS never calls it).
 struct Request {
     held: Held,
-    _granted: Callback,
+    _callbacks: Vec<Callback>,
 }
 
 /// This tab's lock requests: the refresh lock (by request id) and its presence lock.
@@ -171,61 +182,88 @@ fn on_settled(promise: Promise, f: impl FnOnce(JsValue) + 'static) {
 }
 
 impl Locks {
-    /// Requests the refresh lock (`steal`: taking it from its holder) as request `id`.
+    /// Requests the refresh lock as request `id`: taking it from its holder if `steal`,
+    /// else first only if free, then in the queue (so that the grant says which it was).
     pub fn acquire(&self, ns: &str, id: u32, steal: bool, driver: Weak<Driver>) {
-        let Some(locks) = lock_manager() else { return };
         let Ok(abort) = web_sys::AbortController::new() else { return };
+        self.requests.borrow_mut().push((id, Request { held: Held::Pending(abort), _callbacks: Vec::new() }));
+        let ask = if steal { Ask::Steal } else { Ask::IfFree };
+        self.request(channel_name(ns) + ":refresh", id, ask, driver);
+    }
+
+    fn is_pending(&self, id: u32) -> bool {
+        self.requests.borrow().iter().any(|(i, r)| *i == id && matches!(r.held, Held::Pending(_)))
+    }
+
+    fn request(&self, name: String, id: u32, ask: Ask, driver: Weak<Driver>) {
+        let Some(locks) = lock_manager() else { return };
         let options = Object::new();
-        let _ = Reflect::set(&options, &"steal".into(), &steal.into());
-        if !steal {
-            let _ = Reflect::set(&options, &"signal".into(), &abort.signal());
+        let set = |k: &str, v: &JsValue| Reflect::set(&options, &k.into(), v).is_ok();
+        let ok = match ask {
+            Ask::IfFree => set("ifAvailable", &true.into()),
+            Ask::Steal => set("steal", &true.into()),
+            Ask::Queue => {
+                let signal = self.requests.borrow().iter().find_map(|(i, r)| match &r.held {
+                    Held::Pending(abort) if *i == id => Some(abort.signal()),
+                    _ => None,
+                });
+                signal.is_some_and(|s| set("signal", &s))
+            }
+        };
+        if !ok {
+            return;
         }
         let granted_to = driver.clone();
-        let granted = Callback::new(move |_lock: JsValue| -> JsValue {
+        let queue_name = name.clone();
+        let granted = Callback::new(move |lock: JsValue| -> JsValue {
             let Some(d) = granted_to.upgrade() else { return JsValue::UNDEFINED };
-            let (held, release) = hold();
-            let mut requests = d.locks.requests.borrow_mut();
-            match (requests.iter_mut().find(|(i, _)| *i == id).map(|(_, r)| r), release) {
-                (Some(r @ Request { held: Held::Pending(_), .. }), Some(release)) => {
-                    r.held = Held::Granted(release);
-                    drop(requests);
-                    d.lock_granted(id, steal);
-                    held.into()
-                }
-                // Given up before it was granted: let it go at once.
-                _ => JsValue::UNDEFINED,
+            if !d.locks.is_pending(id) {
+                return JsValue::UNDEFINED; // given up meanwhile: let it go at once
             }
+            if lock.is_null() {
+                // Another tab holds it: wait in the queue; that grant is a hand-over.
+                d.locks.request(queue_name.clone(), id, Ask::Queue, granted_to.clone());
+                return JsValue::UNDEFINED;
+            }
+            let (held, release) = hold();
+            let Some(release) = release else { return JsValue::UNDEFINED };
+            if let Some((_, r)) = d.locks.requests.borrow_mut().iter_mut().find(|(i, _)| *i == id) {
+                r.held = Held::Granted(release);
+            }
+            d.lock_granted(id, ask == Ask::Steal, ask == Ask::Queue);
+            held.into()
         });
-        let name = channel_name(ns) + ":refresh";
         let Ok(done) = locks.request(&name, &options, granted.as_ref().unchecked_ref()) else { return };
-        self.requests.borrow_mut().push((id, Request { held: Held::Pending(abort), _granted: granted }));
-        // Settles when released, or rejects when given up or stolen.
+        if let Some((_, r)) = self.requests.borrow_mut().iter_mut().find(|(i, _)| *i == id) {
+            r._callbacks.push(granted);
+        }
+        // Settles when released (or found taken, or given up), or rejects when stolen.
         on_settled(done, move |_| {
             let Some(d) = driver.upgrade() else { return };
-            let was = {
+            let ended = {
                 let mut requests = d.locks.requests.borrow_mut();
-                requests.iter().position(|(i, _)| *i == id).map(|i| requests.swap_remove(i).1)
+                let i = requests.iter().position(|(i, r)| *i == id && !matches!(r.held, Held::Pending(_)));
+                i.map(|i| requests.swap_remove(i).1)
             };
-            if matches!(was, Some(Request { held: Held::Granted(_), .. })) {
+            if matches!(ended, Some(Request { held: Held::Granted(_), .. })) {
                 // Still ours as far as this tab knew: another tab took it.
                 d.input(Input::LockLost { id });
             }
         });
     }
 
-    /// Releases request `id`, or gives it up if not granted yet.
+    /// Releases request `id`, or gives it up if not granted yet. The entry goes when its
+    /// request settles (its callbacks may still be called until then).
     pub fn release(&self, id: u32) {
         let mut requests = self.requests.borrow_mut();
-        match requests.iter_mut().find(|(i, _)| *i == id).map(|(_, r)| r) {
-            Some(Request { held: Held::Pending(abort), .. }) => abort.abort(),
-            Some(r) => {
-                // Marked released: the settle handler then frees the request quietly.
-                if let Held::Granted(release) = std::mem::replace(&mut r.held, Held::Released) {
-                    drop(requests);
-                    let _ = release.call0(&JsValue::UNDEFINED);
-                }
+        let Some((_, r)) = requests.iter_mut().find(|(i, _)| *i == id) else { return };
+        match std::mem::replace(&mut r.held, Held::Released) {
+            Held::Pending(abort) => abort.abort(),
+            Held::Granted(release) => {
+                drop(requests);
+                let _ = release.call0(&JsValue::UNDEFINED);
             }
-            None => {}
+            Held::Released => {}
         }
     }
 
