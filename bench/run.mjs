@@ -201,15 +201,17 @@ async function memory(browser, server) {
 const server = await startServer({ ACCESS_TTL: "3600" });
 const browser = await launch();
 try {
-  await size();
-  await perRequest(browser, server);
-  await concurrency(browser, server);
-  await startup(browser, server);
-  await crossTab(browser, server);
-  await memory(browser, server);
+  // `node bench/run.mjs [size] [request] [concurrency] [startup] [crosstab] [memory]`: some.
+  const only = process.argv.slice(2);
+  const sections = { size, request: perRequest, concurrency, startup, crosstab: crossTab, memory };
+  for (const [name, run] of Object.entries(sections)) {
+    if (only.length === 0 || only.includes(name)) await run(browser, server);
+  }
 } finally {
   await browser.close();
   await server.stop();
 }
-writeFileSync(path.join(root, "bench/results.json"), JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + "\n");
-console.log(`wrote bench/results.json (${results.length} figures)`);
+if (process.argv.length <= 2) {
+  writeFileSync(path.join(root, "bench/results.json"), JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + "\n");
+  console.log(`wrote bench/results.json (${results.length} figures)`);
+}

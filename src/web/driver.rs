@@ -64,7 +64,7 @@ pub struct Driver {
     deferred: RefCell<Option<Vec<Event>>>,
     /// The fast path's response handler (`http::on_response`), made once.
     on_response: js_sys::Function,
-    _on_response: Closure<dyn FnMut(JsValue, JsValue) -> JsValue>,
+    _on_response: Closure<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>,
     me: Weak<Driver>,
 }
 
@@ -102,9 +102,9 @@ impl Driver {
         let (ready, ready_resolve) = pending();
         let d = Rc::new_cyclic(|me: &Weak<Driver>| {
             let handler_owner = me.clone();
-            let on_response = Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |context, response| {
+            let on_response = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(move |retry, seq, response| {
                 match handler_owner.upgrade() {
-                    Some(d) => http::on_response(&d, context, response),
+                    Some(d) => http::on_response(&d, retry, seq, response),
                     None => response,
                 }
             });

@@ -200,8 +200,15 @@ pub async fn revoke(d: &Driver, token: &str) -> Option<Error> {
     }
 }
 
+fn bearer(token: &str) -> String {
+    let mut header = String::with_capacity(7 + token.len());
+    header.push_str("Bearer ");
+    header.push_str(token);
+    header
+}
+
 fn set_bearer(request: &web_sys::Request, token: &str) -> Result<(), JsValue> {
-    request.headers().set("authorization", &format!("Bearer {token}"))
+    request.headers().set("authorization", &bearer(token))
 }
 
 /// `session.fetch(input, init)`: a drop-in for `window.fetch`.
@@ -216,44 +223,36 @@ pub fn fetch(d: &Rc<Driver>, input: &JsValue, init: &JsValue) -> Promise {
     }
     // The fast path: a fresh token needs a deadline check, the header, and a handler that
     // passes any answer but a 401 straight through. No Rust future is involved.
-    let bearer = d.machine().token_now(js_sys::Date::now()).map(|(token, seq)| (format!("Bearer {token}"), seq));
+    let bearer = d.machine().token_now(js_sys::Date::now()).map(|(token, seq)| (bearer(token), seq));
     let Some((bearer, seq)) = bearer else { return promise(with_token(d.clone(), request)) };
-    let context = match spare(&request) {
-        Ok(context) => context,
+    let retry = match spare(&request) {
+        Ok(retry) => retry,
         Err(e) => return Promise::reject(&e),
     };
     if let Err(e) = request.headers().set("authorization", &bearer) {
         return Promise::reject(&e);
     }
-    let context = js_sys::Array::of3(&context, &request, &JsValue::from_f64(seq as f64));
-    let handler: JsValue = d.on_response().bind1(&JsValue::UNDEFINED, &context).into();
+    let handler: JsValue = d.on_response().bind2(&JsValue::UNDEFINED, &retry, &JsValue::from_f64(seq as f64)).into();
     global_fetch(&request).unchecked_into::<Thenable>().then_call(&handler)
 }
 
-/// An unsent copy of `request` for a retry after a 401: a body can be read once. GET and
-/// HEAD have none, so the request itself is sent again (`undefined` here).
-fn spare(request: &web_sys::Request) -> Result<JsValue, JsValue> {
-    let method = request.method();
-    if method == "GET" || method == "HEAD" {
-        Ok(JsValue::UNDEFINED)
-    } else {
-        Ok(request.clone()?.into())
+/// An unsent copy of `request` for a retry after a 401: a body can be read once. A request
+/// without a body (GET, HEAD) is sent again as it is.
+fn spare(request: &web_sys::Request) -> Result<web_sys::Request, JsValue> {
+    match request.body() {
+        None => Ok(Clone::clone(request)),
+        Some(_) => request.clone(),
     }
 }
 
-/// The fast path's response handler, `(context, response)`: the response itself unless it
-/// is a 401, then a promise of the retry (if the machine allows one).
-pub fn on_response(d: &Rc<Driver>, context: JsValue, response: JsValue) -> JsValue {
+/// The fast path's response handler, `(retry, seq, response)`: the response itself unless
+/// it is a 401, then a promise of the retry (if the machine allows one).
+pub fn on_response(d: &Rc<Driver>, retry: JsValue, seq: JsValue, response: JsValue) -> JsValue {
     if response.unchecked_ref::<Response>().status() != 401 {
         return response;
     }
-    let item = |i| Reflect::get_u32(&context, i).unwrap_or_default();
-    let request: web_sys::Request = match item(1).dyn_into() {
-        Ok(r) => r,
-        Err(_) => return response,
-    };
-    let seq = item(2).as_f64().filter(|s| s.is_finite() && *s >= 0.0).map_or(0, |s| s as u64);
-    let retry = item(0).dyn_into::<web_sys::Request>().unwrap_or(request);
+    let Ok(retry) = retry.dyn_into::<web_sys::Request>() else { return response };
+    let seq = seq.as_f64().filter(|s| s.is_finite() && *s >= 0.0).map_or(0, |s| s as u64);
     promise(after_401(d.clone(), retry, seq, response)).into()
 }
 
@@ -264,10 +263,7 @@ async fn with_token(d: Rc<Driver>, request: web_sys::Request) -> Result<JsValue,
         Answer::Failed(e) => return Err(to_js(&e)),
         Answer::NoToken | Answer::Done => return JsFuture::from(global_fetch(&request)).await,
     };
-    let retry = match spare(&request)?.dyn_into::<web_sys::Request>() {
-        Ok(copy) => copy,
-        Err(_) => Clone::clone(&request),
-    };
+    let retry = spare(&request)?;
     set_bearer(&request, &token)?;
     let response = JsFuture::from(global_fetch(&request)).await?;
     if response.unchecked_ref::<Response>().status() != 401 {
