@@ -184,8 +184,8 @@ struct Tab {
 struct Rt {
     family: u64,
     used: bool,
-    /// A rotation of this token was answered and the answer reached its tab's machine.
-    delivered: bool,
+    /// When a rotation of this token was answered and the answer reached its tab's machine.
+    delivered_at: Option<f64>,
     /// When the server rotated it.
     rotated_at: f64,
 }
@@ -578,12 +578,12 @@ impl World {
             // requests overlapped because the first sender died mid-request. Counted apart.
             let sent_at = self.tabs[t].requests.get(&id).map_or(f64::INFINITY, |r| r.sent_at);
             let died_mid_request = !self.tabs[t].alive && sent_at < state.rotated_at;
-            if state.delivered && !died_mid_request {
-                self.fail(format!("refresh token {rt} reused after its rotation reached a tab"));
+            if state.delivered_at.is_some_and(|d| d <= sent_at) && !died_mid_request {
+                self.fail(format!("refresh token {rt} sent again after its rotation reached a tab"));
             }
-            // The earlier answer never reached a live tab (it crashed or froze mid-request,
-            // or the answer came after its timeout), or this request's tab died mid-request:
-            // no client can know. Counted apart.
+            // The earlier answer had not reached a live tab when this one was sent (its tab
+            // crashed or froze mid-request, or the answer came after its timeout), or this
+            // request's tab died mid-request: no client can know. Counted apart.
             self.stats.excused_reuse += 1;
             self.log(format!("server: reuse of {rt} (answer lost); family {family} revoked"));
             self.server.revoked.insert(family);
@@ -898,8 +898,9 @@ impl World {
                     r.done = true;
                     if matches!(reply, Reply::Tokens { .. }) {
                         let rt = r.refresh_token.clone();
+                        let now = self.now;
                         if let Some(s) = self.server.rts.get_mut(&rt) {
-                            s.delivered = true;
+                            s.delivered_at.get_or_insert(now);
                         }
                     }
                 }

@@ -84,6 +84,39 @@ for (const [name, fault, config, ttl] of [
   });
 }
 
+test("a proxy's HTML 403 from the token endpoint is retried, never a logout", async () => {
+  const t = await setup({ ACCESS_TTL: "4" });
+  try {
+    await signIn(t.pages, { retryBaseMs: 100, retryMaxMs: 300 });
+    await t.server.faults({ count: 2, status: 403 });
+    // The refresh falls due at 3 s, meets two 403 pages, and succeeds on the third attempt.
+    await until(async () => (await t.server.stats()).refreshes === 1, { timeout: 8000, what: "recovery" });
+    const errors = [...await errorCodes(t.pages[0]), ...await errorCodes(t.pages[1])];
+    assert.deepEqual(errors, ["refresh_failed", "refresh_failed"], "each 403 page is a failure to retry");
+    for (const p of t.pages) {
+      assert.deepEqual(await logouts(p), []);
+      assert.equal(await p.evaluate(async () => (await session.fetch("/api/me")).status), 200);
+    }
+    assert.equal((await t.server.stats()).faults_applied, 2);
+  } finally { await t.close(); }
+});
+
+test("an API that refuses every token costs one refresh, not one per request", async () => {
+  const t = await setup({}, 1);
+  try {
+    await signIn(t.pages, {});
+    const statuses = await t.pages[0].evaluate(async () => {
+      const out = [];
+      for (let i = 0; i < 10; i++) out.push((await session.fetch("/__reply?status=401&body=json")).status);
+      return out;
+    });
+    assert.deepEqual(statuses, Array(10).fill(401), "the 401s reach the app");
+    const stats = await t.server.stats();
+    assert.equal(stats.token_requests, 1, "one refresh for the first 401; the new token's 401 is final");
+    assert.equal(await t.pages[0].evaluate(async () => (await session.fetch("/api/me")).status), 200);
+  } finally { await t.close(); }
+});
+
 test("a token endpoint that keeps failing is not stormed: attempts follow the backoff", async () => {
   const t = await setup({ ACCESS_TTL: "4" });
   try {

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 /// One fault, as posted to `/__faults`:
 /// `{"count":3,"status":503}`, `{"count":1,"hang_ms":15000}`, `{"count":1,"drop":true}`.
-/// `{"count":0}` clears. Status 5xx answers an HTML error page (like a proxy would), 400/401 an
-/// `invalid_grant` error, 200 an empty body, other statuses a JSON error.
+/// `{"count":0}` clears. Status 400/401 answers an `invalid_grant` error, 200 an empty body,
+/// any other status an HTML page (like a proxy, a WAF or a captive portal would).
 #[derive(Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
@@ -50,9 +50,9 @@ impl Fault {
         let html = [(header::CONTENT_TYPE, "text/html")];
         FaultAction::Respond(match status.as_u16() {
             200 => (status, "").into_response(),
-            500..=599 => (status, html, "<html><body><h1>Service unavailable</h1></body></html>").into_response(),
             400 | 401 => (status, axum::Json(serde_json::json!({"error": "invalid_grant"}))).into_response(),
-            _ => (status, axum::Json(serde_json::json!({"error": "server_error"}))).into_response(),
+            // What a proxy, a WAF or a captive portal answers: a page, not an OAuth error.
+            _ => (status, html, "<html><body><h1>Request blocked</h1></body></html>").into_response(),
         })
     }
 }
