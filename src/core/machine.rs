@@ -1156,9 +1156,14 @@ impl Machine {
                 }
                 // The new tab missed the announcement of a refresh under way: repeat it,
                 // with the time it has left, so that the new tab waits for it too.
-                if let Flight::Sending { sent_at, .. } = self.flight {
-                    let left = (sent_at + self.cfg.request_timeout_ms - now).max(0.0);
-                    self.post(Message::Refreshing { timeout_ms: left });
+                match self.flight {
+                    Flight::Sending { sent_at, .. } => {
+                        let left = (sent_at + self.cfg.request_timeout_ms - now).max(0.0);
+                        self.post(Message::Refreshing { timeout_ms: left });
+                    }
+                    // Likewise a claim being settled: the new tab must rank against it.
+                    Flight::Claiming { .. } | Flight::Locking { claim_until: Some(_), .. } => self.post(Message::Claim),
+                    _ => {}
                 }
             }
             Message::SignedOut { seq } => {
