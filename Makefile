@@ -3,6 +3,10 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CHROMEDRIVER ?= /usr/bin/chromedriver
+export GECKODRIVER ?= $(HOME)/.cargo/bin/geckodriver
+# The browsers the browser and end-to-end layers run in: chromium, firefox, or both.
+BROWSERS ?= chromium,firefox
+export WS_BROWSERS := $(BROWSERS)
 export ACCESS_TTL ?= 30
 # Package size ceiling (bytes, wasm + glue, gzip -9). A guard against regressions at today's
 # size plus a little room; the goal is 25,600 (see README, Performance).
@@ -41,8 +45,11 @@ test-size:
 	@set -o pipefail; node bench/size.mjs --budget $(SIZE_CEILING) | tail -1
 
 test-browser: server
-	@scripts/count.sh "browser (wasm-bindgen-test, headless chromium)" \
-	  scripts/with-server.sh wasm-pack test --headless --chrome --release
+	@for b in $$(echo $(BROWSERS) | tr , ' '); do \
+	  flag=$$([ $$b = firefox ] && echo --firefox || echo --chrome); \
+	  scripts/count.sh "browser (wasm-bindgen-test, headless $$b)" \
+	    scripts/with-server.sh wasm-pack test --headless $$flag --release || exit 1; \
+	done
 
 test-e2e: server
 	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 --test-timeout=180000 tests/e2e/

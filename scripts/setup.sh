@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks, skipping what is there (idempotent):
 # the wasm32 target, wasm-bindgen-cli at exactly the Cargo.lock version, wasm-pack,
-# Debian's chromium + chromium-driver, and the npm packages from package-lock.json.
+# geckodriver, Debian's chromium + chromium-driver and firefox-esr, and the npm packages
+# from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -23,10 +24,12 @@ fi
 
 command -v wasm-pack >/dev/null || { say "installing wasm-pack"; cargo install --locked wasm-pack; }
 
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  say "installing Debian chromium and chromium-driver"
+command -v geckodriver >/dev/null || { say "installing geckodriver"; cargo install --locked geckodriver; }
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/firefox-esr ]; then
+  say "installing Debian chromium, chromium-driver and firefox-esr"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver firefox-esr
 fi
 
 if [ ! -f node_modules/.installed ] || [ package-lock.json -nt node_modules/.installed ]; then

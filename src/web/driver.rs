@@ -62,9 +62,10 @@ pub struct Driver {
     ready_resolve: RefCell<Option<Function>>,
     /// While the constructor runs, events wait here: the app subscribes after it returns.
     deferred: RefCell<Option<Vec<Event>>>,
-    /// The fast path's response handler (`http::on_response`), made once.
+    /// The fast path's response handler (`http::on_response`), made once. Owned by JS: a
+    /// fetch may still be in flight when the session is dropped, and its handler must stay
+    /// callable (it then passes the response through). One small closure per session.
     on_response: js_sys::Function,
-    _on_response: Closure<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>,
     me: Weak<Driver>,
 }
 
@@ -126,8 +127,7 @@ impl Driver {
             ready,
             ready_resolve: RefCell::new(ready_resolve),
             deferred: RefCell::new(Some(Vec::new())),
-            on_response: on_response.as_ref().clone().unchecked_into(),
-            _on_response: on_response,
+            on_response: on_response.into_js_value().unchecked_into(),
             me: me.clone(),
         }
         });

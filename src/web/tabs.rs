@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::rc::Weak;
 
 use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -117,7 +118,7 @@ impl Drop for Bus {
 extern "C" {
     type LockManager;
     #[wasm_bindgen(method, catch)]
-    fn request(this: &LockManager, name: &str, options: &Object, callback: &Function) -> Result<Promise, JsValue>;
+    fn request(this: &LockManager, name: &str, options: &Object, callback: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(method, catch)]
     fn query(this: &LockManager) -> Result<Promise, JsValue>;
 }
@@ -151,9 +152,9 @@ enum Ask {
     Steal,
 }
 
-/// One lock request: its state, and its grant callbacks, owned here so that they are freed
-/// when the request ends even if JS never called them (a closure handed to JS for good
-/// leaks if JS never calls it).
+/// One lock request: its state, and its queue-grant callback. That one is owned here: JS
+/// never calls it if the request is given up, and a closure handed to JS for good leaks if
+/// JS never calls it. (The other grant callbacks are always called once, so JS owns them.)
 struct Request {
     held: Held,
     _callbacks: Vec<Callback>,
@@ -164,7 +165,24 @@ struct Request {
 pub struct Locks {
     /// By request id (one or two at a time: a list, not a map).
     requests: RefCell<Vec<(u32, Request)>>,
-    presence: RefCell<Option<(Function, Callback)>>,
+    presence: RefCell<Option<Function>>,
+}
+
+impl Drop for Locks {
+    /// A dropped session lets go of its locks, and of queued requests whose callbacks go
+    /// with it.
+    fn drop(&mut self) {
+        for (_, r) in self.requests.borrow_mut().iter_mut() {
+            match std::mem::replace(&mut r.held, Held::Released) {
+                Held::Pending(abort) => abort.abort(),
+                Held::Granted(release) => {
+                    let _ = release.call0(&JsValue::UNDEFINED);
+                }
+                Held::Released => {}
+            }
+        }
+        self.release_presence();
+    }
 }
 
 /// A promise that stays pending until its `resolve` is called: the hold of a lock.
@@ -215,7 +233,7 @@ impl Locks {
         }
         let granted_to = driver.clone();
         let queue_name = name.clone();
-        let granted = Callback::new(move |lock: JsValue| -> JsValue {
+        let granted = move |lock: JsValue| -> JsValue {
             let Some(d) = granted_to.upgrade() else { return JsValue::UNDEFINED };
             if !d.locks.is_pending(id) {
                 return JsValue::UNDEFINED; // given up meanwhile: let it go at once
@@ -232,11 +250,19 @@ impl Locks {
             }
             d.lock_granted(id, ask == Ask::Steal, ask == Ask::Queue);
             held.into()
-        });
-        let Ok(done) = locks.request(&name, &options, granted.as_ref().unchecked_ref()) else { return };
-        if let Some((_, r)) = self.requests.borrow_mut().iter_mut().find(|(i, _)| *i == id) {
-            r._callbacks.push(granted);
-        }
+        };
+        let done = if ask == Ask::Queue {
+            let granted = Callback::new(granted);
+            let done = locks.request(&name, &options, granted.as_ref().unchecked_ref());
+            if let Some((_, r)) = self.requests.borrow_mut().iter_mut().find(|(i, _)| *i == id) {
+                r._callbacks.push(granted);
+            }
+            done
+        } else {
+            // Always called once (granted, or `null` if not free): JS owns it.
+            locks.request(&name, &options, &Closure::once_into_js(move |lock: JsValue| granted(lock)))
+        };
+        let Ok(done) = done else { return };
         // Settles when released (or found taken, or given up), or rejects when stolen.
         on_settled(done, move |_| {
             let Some(d) = driver.upgrade() else { return };
@@ -272,11 +298,11 @@ impl Locks {
     pub fn announce_presence(&self, ns: &str, tab: &str, driver: Weak<Driver>) {
         let Some(locks) = lock_manager() else { return };
         let (held, release) = hold();
-        let mut held = Some(held);
-        let keep = Callback::new(move |_lock: JsValue| held.take().map_or(JsValue::UNDEFINED, JsValue::from));
+        // Always granted once (the name is this tab's alone), so JS owns the callback.
+        let keep = Closure::once_into_js(move |_lock: JsValue| -> JsValue { held.into() });
         let prefix = channel_name(ns) + ":tab:";
-        let _ = locks.request(&(prefix.clone() + tab), &Object::new(), keep.as_ref().unchecked_ref());
-        *self.presence.borrow_mut() = release.map(|r| (r, keep));
+        let _ = locks.request(&(prefix.clone() + tab), &Object::new(), &keep);
+        *self.presence.borrow_mut() = release;
         let Ok(query) = locks.query() else { return };
         let me = prefix.clone() + tab;
         on_settled(query, move |state: JsValue| {
@@ -299,7 +325,7 @@ impl Locks {
     /// Lets go of the presence lock (dispose). The refresh lock is the machine's to release:
     /// a refresh under way keeps it until its answer lands.
     pub fn release_presence(&self) {
-        if let Some((release, _keep)) = self.presence.borrow_mut().take() {
+        if let Some(release) = self.presence.borrow_mut().take() {
             let _ = release.call0(&JsValue::UNDEFINED);
         }
     }

@@ -1,254 +1,256 @@
 // The bad-input table (also in the README): every input gets a clear error or is ignored
 // safely; none crashes the module (the session still works afterwards).
-import { test, before, after } from "node:test";
+import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openTab } from "./harness.mjs";
+import { startServer, launchEngine, engines, openTab } from "./harness.mjs";
 
-let browser, server, context, page;
-before(async () => {
-  browser = await launch();
-  server = await startServer();
-  context = await browser.newContext();
-  page = await openTab(context, server);
-});
-after(async () => { await context?.close(); await browser?.close(); await server?.stop(); });
+for (const engine of engines) describe(engine, () => {
+  let browser, server, context, page;
+  before(async () => {
+    browser = await launchEngine(engine);
+    server = await startServer();
+    context = await browser.newContext();
+    page = await openTab(context, server);
+  });
+  after(async () => { await context?.close(); await browser?.close(); await server?.stop(); });
 
-let tried = 0;
-after(() => console.log(`bad inputs tried: ${tried}`));
+  let tried = 0;
+  after(() => console.log(`bad inputs tried: ${tried}`));
 
-/** Outcome of `new Session(config)`: "ok" or "<code>: <message>". */
-const CONFIGS = [
-  ["not an object", "undefined", "invalid_config", "(config)"],
-  ["missing tokenUrl", "{}", "invalid_config", "tokenUrl"],
-  ["tokenUrl wrong type", "{ tokenUrl: 42 }", "invalid_config", "tokenUrl"],
-  ["unknown key (typo)", "{ tokenUrl: '/t', tokenUrI: '/t' }", "invalid_config", "tokenUrI"],
-  ["relative URL", "{ tokenUrl: '/auth/token' }", "ok"],
-  ["absolute https URL", "{ tokenUrl: 'https://auth.example.com/token' }", "ok"],
-  ["http to a non-local host", "{ tokenUrl: 'http://auth.example.com/token' }", "invalid_config", "tokenUrl"],
-  ["javascript: URL", "{ tokenUrl: 'javascript:alert(1)' }", "invalid_config", "tokenUrl"],
-  ["URL with credentials", "{ tokenUrl: 'https://u:p@auth.example.com/t' }", "invalid_config", "tokenUrl"],
-  ["http revokeUrl to a non-local host", "{ tokenUrl: '/t', revokeUrl: 'http://auth.example.com/r' }", "invalid_config", "revokeUrl"],
-  ["empty namespace", "{ tokenUrl: '/t', namespace: '' }", "invalid_config", "namespace"],
-  ["namespace with spaces", "{ tokenUrl: '/t', namespace: 'my app' }", "invalid_config", "namespace"],
-  ["unknown storage", "{ tokenUrl: '/t', storage: 'cookies' }", "invalid_config", "storage"],
-  ["allowedOrigins not an array", "{ tokenUrl: '/t', allowedOrigins: 'https://a.example' }", "invalid_config", "allowedOrigins"],
-  ["allowed origin with a path", "{ tokenUrl: '/t', allowedOrigins: ['https://api.example.com/v1'] }", "invalid_config", "allowedOrigins"],
-  ["allowed origin over http", "{ tokenUrl: '/t', allowedOrigins: ['http://api.example.com'] }", "invalid_config", "allowedOrigins"],
-  ["number as string", "{ tokenUrl: '/t', refreshLeadMs: '60000' }", "invalid_config", "refreshLeadMs"],
-  ["negative timeout", "{ tokenUrl: '/t', requestTimeoutMs: -1 }", "invalid_config", "requestTimeoutMs"],
-  ["NaN", "{ tokenUrl: '/t', retryBaseMs: NaN }", "invalid_config", "retryBaseMs"],
-  ["crossTab as string", "{ tokenUrl: '/t', crossTab: 'yes' }", "invalid_config", "crossTab"],
-];
-
-test("config: wrong types, unknown keys, bad URLs and ranges give invalid_config naming the field", async () => {
-  for (const [name, config, code, field] of CONFIGS) {
-    tried++;
-    const r = await page.evaluate((src) => {
-      try { const s = new lib.Session(eval(`(${src})`)); s.dispose(); return { code: "ok" }; }
-      catch (e) { return { code: e.code, message: e.message, isError: e instanceof Error }; }
-    }, config);
-    assert.equal(r.code, code, `${name}: ${JSON.stringify(r)}`);
-    if (field) {
-      assert.ok(r.isError && r.message.includes(field), `${name}: message "${r.message}" should name ${field}`);
-    }
-  }
-});
-
-const b64 = (s) => Buffer.from(s).toString("base64url");
-const TOKEN_RESPONSES = [
-  ["missing access_token", { expires_in: 60 }, "invalid_token_response", "access_token"],
-  ["access_token not a string", { access_token: 7, expires_in: 60 }, "invalid_token_response", "access_token"],
-  ["expires_in negative", { access_token: "a", expires_in: -5 }, "invalid_token_response", "expires_in"],
-  ["expires_in zero", { access_token: "a", expires_in: 0 }, "invalid_token_response", "expires_in"],
-  ["expires_in huge", { access_token: "a", expires_in: 1e12 }, "invalid_token_response", "expires_in"],
-  ["expires_in not numeric", { access_token: "a", expires_in: "soon" }, "invalid_token_response", "expires_in"],
-  ["expires_in numeric string", { access_token: "a", expires_in: "3600" }, "ok"],
-  ["wrong token_type", { access_token: "a", expires_in: 60, token_type: "MAC" }, "invalid_token_response", "token_type"],
-  ["opaque token, no expires_in", { access_token: "opaque" }, "invalid_token_response", "expires_in"],
-  ["JWT with bad base64, expires_in given", { access_token: "eyJ.!!!.sig", expires_in: 60 }, "ok"],
-  ["JWT with non-JSON claims, no expires_in", { access_token: `eyJh.${b64("not json")}.sig` }, "invalid_token_response", "expires_in"],
-  // Valid JSON with an exp, but one byte is not UTF-8: the claims are unreadable.
-  ["JWT claims not UTF-8, no expires_in", { access_token: `eyJh.${Buffer.concat([Buffer.from('{"exp":9999999999,"n":"'), Buffer.from([0xff]), Buffer.from('"}')]).toString("base64url")}.sig` }, "invalid_token_response", "expires_in"],
-  ["1 MB token", { access_token: "x".repeat(1 << 20), expires_in: 60 }, "invalid_token_response", "access_token"],
-  ["token with a newline", { access_token: "a\nb", expires_in: 60 }, "invalid_token_response", "access_token"],
-  ["not an object", "<html>error</html>", "invalid_argument", "setTokens"],
-];
-
-test("token responses: each bad one is refused naming the field, and the session is unchanged", async () => {
-  for (const [name, response, code, field] of TOKEN_RESPONSES) {
-    tried++;
-    const r = await page.evaluate((response) => {
-      const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
-      s.setTokens({ access_token: "good", expires_in: 60 });
-      let out;
-      try { s.setTokens(response); out = { code: "ok", token: s.accessToken }; }
-      catch (e) { out = { code: e.code, message: e.message, token: s.accessToken }; }
-      s.dispose();
-      return out;
-    }, response);
-    assert.equal(r.code, code, `${name}: ${JSON.stringify(r).slice(0, 200)}`);
-    if (field) {
-      assert.ok(r.message.includes(field), `${name}: "${r.message}" should name ${field}`);
-      assert.equal(r.token, "good", `${name}: the session changed`);
-    }
-  }
-});
-
-test("claims: a JWT's payload is decoded; opaque, malformed and non-UTF-8 payloads give null", async () => {
-  const jwt = (payload) => `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(payload).toString("base64url")}.sig`;
-  const cases = [
-    [jwt('{"sub":"ann","exp":9999999999,"name":"Zo\u00eb \u2713"}'), { sub: "ann", exp: 9999999999, name: "Zoë ✓" }],
-    [jwt(Buffer.from('{"sub":"ann","name":"Zoë ✓"}')), { sub: "ann", name: "Zoë ✓" }],
-    ["opaque", null],
-    [jwt("[1,2]"), null], // claims are a JSON object (RFC 7519 §7.2)
-    [jwt("not json"), null],
-    [jwt(Buffer.concat([Buffer.from('{"n":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])), null],
+  /** Outcome of `new Session(config)`: "ok" or "<code>: <message>". */
+  const CONFIGS = [
+    ["not an object", "undefined", "invalid_config", "(config)"],
+    ["missing tokenUrl", "{}", "invalid_config", "tokenUrl"],
+    ["tokenUrl wrong type", "{ tokenUrl: 42 }", "invalid_config", "tokenUrl"],
+    ["unknown key (typo)", "{ tokenUrl: '/t', tokenUrI: '/t' }", "invalid_config", "tokenUrI"],
+    ["relative URL", "{ tokenUrl: '/auth/token' }", "ok"],
+    ["absolute https URL", "{ tokenUrl: 'https://auth.example.com/token' }", "ok"],
+    ["http to a non-local host", "{ tokenUrl: 'http://auth.example.com/token' }", "invalid_config", "tokenUrl"],
+    ["javascript: URL", "{ tokenUrl: 'javascript:alert(1)' }", "invalid_config", "tokenUrl"],
+    ["URL with credentials", "{ tokenUrl: 'https://u:p@auth.example.com/t' }", "invalid_config", "tokenUrl"],
+    ["http revokeUrl to a non-local host", "{ tokenUrl: '/t', revokeUrl: 'http://auth.example.com/r' }", "invalid_config", "revokeUrl"],
+    ["empty namespace", "{ tokenUrl: '/t', namespace: '' }", "invalid_config", "namespace"],
+    ["namespace with spaces", "{ tokenUrl: '/t', namespace: 'my app' }", "invalid_config", "namespace"],
+    ["unknown storage", "{ tokenUrl: '/t', storage: 'cookies' }", "invalid_config", "storage"],
+    ["allowedOrigins not an array", "{ tokenUrl: '/t', allowedOrigins: 'https://a.example' }", "invalid_config", "allowedOrigins"],
+    ["allowed origin with a path", "{ tokenUrl: '/t', allowedOrigins: ['https://api.example.com/v1'] }", "invalid_config", "allowedOrigins"],
+    ["allowed origin over http", "{ tokenUrl: '/t', allowedOrigins: ['http://api.example.com'] }", "invalid_config", "allowedOrigins"],
+    ["number as string", "{ tokenUrl: '/t', refreshLeadMs: '60000' }", "invalid_config", "refreshLeadMs"],
+    ["negative timeout", "{ tokenUrl: '/t', requestTimeoutMs: -1 }", "invalid_config", "requestTimeoutMs"],
+    ["NaN", "{ tokenUrl: '/t', retryBaseMs: NaN }", "invalid_config", "retryBaseMs"],
+    ["crossTab as string", "{ tokenUrl: '/t', crossTab: 'yes' }", "invalid_config", "crossTab"],
   ];
-  for (const [token, claims] of cases) {
-    tried++;
-    const got = await page.evaluate((token) => {
-      const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
-      s.setTokens({ access_token: token, id_token: token, expires_in: 60 });
-      const out = [s.claims, s.idClaims];
-      s.dispose();
-      return out;
-    }, token);
-    assert.deepEqual(got[0] && { ...got[0] }, claims, token);
-    assert.deepEqual(got[1] && { ...got[1] }, claims, `id_token ${token}`);
-  }
-});
 
-const REPLIES = [
-  ["502 with an HTML page", "status=502&body=html", "login_failed"],
-  ["200 with an empty body", "status=200&body=empty", "invalid_token_response"],
-  ["200 with an HTML page", "status=200&body=html", "invalid_token_response"],
-  ["200 with truncated JSON", "status=200&body=garbage", "invalid_token_response"],
-  ["200 with a JSON array", "status=200&body=json", "invalid_token_response"],
-  ["200 with a 1 MB body", "status=200&body=huge", "invalid_token_response"],
-];
+  test("config: wrong types, unknown keys, bad URLs and ranges give invalid_config naming the field", async () => {
+    for (const [name, config, code, field] of CONFIGS) {
+      tried++;
+      const r = await page.evaluate((src) => {
+        try { const s = new lib.Session(eval(`(${src})`)); s.dispose(); return { code: "ok" }; }
+        catch (e) { return { code: e.code, message: e.message, isError: e instanceof Error }; }
+      }, config);
+      assert.equal(r.code, code, `${name}: ${JSON.stringify(r)}`);
+      if (field) {
+        assert.ok(r.isError && r.message.includes(field), `${name}: message "${r.message}" should name ${field}`);
+      }
+    }
+  });
 
-test("server replies: malformed login and refresh answers are clear errors, never crashes", async () => {
-  for (const [name, query, code] of REPLIES) {
-    tried++;
-    const r = await page.evaluate(async (query) => {
-      const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
-      try { await s.login("/__reply?" + query, {}); return { code: "ok" }; }
-      catch (e) { return { code: e.code, message: e.message, auth: s.isAuthenticated }; }
-      finally { s.dispose(); }
-    }, query);
-    assert.equal(r.code, code, `${name}: ${JSON.stringify(r)}`);
-    assert.equal(r.auth, false);
-  }
-  // The same answers from the refresh endpoint: retried as refresh_failed, the session lives.
-  for (const fault of [{ count: 1, status: 503 }, { count: 1, status: 200 }]) {
-    tried++;
-    await server.faults(fault);
-    const r = await page.evaluate(async () => {
-      const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
-      await s.login("/auth/login", { username: "demo", password: "demo" });
-      const errors = [];
-      s.on("error", (e) => errors.push(e.error.code));
-      const code = await s.refresh().then(() => "ok", (e) => e.code);
-      const out = { code, errors, auth: s.isAuthenticated };
-      s.dispose();
-      return out;
-    });
-    assert.deepEqual(r, { code: "refresh_failed", errors: ["refresh_failed"], auth: true }, JSON.stringify(fault));
-  }
-});
+  const b64 = (s) => Buffer.from(s).toString("base64url");
+  const TOKEN_RESPONSES = [
+    ["missing access_token", { expires_in: 60 }, "invalid_token_response", "access_token"],
+    ["access_token not a string", { access_token: 7, expires_in: 60 }, "invalid_token_response", "access_token"],
+    ["expires_in negative", { access_token: "a", expires_in: -5 }, "invalid_token_response", "expires_in"],
+    ["expires_in zero", { access_token: "a", expires_in: 0 }, "invalid_token_response", "expires_in"],
+    ["expires_in huge", { access_token: "a", expires_in: 1e12 }, "invalid_token_response", "expires_in"],
+    ["expires_in not numeric", { access_token: "a", expires_in: "soon" }, "invalid_token_response", "expires_in"],
+    ["expires_in numeric string", { access_token: "a", expires_in: "3600" }, "ok"],
+    ["wrong token_type", { access_token: "a", expires_in: 60, token_type: "MAC" }, "invalid_token_response", "token_type"],
+    ["opaque token, no expires_in", { access_token: "opaque" }, "invalid_token_response", "expires_in"],
+    ["JWT with bad base64, expires_in given", { access_token: "eyJ.!!!.sig", expires_in: 60 }, "ok"],
+    ["JWT with non-JSON claims, no expires_in", { access_token: `eyJh.${b64("not json")}.sig` }, "invalid_token_response", "expires_in"],
+    // Valid JSON with an exp, but one byte is not UTF-8: the claims are unreadable.
+    ["JWT claims not UTF-8, no expires_in", { access_token: `eyJh.${Buffer.concat([Buffer.from('{"exp":9999999999,"n":"'), Buffer.from([0xff]), Buffer.from('"}')]).toString("base64url")}.sig` }, "invalid_token_response", "expires_in"],
+    ["1 MB token", { access_token: "x".repeat(1 << 20), expires_in: 60 }, "invalid_token_response", "access_token"],
+    ["token with a newline", { access_token: "a\nb", expires_in: 60 }, "invalid_token_response", "access_token"],
+    ["not an object", "<html>error</html>", "invalid_argument", "setTokens"],
+  ];
 
-const record = (fields, tokens) => JSON.stringify({
-  v: 2, ns: "default", stamp: { seq: 1, origin: "t" },
-  tokens: { access_token: "a", issued_at: 1, expires_at: 9e12, ...tokens }, ...fields,
-});
-const STORED = [
-  ["not JSON", "{garbage"],
-  ["JSON of another shape", "[1,2,3]"],
-  ["empty object", "{}"],
-  ["another namespace's data", record({ ns: "other" })],
-  ["token with a space", record({}, { access_token: "a b" })],
-  ["times as strings", record({}, { issued_at: "1", expires_at: "9e12" })],
-  ["no stamp", record({ stamp: undefined })],
-];
-
-test("storage contents: garbage, other namespaces' data and invalid tokens are discarded with an error event", async () => {
-  for (const [name, stored] of STORED) {
-    tried++;
-    const r = await page.evaluate((stored) => {
-      localStorage.clear();
-      localStorage.setItem("wasm-session:default", stored);
-      localStorage.setItem("wasm-session:other", stored);
-      const s = new lib.Session({ tokenUrl: "/auth/token", storage: "local", crossTab: false });
-      const errors = [];
-      s.on("error", (e) => errors.push(e.error.code));
-      return new Promise((resolve) => setTimeout(() => {
-        const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default"),
-          other: localStorage.getItem("wasm-session:other") === stored };
-        s.dispose();
-        localStorage.clear();
-        resolve(out);
-      }, 0));
-    }, stored);
-    assert.deepEqual(r, { auth: false, errors: ["storage"], kept: null, other: true }, name);
-  }
-});
-
-test("storage of another format version (an older or newer release in another tab) is left alone", async () => {
-  for (const v of [1, 3]) {
-    tried++;
-    const stored = JSON.stringify({ v, ns: "default", anything: "else" });
-    const r = await page.evaluate((stored) => {
-      localStorage.clear();
-      localStorage.setItem("wasm-session:default", stored);
-      const s = new lib.Session({ tokenUrl: "/auth/token", storage: "local", crossTab: false });
-      const errors = [];
-      s.on("error", (e) => errors.push(e.error.code));
-      return new Promise((resolve) => setTimeout(() => {
-        const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default") === stored };
-        s.dispose();
-        localStorage.clear();
-        resolve(out);
-      }, 0));
-    }, stored);
-    assert.deepEqual(r, { auth: false, errors: ["storage"], kept: true }, `v${v}`);
-  }
-});
-
-test("storage that is blocked or refuses writes: memory instead, with a storage error event", async () => {
-  // "blocked": reading `localStorage` throws (cookies blocked). "full": the storage exists
-  // but every write throws (private mode, quota).
-  const BROKEN = [["blocked", "local"], ["full", "session"]];
-  for (const [name, storage] of BROKEN) {
-    tried++;
-    const r = await page.evaluate(async ([name, storage]) => {
-      const setItem = Storage.prototype.setItem;
-      const local = Object.getOwnPropertyDescriptor(window, "localStorage");
-      if (name === "blocked") Object.defineProperty(window, "localStorage", { configurable: true, get() { throw new DOMException("no", "SecurityError"); } });
-      else Storage.prototype.setItem = () => { throw new DOMException("full", "QuotaExceededError"); };
-      try {
-        const s = new lib.Session({ tokenUrl: "/auth/token", storage, crossTab: false });
-        const errors = [];
-        s.on("error", (e) => errors.push([e.error.code, /using memory/.test(e.error.message)]));
-        await new Promise((r) => setTimeout(r, 0));
-        s.setTokens({ access_token: "works", expires_in: 60 });
-        const out = { mode: s.storage, errors, token: s.accessToken, stored: sessionStorage.length };
+  test("token responses: each bad one is refused naming the field, and the session is unchanged", async () => {
+    for (const [name, response, code, field] of TOKEN_RESPONSES) {
+      tried++;
+      const r = await page.evaluate((response) => {
+        const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
+        s.setTokens({ access_token: "good", expires_in: 60 });
+        let out;
+        try { s.setTokens(response); out = { code: "ok", token: s.accessToken }; }
+        catch (e) { out = { code: e.code, message: e.message, token: s.accessToken }; }
         s.dispose();
         return out;
-      } finally {
-        Storage.prototype.setItem = setItem;
-        Object.defineProperty(window, "localStorage", local);
+      }, response);
+      assert.equal(r.code, code, `${name}: ${JSON.stringify(r).slice(0, 200)}`);
+      if (field) {
+        assert.ok(r.message.includes(field), `${name}: "${r.message}" should name ${field}`);
+        assert.equal(r.token, "good", `${name}: the session changed`);
       }
-    }, [name, storage]);
-    assert.deepEqual(r, { mode: "memory", errors: [["storage", true]], token: "works", stored: 0 }, name);
-  }
-  assert.equal(await page.evaluate(() => typeof localStorage.getItem), "function", "storage restored");
-});
-
-test("the module still works after all of the above", async () => {
-  const status = await page.evaluate(async () => {
-    const s = new lib.Session({ tokenUrl: "/auth/token" });
-    await s.login("/auth/login", { username: "demo", password: "demo" });
-    return (await s.fetch("/api/me")).status;
+    }
   });
-  assert.equal(status, 200);
+
+  test("claims: a JWT's payload is decoded; opaque, malformed and non-UTF-8 payloads give null", async () => {
+    const jwt = (payload) => `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(payload).toString("base64url")}.sig`;
+    const cases = [
+      [jwt('{"sub":"ann","exp":9999999999,"name":"Zo\u00eb \u2713"}'), { sub: "ann", exp: 9999999999, name: "Zoë ✓" }],
+      [jwt(Buffer.from('{"sub":"ann","name":"Zoë ✓"}')), { sub: "ann", name: "Zoë ✓" }],
+      ["opaque", null],
+      [jwt("[1,2]"), null], // claims are a JSON object (RFC 7519 §7.2)
+      [jwt("not json"), null],
+      [jwt(Buffer.concat([Buffer.from('{"n":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])), null],
+    ];
+    for (const [token, claims] of cases) {
+      tried++;
+      const got = await page.evaluate((token) => {
+        const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
+        s.setTokens({ access_token: token, id_token: token, expires_in: 60 });
+        const out = [s.claims, s.idClaims];
+        s.dispose();
+        return out;
+      }, token);
+      assert.deepEqual(got[0] && { ...got[0] }, claims, token);
+      assert.deepEqual(got[1] && { ...got[1] }, claims, `id_token ${token}`);
+    }
+  });
+
+  const REPLIES = [
+    ["502 with an HTML page", "status=502&body=html", "login_failed"],
+    ["200 with an empty body", "status=200&body=empty", "invalid_token_response"],
+    ["200 with an HTML page", "status=200&body=html", "invalid_token_response"],
+    ["200 with truncated JSON", "status=200&body=garbage", "invalid_token_response"],
+    ["200 with a JSON array", "status=200&body=json", "invalid_token_response"],
+    ["200 with a 1 MB body", "status=200&body=huge", "invalid_token_response"],
+  ];
+
+  test("server replies: malformed login and refresh answers are clear errors, never crashes", async () => {
+    for (const [name, query, code] of REPLIES) {
+      tried++;
+      const r = await page.evaluate(async (query) => {
+        const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
+        try { await s.login("/__reply?" + query, {}); return { code: "ok" }; }
+        catch (e) { return { code: e.code, message: e.message, auth: s.isAuthenticated }; }
+        finally { s.dispose(); }
+      }, query);
+      assert.equal(r.code, code, `${name}: ${JSON.stringify(r)}`);
+      assert.equal(r.auth, false);
+    }
+    // The same answers from the refresh endpoint: retried as refresh_failed, the session lives.
+    for (const fault of [{ count: 1, status: 503 }, { count: 1, status: 200 }]) {
+      tried++;
+      await server.faults(fault);
+      const r = await page.evaluate(async () => {
+        const s = new lib.Session({ tokenUrl: "/auth/token", crossTab: false });
+        await s.login("/auth/login", { username: "demo", password: "demo" });
+        const errors = [];
+        s.on("error", (e) => errors.push(e.error.code));
+        const code = await s.refresh().then(() => "ok", (e) => e.code);
+        const out = { code, errors, auth: s.isAuthenticated };
+        s.dispose();
+        return out;
+      });
+      assert.deepEqual(r, { code: "refresh_failed", errors: ["refresh_failed"], auth: true }, JSON.stringify(fault));
+    }
+  });
+
+  const record = (fields, tokens) => JSON.stringify({
+    v: 2, ns: "default", stamp: { seq: 1, origin: "t" },
+    tokens: { access_token: "a", issued_at: 1, expires_at: 9e12, ...tokens }, ...fields,
+  });
+  const STORED = [
+    ["not JSON", "{garbage"],
+    ["JSON of another shape", "[1,2,3]"],
+    ["empty object", "{}"],
+    ["another namespace's data", record({ ns: "other" })],
+    ["token with a space", record({}, { access_token: "a b" })],
+    ["times as strings", record({}, { issued_at: "1", expires_at: "9e12" })],
+    ["no stamp", record({ stamp: undefined })],
+  ];
+
+  test("storage contents: garbage, other namespaces' data and invalid tokens are discarded with an error event", async () => {
+    for (const [name, stored] of STORED) {
+      tried++;
+      const r = await page.evaluate((stored) => {
+        localStorage.clear();
+        localStorage.setItem("wasm-session:default", stored);
+        localStorage.setItem("wasm-session:other", stored);
+        const s = new lib.Session({ tokenUrl: "/auth/token", storage: "local", crossTab: false });
+        const errors = [];
+        s.on("error", (e) => errors.push(e.error.code));
+        return new Promise((resolve) => setTimeout(() => {
+          const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default"),
+            other: localStorage.getItem("wasm-session:other") === stored };
+          s.dispose();
+          localStorage.clear();
+          resolve(out);
+        }, 0));
+      }, stored);
+      assert.deepEqual(r, { auth: false, errors: ["storage"], kept: null, other: true }, name);
+    }
+  });
+
+  test("storage of another format version (an older or newer release in another tab) is left alone", async () => {
+    for (const v of [1, 3]) {
+      tried++;
+      const stored = JSON.stringify({ v, ns: "default", anything: "else" });
+      const r = await page.evaluate((stored) => {
+        localStorage.clear();
+        localStorage.setItem("wasm-session:default", stored);
+        const s = new lib.Session({ tokenUrl: "/auth/token", storage: "local", crossTab: false });
+        const errors = [];
+        s.on("error", (e) => errors.push(e.error.code));
+        return new Promise((resolve) => setTimeout(() => {
+          const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default") === stored };
+          s.dispose();
+          localStorage.clear();
+          resolve(out);
+        }, 0));
+      }, stored);
+      assert.deepEqual(r, { auth: false, errors: ["storage"], kept: true }, `v${v}`);
+    }
+  });
+
+  test("storage that is blocked or refuses writes: memory instead, with a storage error event", async () => {
+    // "blocked": reading `localStorage` throws (cookies blocked). "full": the storage exists
+    // but every write throws (private mode, quota).
+    const BROKEN = [["blocked", "local"], ["full", "session"]];
+    for (const [name, storage] of BROKEN) {
+      tried++;
+      const r = await page.evaluate(async ([name, storage]) => {
+        const setItem = Storage.prototype.setItem;
+        const local = Object.getOwnPropertyDescriptor(window, "localStorage");
+        if (name === "blocked") Object.defineProperty(window, "localStorage", { configurable: true, get() { throw new DOMException("no", "SecurityError"); } });
+        else Storage.prototype.setItem = () => { throw new DOMException("full", "QuotaExceededError"); };
+        try {
+          const s = new lib.Session({ tokenUrl: "/auth/token", storage, crossTab: false });
+          const errors = [];
+          s.on("error", (e) => errors.push([e.error.code, /using memory/.test(e.error.message)]));
+          await new Promise((r) => setTimeout(r, 0));
+          s.setTokens({ access_token: "works", expires_in: 60 });
+          const out = { mode: s.storage, errors, token: s.accessToken, stored: sessionStorage.length };
+          s.dispose();
+          return out;
+        } finally {
+          Storage.prototype.setItem = setItem;
+          Object.defineProperty(window, "localStorage", local);
+        }
+      }, [name, storage]);
+      assert.deepEqual(r, { mode: "memory", errors: [["storage", true]], token: "works", stored: 0 }, name);
+    }
+    assert.equal(await page.evaluate(() => typeof localStorage.getItem), "function", "storage restored");
+  });
+
+  test("the module still works after all of the above", async () => {
+    const status = await page.evaluate(async () => {
+      const s = new lib.Session({ tokenUrl: "/auth/token" });
+      await s.login("/auth/login", { username: "demo", password: "demo" });
+      return (await s.fetch("/api/me")).status;
+    });
+    assert.equal(status, 200);
+  });
 });

@@ -83,6 +83,57 @@ export function launch() {
   return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: chromiumArgs });
 }
 
+/**
+ * The browsers the cross-browser tests run in: `WS_BROWSERS` (default "chromium,firefox"),
+ * e.g. `WS_BROWSERS=firefox make test-e2e` for one alone.
+ */
+export const engines = (process.env.WS_BROWSERS || "chromium,firefox").split(",").map((s) => s.trim()).filter(Boolean);
+
+/**
+ * Launches `engine`: Chromium through playwright-core, or Debian's Firefox ESR through
+ * puppeteer-core over WebDriver BiDi, behind the part of Playwright's API the tests use
+ * (`newContext`, `addInitScript`, `newPage`, `goto`, `evaluate`, `waitForFunction`, `close`).
+ */
+export async function launchEngine(engine) {
+  if (engine === "chromium") return launch();
+  if (engine !== "firefox") throw new Error(`unknown browser ${engine}`);
+  const { default: puppeteer } = await import("puppeteer-core");
+  const browser = await puppeteer.launch({
+    browser: "firefox",
+    executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+    headless: true,
+  });
+  return {
+    async newContext() {
+      const context = await browser.createBrowserContext();
+      const scripts = [];
+      return {
+        async addInitScript(fn) { scripts.push(fn); },
+        async newPage() {
+          const page = await context.newPage();
+          for (const fn of scripts) await page.evaluateOnNewDocument(fn);
+          return firefoxPage(page);
+        },
+        close: () => context.close(),
+      };
+    },
+    close: () => browser.close(),
+  };
+}
+
+/** A puppeteer page with Playwright's argument order. */
+function firefoxPage(page) {
+  return {
+    on: (event, f) => page.on(event, f),
+    goto: (url) => page.goto(url),
+    reload: () => page.reload(),
+    close: () => page.close(),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    waitForFunction: (fn, arg, options = {}) =>
+      page.waitForFunction(fn, { polling: 50, timeout: options.timeout ?? 30000 }, arg),
+  };
+}
+
 /** Opens a tab on the fixture page and waits until the package is loaded. */
 export async function openTab(context, server, pagePath = "/e2e.html") {
   const page = await context.newPage();

@@ -1,235 +1,268 @@
 // Several tabs (pages of one browser context share BroadcastChannel, storage and Web Locks):
 // one refresh per lifetime, logout and login everywhere, memory-mode sharing, bad messages.
-import { test, before, after } from "node:test";
+import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openTab, until, sleep, median } from "./harness.mjs";
+import { startServer, launchEngine, engines, openTab, until, sleep, median } from "./harness.mjs";
 
-let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
+for (const engine of engines) describe(engine, () => {
+  let browser;
+  before(async () => { browser = await launchEngine(engine); });
+  after(async () => { await browser?.close(); });
 
-const NO_WEB_LOCKS = () => { delete Navigator.prototype.locks; };
-const NO_BROADCAST_CHANNEL = () => { delete window.BroadcastChannel; };
+  const NO_WEB_LOCKS = () => { delete Navigator.prototype.locks; };
+  const NO_BROADCAST_CHANNEL = () => { delete window.BroadcastChannel; };
 
-async function setup(env = {}, initScript) {
-  const server = await startServer(env);
-  const context = await browser.newContext();
-  if (initScript) await context.addInitScript(initScript);
-  return { server, context, async close() { await context.close(); await server.stop(); } };
-}
+  async function setup(env = {}, initScript) {
+    const server = await startServer(env);
+    const context = await browser.newContext();
+    if (initScript) await context.addInitScript(initScript);
+    return { server, context, async close() { await context.close(); await server.stop(); } };
+  }
 
-const open = (page, config = {}) => page.evaluate(async (config) => {
-  const s = window.makeSession({ tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", ...config });
-  return s.ready;
-}, config);
+  const open = (page, config = {}) => page.evaluate(async (config) => {
+    const s = window.makeSession({ tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", ...config });
+    return s.ready;
+  }, config);
 
-const loginIn = (page) => page.evaluate(() => session.login("/auth/login", { username: "demo", password: "demo" }));
+  const loginIn = (page) => page.evaluate(() => session.login("/auth/login", { username: "demo", password: "demo" }));
 
-const state = (page) => page.evaluate(() => ({
-  auth: session.isAuthenticated, token: session.accessToken,
-  logouts: window.events.filter((e) => e.type === "logout").map((e) => e.reason),
-}));
+  const state = (page) => page.evaluate(() => ({
+    auth: session.isAuthenticated, token: session.accessToken,
+    logouts: window.events.filter((e) => e.type === "logout").map((e) => e.reason),
+  }));
 
-const cadence = [
-  ["memory"], ["session"], ["local"],
-  ["memory", NO_WEB_LOCKS, "without Web Locks"],
-  ["local", NO_BROADCAST_CHANNEL, "without BroadcastChannel"],
-];
-for (const [storage, initScript, label = ""] of cadence) {
-  test(`4 tabs x 8 lifetimes (${storage}) ${label}: one refresh per lifetime, no reuse, no 401`, async () => {
-    const t = await setup({ ACCESS_TTL: "2" }, initScript);
+  const cadence = [
+    ["memory"], ["session"], ["local"],
+    ["memory", NO_WEB_LOCKS, "without Web Locks"],
+    ["local", NO_BROADCAST_CHANNEL, "without BroadcastChannel"],
+  ];
+  for (const [storage, initScript, label = ""] of cadence) {
+    test(`4 tabs x 8 lifetimes (${storage}) ${label}: one refresh per lifetime, no reuse, no 401`, async () => {
+      const t = await setup({ ACCESS_TTL: "2" }, initScript);
+      try {
+        const tabs = [];
+        for (let i = 0; i < 4; i++) tabs.push(await openTab(t.context, t.server));
+        await open(tabs[0], { storage });
+        await loginIn(tabs[0]);
+        for (const tab of tabs.slice(1)) assert.equal(await open(tab, { storage }), true, "new tab signed in");
+        const started = Date.now();
+        const results = await Promise.all(tabs.map((tab) => tab.evaluate(async () => {
+          const statuses = {};
+          const until = Date.now() + 12000;
+          while (Date.now() < until) {
+            const r = await session.fetch("/api/me");
+            statuses[r.status] = (statuses[r.status] || 0) + 1;
+            await new Promise((r) => setTimeout(r, 30));
+          }
+          return statuses;
+        })));
+        const elapsed = Date.now() - started;
+        const stats = await t.server.stats();
+        const expected = Math.floor(elapsed / 1500);
+        console.log(`${storage} ${label}: refreshes=${stats.refreshes} expected=${expected}±1 token_requests=${stats.token_requests} ` +
+          `reuse=${stats.refresh_reuse} api_ok=${stats.api_ok} api_401=${stats.api_unauthorized} per-tab=${JSON.stringify(results)}`);
+        for (const r of results) assert.equal(r[401], undefined, "a 401 reached the app");
+        assert.equal(stats.refresh_reuse, 0);
+        assert.equal(stats.api_unauthorized, 0);
+        // Never more than one refresh per lifetime. Fewer only where a background tab's
+        // timers are throttled (Firefox: about 1 s) and, without Web Locks, it wins the claim.
+        const slack = engine === "firefox" && label ? 3 : 1;
+        assert.ok(stats.refreshes <= expected + 1 && stats.refreshes >= expected - slack,
+          `refreshes ${stats.refreshes}, expected ${expected} (+1/-${slack})`);
+        assert.equal(stats.token_requests, stats.refreshes, "every token request was a successful refresh");
+      } finally { await t.close(); }
+    });
+  }
+
+  test("logout in one tab signs out every tab; propagation time measured", async () => {
+    const t = await setup();
     try {
       const tabs = [];
       for (let i = 0; i < 4; i++) tabs.push(await openTab(t.context, t.server));
-      await open(tabs[0], { storage });
-      await loginIn(tabs[0]);
-      for (const tab of tabs.slice(1)) assert.equal(await open(tab, { storage }), true, "new tab signed in");
-      const started = Date.now();
-      const results = await Promise.all(tabs.map((tab) => tab.evaluate(async () => {
-        const statuses = {};
-        const until = Date.now() + 12000;
-        while (Date.now() < until) {
-          const r = await session.fetch("/api/me");
-          statuses[r.status] = (statuses[r.status] || 0) + 1;
-          await new Promise((r) => setTimeout(r, 30));
+      for (const tab of tabs) await open(tab);
+      const times = [];
+      for (let round = 0; round < 10; round++) {
+        await loginIn(tabs[0]);
+        await until(async () => (await Promise.all(tabs.map((p) => p.evaluate(() => session.isAuthenticated)))).every(Boolean),
+          { what: "login everywhere" });
+        await Promise.all(tabs.map((p) => p.evaluate(() => { window.events = []; })));
+        const t0 = await tabs[0].evaluate(() => { const t0 = Date.now(); session.logout(); return t0; });
+        const seen = await Promise.all(tabs.slice(1).map((p) => p.waitForFunction(
+          () => window.events.find((e) => e.type === "logout")?.at).then((h) => h.jsonValue())));
+        times.push(Math.max(...seen) - t0);
+        for (const tab of tabs.slice(1)) {
+          assert.deepEqual(await state(tab), { auth: false, token: null, logouts: ["other_tab"] });
         }
-        return statuses;
-      })));
-      const elapsed = Date.now() - started;
-      const stats = await t.server.stats();
-      const expected = Math.floor(elapsed / 1500);
-      console.log(`${storage} ${label}: refreshes=${stats.refreshes} expected=${expected}±1 token_requests=${stats.token_requests} ` +
-        `reuse=${stats.refresh_reuse} api_ok=${stats.api_ok} api_401=${stats.api_unauthorized} per-tab=${JSON.stringify(results)}`);
-      for (const r of results) assert.equal(r[401], undefined, "a 401 reached the app");
-      assert.equal(stats.refresh_reuse, 0);
-      assert.equal(stats.api_unauthorized, 0);
-      assert.ok(Math.abs(stats.refreshes - expected) <= 1, `refreshes ${stats.refreshes}, expected ${expected}±1`);
-      assert.equal(stats.token_requests, stats.refreshes, "every token request was a successful refresh");
+        assert.deepEqual(await state(tabs[0]), { auth: false, token: null, logouts: ["user"] });
+      }
+      console.log(`logout propagation to 3 tabs: median ${median(times)} ms, max ${Math.max(...times)} ms over ${times.length}`);
+      assert.ok(median(times) < 100, `median propagation ${median(times)} ms`);
+      assert.equal((await t.server.stats()).revocations, 10);
     } finally { await t.close(); }
   });
-}
 
-test("logout in one tab signs out every tab; propagation time measured", async () => {
-  const t = await setup();
-  try {
-    const tabs = [];
-    for (let i = 0; i < 4; i++) tabs.push(await openTab(t.context, t.server));
-    for (const tab of tabs) await open(tab);
-    const times = [];
-    for (let round = 0; round < 10; round++) {
-      await loginIn(tabs[0]);
-      await until(async () => (await Promise.all(tabs.map((p) => p.evaluate(() => session.isAuthenticated)))).every(Boolean),
-        { what: "login everywhere" });
-      await Promise.all(tabs.map((p) => p.evaluate(() => { window.events = []; })));
-      const t0 = await tabs[0].evaluate(() => { const t0 = Date.now(); session.logout(); return t0; });
-      const seen = await Promise.all(tabs.slice(1).map((p) => p.waitForFunction(
-        () => window.events.find((e) => e.type === "logout")?.at).then((h) => h.jsonValue())));
-      times.push(Math.max(...seen) - t0);
-      for (const tab of tabs.slice(1)) {
-        assert.deepEqual(await state(tab), { auth: false, token: null, logouts: ["other_tab"] });
+  test("without BroadcastChannel, logout still reaches every tab (storage events)", async () => {
+    const t = await setup({}, NO_BROADCAST_CHANNEL);
+    try {
+      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+      await open(a, { storage: "local" });
+      await loginIn(a);
+      assert.equal(await open(b, { storage: "local" }), true);
+      await a.evaluate(() => session.logout());
+      await b.waitForFunction(() => !session.isAuthenticated);
+      assert.deepEqual(await state(b), { auth: false, token: null, logouts: ["other_tab"] });
+      assert.equal(await b.evaluate(() => localStorage.getItem("wasm-session:default")), null);
+    } finally { await t.close(); }
+  });
+
+  test("refresh_rejected in one tab ends the session in every tab with that reason", async () => {
+    const t = await setup();
+    try {
+      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+      await open(a);
+      await loginIn(a);
+      await open(b);
+      await t.server.faults({ count: 1, status: 400 });
+      await a.evaluate(() => session.refresh().catch(() => {}));
+      await b.waitForFunction(() => !session.isAuthenticated);
+      assert.deepEqual(await state(b), { auth: false, token: null, logouts: ["refresh_rejected"] });
+    } finally { await t.close(); }
+  });
+
+  test("a tab closed while holding the refresh lock does not stall the others", async () => {
+    const t = await setup();
+    try {
+      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+      const config = { requestTimeoutMs: 20000 }; // lockTimeoutMs stays at its 15 s default
+      await open(a, config);
+      await loginIn(a);
+      await open(b, config);
+      await t.server.faults({ count: 1, hang_ms: 8000 });
+      a.evaluate(() => session.refresh()).catch(() => {});
+      await until(async () => (await t.server.stats()).faults_applied === 1, { what: "tab A stuck mid-refresh" });
+      await a.close();
+      const started = Date.now();
+      const result = await b.evaluate(() => session.refresh().then(() => "ok", (e) => e.code));
+      const took = Date.now() - started;
+      console.log(`refresh after the lock holder closed: ${took} ms`);
+      assert.equal(result, "ok");
+      assert.ok(took < 2500, `took ${took} ms: the closed tab's result is given up after a 1 s grace`);
+      const stats = await t.server.stats();
+      assert.equal(stats.refreshes, 1);
+      assert.equal(stats.refresh_reuse, 0);
+    } finally { await t.close(); }
+  });
+
+  test("memory mode: a new tab is signed in without a refresh; with every tab closed it is not", async () => {
+    const t = await setup();
+    try {
+      const a = await openTab(t.context, t.server);
+      await open(a);
+      await loginIn(a);
+      const b = await openTab(t.context, t.server);
+      assert.equal(await open(b), true);
+      const token = await a.evaluate(() => session.accessToken);
+      assert.equal(await b.evaluate(() => session.accessToken), token);
+      assert.equal(await b.evaluate(async () => (await session.fetch("/api/me")).status), 200);
+      assert.equal((await t.server.stats()).token_requests, 0, "no refresh call");
+      await a.close();
+      await b.close();
+      const c = await openTab(t.context, t.server);
+      assert.equal(await open(c), false, "nothing survives the last tab in memory mode");
+    } finally { await t.close(); }
+  });
+
+  test("a login in one tab is picked up by the open tabs", async () => {
+    const t = await setup();
+    try {
+      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+      await open(a);
+      assert.equal(await open(b), false);
+      await loginIn(a);
+      await b.waitForFunction(() => window.events.some((e) => e.type === "login"));
+      assert.equal(await b.evaluate(() => session.accessToken), await a.evaluate(() => session.accessToken));
+    } finally { await t.close(); }
+  });
+
+  test("garbage on the channel and in storage changes nothing", async () => {
+    const t = await setup();
+    try {
+      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+      await open(a, { storage: "local" });
+      await loginIn(a);
+      await open(b, { storage: "local" });
+      const before = await state(b);
+      await a.evaluate(() => {
+        const c = new BroadcastChannel("wasm-session:default");
+        const base = { v: 2, ns: "default", from: "intruder" };
+        const tokens = (t) => ({ access_token: "evil", issued_at: Date.now(), expires_at: Date.now() + 1e6, ...t });
+        for (const m of [
+          42, "logout", null, [], { type: "logout" },
+          { ...base, v: 3, type: "logout", seq: 9e12, reason: "user" },
+          { ...base, v: 1, type: "logout", seq: 9e12, reason: "user" },
+          { ...base, ns: "other", type: "logout", seq: 9e12, reason: "user" },
+          { ...base, type: "logout", seq: 9e12, reason: "because" },
+          { ...base, type: "logout", seq: "9e12", reason: "user" },
+          { ...base, type: "self_destruct" },
+          { ...base, type: "tokens", why: "login", seq: 9e12, origin: "x", tokens: tokens({ access_token: "x".repeat(1 << 20) }) },
+          { ...base, type: "tokens", why: "login", seq: 9e12, origin: "x", tokens: tokens({ issued_at: "soon", expires_at: 1 }) },
+          { ...base, type: "tokens", why: "login", seq: 9e12, tokens: tokens() },
+          { ...base, from: "x".repeat(100), type: "logout", seq: 9e12, reason: "user" },
+        ]) c.postMessage(m);
+        c.close();
+        localStorage.setItem("wasm-session:default:bus", "{garbage");
+        localStorage.setItem("wasm-session:other", "{}");
+      });
+      // A valid message sent after the garbage proves the garbage was processed first.
+      await a.evaluate(() => session.refresh());
+      await b.waitForFunction(() => window.events.some((e) => e.type === "refresh"));
+      const after = await state(b);
+      assert.equal(after.auth, true);
+      assert.deepEqual(after.logouts, before.logouts);
+      assert.notEqual(after.token, "evil");
+      assert.equal(await b.evaluate(async () => (await session.fetch("/api/me")).status), 200);
+    } finally { await t.close(); }
+  });
+
+  test("a tab of the next release (stored format 3, protocol 3) signs nobody out", async () => {
+    const t = await setup();
+    try {
+      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+      await open(a, { storage: "local" });
+      await loginIn(a);
+      await open(b, { storage: "local" });
+      const next = JSON.stringify({ v: 3, ns: "default", session: { whatever: "the next release stores" } });
+      await a.evaluate((next) => {
+        // The next release writes its record and posts its own messages.
+        localStorage.setItem("wasm-session:default", next);
+        const c = new BroadcastChannel("wasm-session:default");
+        c.postMessage({ v: 3, ns: "default", from: "next-release", type: "logout", reason: "user", seq: 9e12 });
+        c.close();
+      }, next);
+      // A message of this release after them proves they were processed first.
+      await a.evaluate(() => session.refresh());
+      await b.waitForFunction(() => window.events.some((e) => e.type === "refresh"));
+      for (const tab of [a, b]) {
+        const s = await state(tab);
+        assert.equal(s.auth, true);
+        assert.deepEqual(s.logouts, []);
       }
-      assert.deepEqual(await state(tabs[0]), { auth: false, token: null, logouts: ["user"] });
-    }
-    console.log(`logout propagation to 3 tabs: median ${median(times)} ms, max ${Math.max(...times)} ms over ${times.length}`);
-    assert.ok(median(times) < 100, `median propagation ${median(times)} ms`);
-    assert.equal((await t.server.stats()).revocations, 10);
-  } finally { await t.close(); }
-});
+      assert.equal(await b.evaluate(async () => (await session.fetch("/api/me")).status), 200);
+    } finally { await t.close(); }
+  });
 
-test("without BroadcastChannel, logout still reaches every tab (storage events)", async () => {
-  const t = await setup({}, NO_BROADCAST_CHANNEL);
-  try {
-    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-    await open(a, { storage: "local" });
-    await loginIn(a);
-    assert.equal(await open(b, { storage: "local" }), true);
-    await a.evaluate(() => session.logout());
-    await b.waitForFunction(() => !session.isAuthenticated);
-    assert.deepEqual(await state(b), { auth: false, token: null, logouts: ["other_tab"] });
-    assert.equal(await b.evaluate(() => localStorage.getItem("wasm-session:default")), null);
-  } finally { await t.close(); }
-});
-
-test("refresh_rejected in one tab ends the session in every tab with that reason", async () => {
-  const t = await setup();
-  try {
-    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-    await open(a);
-    await loginIn(a);
-    await open(b);
-    await t.server.faults({ count: 1, status: 400 });
-    await a.evaluate(() => session.refresh().catch(() => {}));
-    await b.waitForFunction(() => !session.isAuthenticated);
-    assert.deepEqual(await state(b), { auth: false, token: null, logouts: ["refresh_rejected"] });
-  } finally { await t.close(); }
-});
-
-test("a tab closed while holding the refresh lock does not stall the others", async () => {
-  const t = await setup();
-  try {
-    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-    const config = { requestTimeoutMs: 20000 }; // lockTimeoutMs stays at its 15 s default
-    await open(a, config);
-    await loginIn(a);
-    await open(b, config);
-    await t.server.faults({ count: 1, hang_ms: 8000 });
-    a.evaluate(() => session.refresh()).catch(() => {});
-    await until(async () => (await t.server.stats()).faults_applied === 1, { what: "tab A stuck mid-refresh" });
-    await a.close();
-    const started = Date.now();
-    const result = await b.evaluate(() => session.refresh().then(() => "ok", (e) => e.code));
-    const took = Date.now() - started;
-    console.log(`refresh after the lock holder closed: ${took} ms`);
-    assert.equal(result, "ok");
-    assert.ok(took < 2500, `took ${took} ms: the closed tab's result is given up after a 1 s grace`);
-    const stats = await t.server.stats();
-    assert.equal(stats.refreshes, 1);
-    assert.equal(stats.refresh_reuse, 0);
-  } finally { await t.close(); }
-});
-
-test("memory mode: a new tab is signed in without a refresh; with every tab closed it is not", async () => {
-  const t = await setup();
-  try {
-    const a = await openTab(t.context, t.server);
-    await open(a);
-    await loginIn(a);
-    const b = await openTab(t.context, t.server);
-    assert.equal(await open(b), true);
-    const token = await a.evaluate(() => session.accessToken);
-    assert.equal(await b.evaluate(() => session.accessToken), token);
-    assert.equal(await b.evaluate(async () => (await session.fetch("/api/me")).status), 200);
-    assert.equal((await t.server.stats()).token_requests, 0, "no refresh call");
-    await a.close();
-    await b.close();
-    const c = await openTab(t.context, t.server);
-    assert.equal(await open(c), false, "nothing survives the last tab in memory mode");
-  } finally { await t.close(); }
-});
-
-test("a login in one tab is picked up by the open tabs", async () => {
-  const t = await setup();
-  try {
-    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-    await open(a);
-    assert.equal(await open(b), false);
-    await loginIn(a);
-    await b.waitForFunction(() => window.events.some((e) => e.type === "login"));
-    assert.equal(await b.evaluate(() => session.accessToken), await a.evaluate(() => session.accessToken));
-  } finally { await t.close(); }
-});
-
-test("garbage on the channel and in storage changes nothing", async () => {
-  const t = await setup();
-  try {
-    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-    await open(a, { storage: "local" });
-    await loginIn(a);
-    await open(b, { storage: "local" });
-    const before = await state(b);
-    await a.evaluate(() => {
-      const c = new BroadcastChannel("wasm-session:default");
-      const base = { v: 2, ns: "default", from: "intruder" };
-      const tokens = (t) => ({ access_token: "evil", issued_at: Date.now(), expires_at: Date.now() + 1e6, ...t });
-      for (const m of [
-        42, "logout", null, [], { type: "logout" },
-        { ...base, v: 3, type: "logout", seq: 9e12, reason: "user" },
-        { ...base, v: 1, type: "logout", seq: 9e12, reason: "user" },
-        { ...base, ns: "other", type: "logout", seq: 9e12, reason: "user" },
-        { ...base, type: "logout", seq: 9e12, reason: "because" },
-        { ...base, type: "logout", seq: "9e12", reason: "user" },
-        { ...base, type: "self_destruct" },
-        { ...base, type: "tokens", why: "login", seq: 9e12, origin: "x", tokens: tokens({ access_token: "x".repeat(1 << 20) }) },
-        { ...base, type: "tokens", why: "login", seq: 9e12, origin: "x", tokens: tokens({ issued_at: "soon", expires_at: 1 }) },
-        { ...base, type: "tokens", why: "login", seq: 9e12, tokens: tokens() },
-        { ...base, from: "x".repeat(100), type: "logout", seq: 9e12, reason: "user" },
-      ]) c.postMessage(m);
-      c.close();
-      localStorage.setItem("wasm-session:default:bus", "{garbage");
-      localStorage.setItem("wasm-session:other", "{}");
-    });
-    // A valid message sent after the garbage proves the garbage was processed first.
-    await a.evaluate(() => session.refresh());
-    await b.waitForFunction(() => window.events.some((e) => e.type === "refresh"));
-    const after = await state(b);
-    assert.equal(after.auth, true);
-    assert.deepEqual(after.logouts, before.logouts);
-    assert.notEqual(after.token, "evil");
-    assert.equal(await b.evaluate(async () => (await session.fetch("/api/me")).status), 200);
-  } finally { await t.close(); }
-});
-
-test("two namespaces on one origin never affect each other", async () => {
-  const t = await setup();
-  try {
-    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-    await open(a, { namespace: "one", storage: "local" });
-    await open(b, { namespace: "two", storage: "local" });
-    await loginIn(a);
-    await loginIn(b);
-    await a.evaluate(() => session.logout());
-    await sleep(200);
-    assert.equal(await b.evaluate(() => session.isAuthenticated), true);
-    assert.equal(await b.evaluate(() => localStorage.getItem("wasm-session:two") !== null), true);
-  } finally { await t.close(); }
+  test("two namespaces on one origin never affect each other", async () => {
+    const t = await setup();
+    try {
+      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+      await open(a, { namespace: "one", storage: "local" });
+      await open(b, { namespace: "two", storage: "local" });
+      await loginIn(a);
+      await loginIn(b);
+      await a.evaluate(() => session.logout());
+      await sleep(200);
+      assert.equal(await b.evaluate(() => session.isAuthenticated), true);
+      assert.equal(await b.evaluate(() => localStorage.getItem("wasm-session:two") !== null), true);
+    } finally { await t.close(); }
+  });
 });
