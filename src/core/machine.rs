@@ -1138,6 +1138,18 @@ impl Machine {
                 self.note_peer(&from, now + CLAIM_SETTLE_MS + PEER_GRACE_MS, false);
                 self.claims.retain(|(_, at)| now - *at < 4.0 * CLAIM_SETTLE_MS);
                 self.claims.push((from, now));
+                // Holding the lock, this tab is alive and its request is coming or under way:
+                // say so, so that a tab whose wait ran out does not take the lock over.
+                let timeout = self.cfg.request_timeout_ms;
+                match self.flight {
+                    Flight::Sending { sent_at, locked: true, .. } => {
+                        self.post(Message::Refreshing { timeout_ms: (sent_at + timeout - now).max(0.0) })
+                    }
+                    Flight::AwaitPeer { until, locked: true, .. } => {
+                        self.post(Message::Refreshing { timeout_ms: (until - now).max(0.0) + timeout })
+                    }
+                    _ => {}
+                }
             }
             Message::RefreshFailed => {
                 // Back off with the tab that failed, so that tabs don't take turns hammering.
