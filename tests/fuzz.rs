@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use wasm_session::core::config::{self, Config, RawConfig, StorageMode, OPTIONS};
-use wasm_session::core::machine::{Answer, Effect, Input, Machine, Reply, Transport};
+use wasm_session::core::machine::{Boot, Answer, Effect, Input, Machine, Reply, Transport};
 use wasm_session::core::policy::{self, Backoff};
 use wasm_session::core::events::LogoutReason;
 use wasm_session::core::protocol::{Envelope, Message, Stamp, Why, Wire};
@@ -139,7 +139,7 @@ proptest! {
     fn the_machine_survives_any_inputs_at_any_times(steps in prop::collection::vec((step_time(), input()), 1..60)) {
         let mut m = Machine::new(Config { revoke_url: Some("/r".into()), ..Config::default() }, "me".into(), 7);
         let mut now = 1_795_000_000_000.0;
-        let start = Input::Start { stored: Stored::Empty, storage: StorageMode::Memory, storage_error: None, transport: Transport::Broadcast, locks: true, online: true };
+        let start = Input::Start(Boot { stored: Stored::Empty, storage: StorageMode::Memory, storage_error: None, transport: Transport::Broadcast, locks: true, online: true });
         m.handle(now, start);
         for (dt, input) in steps {
             now += dt;

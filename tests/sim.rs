@@ -18,7 +18,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use wasm_session::core::config::{Config, StorageMode};
 use wasm_session::core::events::{Event, LogoutReason};
-use wasm_session::core::machine::{Answer, Effect, Input, Machine, Reply, Ticket, Transport};
+use wasm_session::core::machine::{Boot, Answer, Effect, Input, Machine, Reply, Ticket, Transport};
 use wasm_session::core::policy;
 use wasm_session::core::protocol::{Message, Wire};
 use wasm_session::core::store::{Record, Stored};
@@ -327,14 +327,14 @@ impl World {
             _ => Stored::Empty,
         };
         self.log(format!("open {t}"));
-        let start = Input::Start {
+        let start = Input::Start(Boot {
             stored,
             storage: self.setup.storage,
             storage_error: None,
             transport: self.setup.transport,
             locks: self.setup.locks,
             online: self.online,
-        };
+        });
         self.deliver(t, start);
         if self.setup.locks {
             let others = (0..self.tabs.len()).any(|u| u != t && self.tabs[u].alive);
@@ -1176,14 +1176,14 @@ fn defect_3_a_newer_releases_stored_record_is_left_alone() {
     let mut m = Machine::new(Config::default(), "t".into(), 1);
     let effects = m.handle(
         EPOCH,
-        Input::Start {
+        Input::Start(Boot {
             stored: Stored::OtherVersion,
             storage: StorageMode::Local,
             storage_error: None,
             transport: Transport::Broadcast,
             locks: true,
             online: true,
-        },
+        }),
     );
     assert!(!effects.contains(&Effect::Clear), "{effects:?}");
     assert!(effects.iter().any(|e| matches!(e, Effect::Emit(Event::Error(_)))));
@@ -1255,14 +1255,14 @@ fn defect_7_tiny_lifetimes_and_many_waiting_callers_stay_bounded() {
     assert!(w.stats.refreshes <= 11, "{} refreshes in 10 s for expires_in 0.001", w.stats.refreshes);
     // 100 callers waiting on one refresh arm one timer, not one each.
     let mut m = Machine::new(Config::default(), "t".into(), 1);
-    let start = Input::Start {
+    let start = Input::Start(Boot {
         stored: Stored::Empty,
         storage: StorageMode::Memory,
         storage_error: None,
         transport: Transport::None,
         locks: false,
         online: true,
-    };
+    });
     m.handle(EPOCH, start);
     let tokens = TokenSet::from_response(response("a", Some("r"), 60.0), None, EPOCH, None, None).unwrap();
     m.handle(EPOCH, Input::SignIn { tokens, ticket: None });

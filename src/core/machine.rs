@@ -101,24 +101,28 @@ pub enum Reply {
     Timeout,
 }
 
+/// What a new session finds: what storage held, and what the page offers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Boot {
+    /// The stored record.
+    pub stored: Stored,
+    /// The storage mode in use (memory if the requested storage was unavailable).
+    pub storage: StorageMode,
+    /// Why the requested storage was unavailable, if it was.
+    pub storage_error: Option<Error>,
+    /// How this tab reaches the others.
+    pub transport: Transport,
+    /// The page has Web Locks.
+    pub locks: bool,
+    /// `navigator.onLine`.
+    pub online: bool,
+}
+
 /// Something that happened.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
-    /// The session was created: what storage held, and what the page offers.
-    Start {
-        /// The stored record.
-        stored: Stored,
-        /// The storage mode in use (memory if the requested storage was unavailable).
-        storage: StorageMode,
-        /// Why the requested storage was unavailable, if it was.
-        storage_error: Option<Error>,
-        /// How this tab reaches the others.
-        transport: Transport,
-        /// The page has Web Locks.
-        locks: bool,
-        /// `navigator.onLine`.
-        online: bool,
-    },
+    /// The session was created.
+    Start(Boot),
     /// Whether other tabs of this namespace are open (their presence locks).
     Presence {
         /// At least one is.
@@ -480,9 +484,7 @@ impl Machine {
 
     fn on(&mut self, now: f64, input: Input) {
         match input {
-            Input::Start { stored, storage, storage_error, transport, locks, online } => {
-                self.start(now, stored, storage, storage_error, transport, locks, online)
-            }
+            Input::Start(boot) => self.start(now, boot),
             Input::Presence { others } => {
                 if self.phase == Phase::Restoring && !others {
                     self.become_ready(now);
@@ -555,17 +557,8 @@ impl Machine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &mut self,
-        now: f64,
-        stored: Stored,
-        storage: StorageMode,
-        storage_error: Option<Error>,
-        transport: Transport,
-        locks: bool,
-        online: bool,
-    ) {
+    fn start(&mut self, now: f64, boot: Boot) {
+        let Boot { stored, storage, storage_error, transport, locks, online } = boot;
         if self.phase != Phase::Created {
             return;
         }

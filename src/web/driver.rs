@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::core::config::{Config, StorageMode};
 use crate::core::error::Error;
 use crate::core::events::Event;
-use crate::core::machine::{Answer, Effect, Input, Machine, Ticket, Transport};
+use crate::core::machine::{Answer, Boot, Effect, Input, Machine, Ticket, Transport};
 
 use super::callbacks::spawn as spawn_local;
 use super::events::Events;
@@ -142,14 +142,14 @@ impl Driver {
             listeners.extend(d.watch_storage());
         }
         *d.listeners.borrow_mut() = listeners;
-        d.input(Input::Start {
+        d.input(Input::Start(Boot {
             stored: d.store.read(),
             storage: d.store.mode(),
             storage_error,
             transport,
             locks,
             online: timers::online(),
-        });
+        }));
         if locks {
             d.locks.announce_presence(ns, &d.tab_id, d.me.clone());
         }

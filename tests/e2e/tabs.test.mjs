@@ -184,13 +184,19 @@ for (const engine of engines) describe(engine, () => {
     } finally { await t.close(); }
   });
 
+  /** Two tabs in `local` mode, signed in in the first. */
+  async function twoSignedIn(t) {
+    const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
+    await open(a, { storage: "local" });
+    await loginIn(a);
+    await open(b, { storage: "local" });
+    return [a, b];
+  }
+
   test("garbage on the channel and in storage changes nothing", async () => {
     const t = await setup();
     try {
-      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-      await open(a, { storage: "local" });
-      await loginIn(a);
-      await open(b, { storage: "local" });
+      const [a, b] = await twoSignedIn(t);
       const before = await state(b);
       await a.evaluate(() => {
         const c = new BroadcastChannel("wasm-session:default");
@@ -227,10 +233,7 @@ for (const engine of engines) describe(engine, () => {
   test("a tab of the next release (stored format 3, protocol 3) signs nobody out", async () => {
     const t = await setup();
     try {
-      const [a, b] = [await openTab(t.context, t.server), await openTab(t.context, t.server)];
-      await open(a, { storage: "local" });
-      await loginIn(a);
-      await open(b, { storage: "local" });
+      const [a, b] = await twoSignedIn(t);
       const next = JSON.stringify({ v: 3, ns: "default", session: { whatever: "the next release stores" } });
       await a.evaluate((next) => {
         // The next release writes its record and posts its own messages.
