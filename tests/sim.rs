@@ -495,12 +495,14 @@ impl World {
 
     fn send_refresh(&mut self, t: usize, id: u32, refresh_token: String) {
         self.stats.token_requests += 1;
-        // At most one refresh request of a session (a token family) in flight across all
-        // live tabs: from sending until its answer, or its timeout, whichever comes first. A
-        // frozen tab is, to the others, as good as closed until it thaws (nobody can hear
-        // from it); the reuse invariant still holds for its requests.
+        // At most one request with a refresh token in flight across all live tabs: from
+        // sending until its answer, or its timeout, whichever comes first. A frozen tab is, to
+        // the others, as good as closed until it thaws (nobody can hear from it); the reuse
+        // invariant still holds for its requests. (Requests with two tokens of one session can
+        // overlap only when the older is already spent by a tab that froze or died mid-request:
+        // the reuse invariant judges that one.)
         let timeout = self.setup.config.request_timeout_ms;
-        let family = |rt: &str| self.server.rts.get(rt).map(|r| r.family);
+        let family = |rt: &str| rt.to_string();
         let mut overlap = None;
         for (u, tab) in self.tabs.iter().enumerate() {
             if u == t || !tab.alive || tab.frozen {
