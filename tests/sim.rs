@@ -502,14 +502,13 @@ impl World {
         // overlap only when the older is already spent by a tab that froze or died mid-request:
         // the reuse invariant judges that one.)
         let timeout = self.setup.config.request_timeout_ms;
-        let family = |rt: &str| rt.to_string();
         let mut overlap = None;
         for (u, tab) in self.tabs.iter().enumerate() {
             if u == t || !tab.alive || tab.frozen {
                 continue;
             }
             for (rid, r) in &tab.requests {
-                let same = family(&r.refresh_token) == family(&refresh_token);
+                let same = r.refresh_token == refresh_token;
                 if same && !r.done && self.now < r.sent_at + timeout {
                     overlap = Some(format!("tab {t} sent a refresh while tab {u}'s request {rid} was in flight"));
                 }
