@@ -52,7 +52,7 @@ test-browser: server
 	done
 
 test-e2e: server
-	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 --test-timeout=180000 tests/e2e/
+	@scripts/count.sh "end to end (node --test, playwright-core)" node --test --test-concurrency=1 --test-timeout=600000 tests/e2e/
 
 ## fuzz: the parsers and the machine under property-based fuzzing (PROPTEST_CASES a property,
 ## 100000), then the simulation over SIM_SEEDS (100000) more schedules from SIM_FIRST_SEED (2000)

@@ -38,6 +38,8 @@ fn tokens(issued_at: f64) -> TokenSet {
         scope: None,
         issued_at,
         expires_at: issued_at + 30_000.0,
+        login_at: None,
+        user: None,
     }
 }
 

@@ -16,13 +16,13 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use wasm_session::core::config::{Config, StorageMode};
+use wasm_session::core::config::{Config, Mode, StorageMode};
 use wasm_session::core::events::{Event, LogoutReason};
 use wasm_session::core::machine::{Boot, Answer, Effect, Input, Machine, Reply, Ticket, Transport};
 use wasm_session::core::policy;
 use wasm_session::core::protocol::{Message, Wire};
 use wasm_session::core::store::{Record, Stored};
-use wasm_session::core::token::{Seconds, TokenResponse, TokenSet};
+use wasm_session::core::token::{Seconds, SessionResponse, TokenResponse, TokenSet};
 use wasm_session::core::Field;
 
 // ---- randomness ---------------------------------------------------------------------------
@@ -71,6 +71,8 @@ struct Setup {
     /// Random actions: freezes, crashes, sleeps, clock steps, offline spells.
     chaos: bool,
     fetch_every_ms: f64,
+    /// The user does something in some tab about this often.
+    activity_every_ms: f64,
     duration_ms: f64,
 }
 
@@ -92,6 +94,7 @@ impl Setup {
             fault_rate: 0.0,
             chaos: false,
             fetch_every_ms: 500.0,
+            activity_every_ms: 10_000.0,
             duration_ms: 120_000.0,
         }
     }
@@ -110,6 +113,8 @@ enum Fault {
 
 #[derive(Clone, Debug)]
 enum Act {
+    /// The user does something in a tab.
+    Activity(usize),
     Fetch(usize),
     Login(usize),
     Logout(usize),
@@ -200,6 +205,8 @@ struct Server {
     /// refresh or a 401 asked for a new one since.
     issued: HashMap<u64, (f64, bool)>,
     always_401: bool,
+    /// Cookie mode: each session's current CSRF token and expiry (true time), by family.
+    cookie_sessions: HashMap<u64, (String, f64)>,
     forced: Vec<Fault>,
     /// Extra delay before a request reaches the server, and before its answer comes back.
     slow_ms: f64,
@@ -242,6 +249,10 @@ struct World {
     stats: Stats,
     sleeping: bool,
     quiet: bool,
+    /// The browser's cookie jar, shared by the tabs: the cookie session's family.
+    cookie: Option<u64>,
+    /// The last user activity in any tab (true time).
+    last_activity: f64,
 }
 
 /// Wall-clock start: 2026-11-28.
@@ -274,6 +285,8 @@ impl World {
             stats: Stats::default(),
             sleeping: false,
             quiet: false,
+            cookie: None,
+            last_activity: 0.0,
         };
         for _ in 0..w.setup.tabs {
             w.open_tab();
@@ -327,6 +340,7 @@ impl World {
             _ => Stored::Empty,
         };
         self.log(format!("open {t}"));
+        self.last_activity = self.now; // opening a tab is activity
         let start = Input::Start(Boot {
             stored,
             storage: self.setup.storage,
@@ -362,7 +376,7 @@ impl World {
         let short = format!("{input:?}");
         self.log(format!("tab {t} <- {}", &short[..short.len().min(160)]));
         let wall = self.wall();
-        let effects = self.tabs[t].machine.handle(wall, input);
+        let effects = self.tabs[t].machine.handle(wall, self.now, input);
         for e in effects {
             self.apply(t, e);
         }
@@ -422,7 +436,13 @@ impl World {
             Effect::Emit(event) => self.tabs[t].events.push(event),
             Effect::Answer(ticket, answer) => self.answered(t, ticket, answer),
             Effect::Ready(_) => self.tabs[t].ready_at = Some(self.now),
+            Effect::Refresh { id, refresh_token } if self.cookie_mode() => self.extend(t, id, refresh_token),
             Effect::Refresh { id, refresh_token } => self.send_refresh(t, id, refresh_token),
+            Effect::ReadSession => {
+                let reply = self.cookie_session().unwrap_or(Reply::Status { status: 401, oauth_error: None });
+                let d = self.rng.range(2.0, 30.0);
+                self.at(d, Ev::Input(t, Input::SessionRead { reply }));
+            }
             Effect::Revoke { token, ticket } => {
                 let d = self.rng.range(2.0, 40.0);
                 self.at(d, Ev::Revoke(t, token, ticket));
@@ -615,7 +635,50 @@ impl World {
         (at, rt)
     }
 
+    fn cookie_mode(&self) -> bool {
+        self.setup.config.mode == Mode::Cookie
+    }
+
+    /// The session behind the browser's cookie, as `GET /session` answers it.
+    fn cookie_session(&mut self) -> Option<Reply> {
+        let family = self.cookie?;
+        let (csrf, expiry) = self.server.cookie_sessions.get(&family).filter(|(_, e)| self.now < *e)?.clone();
+        let body = SessionResponse {
+            csrf_token: Field::Valid(csrf),
+            expires_at: Field::Valid(self.wall() + (expiry - self.now)),
+        };
+        TokenSet::from_session(body, Some("{}".into()), self.wall(), None).ok().map(Reply::Session)
+    }
+
+    /// Cookie mode: `POST /session/refresh` under `csrf` extends the session and rotates it.
+    fn extend(&mut self, t: usize, id: u32, csrf: String) {
+        self.stats.token_requests += 1;
+        let family = self.cookie.filter(|f| self.server.cookie_sessions.get(f).is_some_and(|(_, e)| self.now < *e));
+        let reply = match family {
+            None => Reply::Status { status: 401, oauth_error: None },
+            Some(f) if self.server.cookie_sessions[&f].0 != csrf => Reply::Status { status: 403, oauth_error: None },
+            Some(f) => {
+                self.stats.refreshes += 1;
+                self.server.next += 1;
+                let fresh = (format!("csrf-{f}-{}", self.server.next), self.now + self.setup.ttl_s * 1000.0);
+                self.server.cookie_sessions.insert(f, fresh);
+                self.cookie_session().unwrap_or(Reply::Network)
+            }
+        };
+        self.tabs[t].requests.insert(id, Request { refresh_token: csrf, sent_at: self.now, done: false });
+        let d = self.rng.range(2.0, 30.0);
+        self.at(d, Ev::Input(t, Input::RefreshReply { id, reply }));
+    }
+
     fn revoke(&mut self, token: &str) {
+        if self.cookie_mode() {
+            // `POST /session/logout`: the session ends, the cookie goes.
+            if let Some(f) = self.cookie.take() {
+                self.server.cookie_sessions.remove(&f);
+                self.stats.revocations += 1;
+            }
+            return;
+        }
         let family = self.server.rts.get(token).map(|r| r.family).or(self.server.ats.get(token).map(|a| a.0));
         if let Some(f) = family {
             self.server.revoked.insert(f);
@@ -655,6 +718,19 @@ impl World {
         let Some(carried) = carried else { return };
         let (token, seq) = carried.split_once(' ').expect("token and counter");
         let seq: u64 = seq.parse().expect("counter");
+        if self.cookie_mode() {
+            let session = self.cookie.and_then(|f| self.server.cookie_sessions.get(&f)).filter(|(_, e)| self.now < *e);
+            match session {
+                Some((csrf, _)) if csrf == token => {
+                    self.stats.api_ok += 1;
+                    self.tabs[t].calls.remove(&ticket);
+                }
+                // A stale CSRF token: 403, and the driver asks to re-read the session.
+                Some(_) => self.deliver(t, Input::CsrfRejected { ticket }),
+                None => self.deliver(t, Input::Unauthorized { ticket, seq }),
+            }
+            return;
+        }
         let valid = self.server.ats.get(token).is_some_and(|(family, expiry)| {
             self.now < *expiry && !self.server.revoked.contains(family)
         });
@@ -673,8 +749,17 @@ impl World {
 
     fn login(&mut self, t: usize) {
         self.stats.logins += 1;
+        self.last_activity = self.now;
         self.server.next += 1;
         let family = self.server.next;
+        if self.cookie_mode() {
+            let expiry = self.now + self.setup.ttl_s * 1000.0;
+            self.server.cookie_sessions.insert(family, (format!("csrf-{family}-0"), expiry));
+            self.cookie = Some(family);
+            let Some(Reply::Session(tokens)) = self.cookie_session() else { panic!("a fresh cookie session") };
+            let ticket = self.ticket(t, Call::SignIn);
+            return self.deliver(t, Input::SignIn { tokens, ticket: Some(ticket) });
+        }
         let (at, rt) = self.issue(family);
         let r = response(&at, Some(&rt), self.setup.ttl_s);
         let tokens = TokenSet::from_response(r, None, self.wall(), None, None).expect("valid login response");
@@ -706,6 +791,8 @@ impl World {
         }
         let d = self.rng.range(0.0, 200.0);
         self.at(d, Ev::Act(Act::Login(0)));
+        let d = self.rng.range(0.0, self.setup.activity_every_ms);
+        self.at(d, Ev::Act(Act::Activity(0)));
         if self.setup.chaos {
             let d = self.rng.range(1_000.0, 10_000.0);
             self.at(d, Ev::Act(Act::Chaos));
@@ -715,6 +802,16 @@ impl World {
     fn act(&mut self, act: Act) {
         self.log(format!("act {act:?}"));
         match act {
+            Act::Activity(t) => {
+                if self.live(t) && !self.tabs[t].frozen {
+                    self.last_activity = self.now;
+                    self.deliver(t, Input::Activity);
+                }
+                // The user moves on, to any tab.
+                let next = self.rng.below(self.tabs.len());
+                let d = self.rng.range(0.2, 1.8) * self.setup.activity_every_ms;
+                self.at(d, Ev::Act(Act::Activity(next)));
+            }
             Act::Fetch(t) => {
                 if self.live(t) && !self.tabs[t].frozen {
                     let foreign = self.rng.chance(0.2);
@@ -983,6 +1080,27 @@ impl World {
         if let Some(b) = broken.take() {
             self.fail(b);
         }
+        // Without user activity anywhere for `idleTimeoutMs`, and past `maxSessionMs`, no tab
+        // holds the session (once awake, within the bound, plus the activity-sharing delay).
+        let c = &self.setup.config;
+        let wall = self.wall();
+        for (t, tab) in self.tabs.iter().enumerate() {
+            let Some(tokens) = tab.machine.tokens().filter(|_| tab.alive && !tab.frozen) else { continue };
+            let awake = tab.thawed_at;
+            if let Some(idle) = c.idle_timeout_ms {
+                if now > self.last_activity.max(awake) + idle + LOGOUT_BOUND {
+                    broken = Some(format!("tab {t} still signed in {:.0} ms after the last activity", now - self.last_activity));
+                }
+            }
+            if let (Some(max), Some(login)) = (c.max_session_ms, tokens.login_at) {
+                if wall > login + max + LOGOUT_BOUND && now > awake + LOGOUT_BOUND {
+                    broken = Some(format!("tab {t} still signed in {:.0} ms after login", wall - login));
+                }
+            }
+        }
+        if let Some(b) = broken.take() {
+            self.fail(b);
+        }
         // Every caller is answered in bounded time (unless its tab was frozen meanwhile).
         let c = &self.setup.config;
         let bound = c.lock_timeout_ms + 3.0 * (c.request_timeout_ms + 1_000.0) + c.retry_max_ms + 5_000.0;
@@ -1053,6 +1171,14 @@ fn random_setup(rng: &mut Rng) -> Setup {
     s.fault_rate = [0.0, 0.05, 0.3][rng.below(3)];
     s.chaos = rng.chance(0.7) && s.transport != Transport::None;
     s.fetch_every_ms = [100.0, 700.0, 3_000.0][rng.below(3)];
+    s.activity_every_ms = [2_000.0, 20_000.0, 120_000.0][rng.below(3)];
+    if rng.chance(0.3) {
+        s.config.idle_timeout_ms = Some([30_000.0, 90_000.0][rng.below(2)]);
+        s.config.idle_warning_ms = rng.chance(0.5).then_some(10_000.0);
+    }
+    if rng.chance(0.2) {
+        s.config.max_session_ms = Some([60_000.0, 300_000.0][rng.below(2)]);
+    }
     s.duration_ms = rng.range(30_000.0, 600_000.0);
     s
 }
@@ -1177,6 +1303,7 @@ fn defect_3_a_newer_releases_stored_record_is_left_alone() {
     let mut m = Machine::new(Config::default(), "t".into(), 1);
     let effects = m.handle(
         EPOCH,
+        0.0,
         Input::Start(Boot {
             stored: Stored::OtherVersion,
             storage: StorageMode::Local,
@@ -1264,13 +1391,13 @@ fn defect_7_tiny_lifetimes_and_many_waiting_callers_stay_bounded() {
         locks: false,
         online: true,
     });
-    m.handle(EPOCH, start);
+    m.handle(EPOCH, 0.0, start);
     let tokens = TokenSet::from_response(response("a", Some("r"), 60.0), None, EPOCH, None, None).unwrap();
-    m.handle(EPOCH, Input::SignIn { tokens, ticket: None });
+    m.handle(EPOCH, 0.0, Input::SignIn { tokens, ticket: None });
     let later = EPOCH + 59_900.0;
     let mut timers = 0;
     for ticket in 0..100 {
-        let effects = m.handle(later, Input::TokenWanted { ticket });
+        let effects = m.handle(later, later - EPOCH, Input::TokenWanted { ticket });
         timers += effects.iter().filter(|e| matches!(e, Effect::Timer(_))).count();
     }
     assert!(timers <= 1, "{timers} timers armed for 100 waiting callers");

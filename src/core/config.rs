@@ -30,8 +30,18 @@ impl StorageMode {
     }
 }
 
+/// What kind of session: tokens held in the browser, or a server session behind a cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// OAuth 2.0 tokens in the browser (`tokenUrl`).
+    Token,
+    /// An HttpOnly session cookie and a CSRF token (`sessionUrl`); no token in JS.
+    Cookie,
+}
+
 /// Every option name `new Session(config)` accepts.
-pub const OPTIONS: [&str; 13] = [
+pub const OPTIONS: [&str; 19] = [
+    "mode",
     "tokenUrl",
     "clientId",
     "revokeUrl",
@@ -45,17 +55,24 @@ pub const OPTIONS: [&str; 13] = [
     "lockTimeoutMs",
     "restoreTimeoutMs",
     "crossTab",
+    "sessionUrl",
+    "csrfHeader",
+    "idleTimeoutMs",
+    "idleWarningMs",
+    "maxSessionMs",
 ];
 
 /// The unknown-key error text, listing the options.
-const UNKNOWN: &str = "is not an option (options: tokenUrl, clientId, revokeUrl, storage, namespace, allowedOrigins, \
-refreshLeadMs, requestTimeoutMs, retryBaseMs, retryMaxMs, lockTimeoutMs, restoreTimeoutMs, crossTab)";
+const UNKNOWN: &str = "is not an option (options: mode, tokenUrl, clientId, revokeUrl, storage, namespace, \
+allowedOrigins, refreshLeadMs, requestTimeoutMs, retryBaseMs, retryMaxMs, lockTimeoutMs, restoreTimeoutMs, crossTab, \
+sessionUrl, csrfHeader, idleTimeoutMs, idleWarningMs, maxSessionMs)";
 
 /// The config object as serde reads it: every option, each of any type.
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct RawConfig {
+    pub mode: Field<String>,
     pub token_url: Field<String>,
     pub client_id: Field<String>,
     pub revoke_url: Field<String>,
@@ -69,12 +86,19 @@ pub struct RawConfig {
     pub lock_timeout_ms: Field<f64>,
     pub restore_timeout_ms: Field<f64>,
     pub cross_tab: Field<bool>,
+    pub session_url: Field<String>,
+    pub csrf_header: Field<String>,
+    pub idle_timeout_ms: Field<f64>,
+    pub idle_warning_ms: Field<f64>,
+    pub max_session_ms: Field<f64>,
 }
 
 /// Validated options. URLs are as given; the driver resolves them against the page.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// OAuth 2.0 token endpoint for the refresh grant (required).
+    /// Tokens in the browser, or a cookie session.
+    pub mode: Mode,
+    /// OAuth 2.0 token endpoint for the refresh grant (required in token mode).
     pub token_url: String,
     /// Sent as `client_id` with refresh and revocation requests.
     pub client_id: Option<String>,
@@ -100,12 +124,23 @@ pub struct Config {
     pub restore_timeout_ms: f64,
     /// Coordinate with other tabs (BroadcastChannel, Web Locks).
     pub cross_tab: bool,
+    /// Cookie mode: the session endpoint (`GET` restores, `/refresh` extends, `/logout` ends).
+    pub session_url: Option<String>,
+    /// Cookie mode: the header that carries the CSRF token on unsafe methods.
+    pub csrf_header: String,
+    /// No user activity in any tab for this long ends the session (reason `idle`).
+    pub idle_timeout_ms: Option<f64>,
+    /// This long before the idle logout, an `idle_warning` event.
+    pub idle_warning_ms: Option<f64>,
+    /// The session ends this long after login whatever happens (reason `absolute`).
+    pub max_session_ms: Option<f64>,
 }
 
 impl Default for Config {
     /// The defaults, with an empty token URL (for tests and the simulation).
     fn default() -> Self {
         Config {
+            mode: Mode::Token,
             token_url: String::new(),
             client_id: None,
             revoke_url: None,
@@ -119,6 +154,11 @@ impl Default for Config {
             lock_timeout_ms: 15_000.0,
             restore_timeout_ms: 300.0,
             cross_tab: true,
+            session_url: None,
+            csrf_header: "X-CSRF-Token".into(),
+            idle_timeout_ms: None,
+            idle_warning_ms: None,
+            max_session_ms: None,
         }
     }
 }
@@ -136,6 +176,13 @@ fn string(field: Field<String>, name: &str) -> Result<Option<String>, Error> {
         Field::Valid(s) if s.len() > 2048 => Err(err(name, "is longer than 2048 characters")),
         Field::Valid(s) => Ok(Some(s)),
         Field::Invalid => Err(err(name, "must be a string")),
+    }
+}
+
+fn optional_millis(field: Field<f64>, name: &str, min: f64, max: f64) -> Result<Option<f64>, Error> {
+    match field {
+        Field::Absent => Ok(None),
+        f => millis(f, name, 0.0, min, max).map(Some),
     }
 }
 
@@ -157,6 +204,12 @@ impl Config {
             return Err(err(unknown, UNKNOWN));
         }
         let d = Config::default();
+        let mode = match raw.mode {
+            Field::Absent => Mode::Token,
+            Field::Valid(s) if s == "token" => Mode::Token,
+            Field::Valid(s) if s == "cookie" => Mode::Cookie,
+            _ => return Err(err("mode", "must be \"token\" or \"cookie\"")),
+        };
         let storage = match raw.storage {
             Field::Absent => StorageMode::Memory,
             Field::Valid(s) if s == "memory" => StorageMode::Memory,
@@ -185,9 +238,40 @@ impl Config {
             Field::Valid(list) if list.iter().all(|o| !o.is_empty()) => list,
             _ => return Err(err("allowedOrigins", "must be an array of origin strings")),
         };
+        let idle_timeout_ms = optional_millis(raw.idle_timeout_ms, "idleTimeoutMs", 10_000.0, 30.0 * DAY_MS)?;
+        let idle_warning_ms = optional_millis(raw.idle_warning_ms, "idleWarningMs", 1_000.0, 30.0 * DAY_MS)?;
+        match (idle_timeout_ms, idle_warning_ms) {
+            (None, Some(_)) => return Err(err("idleWarningMs", "needs idleTimeoutMs")),
+            (Some(t), Some(w)) if w >= t => return Err(err("idleWarningMs", "must be shorter than idleTimeoutMs")),
+            _ => {}
+        }
+        let max_session_ms = optional_millis(raw.max_session_ms, "maxSessionMs", 10_000.0, 366.0 * DAY_MS)?;
+        let csrf_header = string(raw.csrf_header, "csrfHeader")?.unwrap_or(d.csrf_header);
+        let header_ok = csrf_header.len() <= 64 && csrf_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !header_ok {
+            return Err(err("csrfHeader", "must be a header name of letters, digits and '-'"));
+        }
+        let token_url = string(raw.token_url, "tokenUrl")?;
+        let session_url = string(raw.session_url, "sessionUrl")?;
+        let token_url = match mode {
+            Mode::Token if session_url.is_some() => {
+                return Err(err("sessionUrl", "applies only with mode: \"cookie\""))
+            }
+            Mode::Token => token_url.ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint)"))?,
+            Mode::Cookie if token_url.is_some() => {
+                return Err(err("tokenUrl", "does not apply with mode: \"cookie\" (use sessionUrl)"))
+            }
+            Mode::Cookie if session_url.is_none() => {
+                return Err(err("sessionUrl", "is required with mode: \"cookie\" (your session endpoint)"))
+            }
+            Mode::Cookie if storage != StorageMode::Memory => {
+                return Err(err("storage", "must be \"memory\" with mode: \"cookie\" (the cookie is the session)"))
+            }
+            Mode::Cookie => String::new(),
+        };
         Ok(Config {
-            token_url: string(raw.token_url, "tokenUrl")?
-                .ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint)"))?,
+            mode,
+            token_url,
             client_id: string(raw.client_id, "clientId")?,
             revoke_url: string(raw.revoke_url, "revokeUrl")?,
             storage,
@@ -200,6 +284,11 @@ impl Config {
             lock_timeout_ms: millis(raw.lock_timeout_ms, "lockTimeoutMs", d.lock_timeout_ms, 100.0, 600_000.0)?,
             restore_timeout_ms: millis(raw.restore_timeout_ms, "restoreTimeoutMs", d.restore_timeout_ms, 0.0, 60_000.0)?,
             cross_tab,
+            session_url,
+            csrf_header,
+            idle_timeout_ms,
+            idle_warning_ms,
+            max_session_ms,
         })
     }
 }
@@ -280,9 +369,28 @@ mod tests {
             (json!({ "tokenUrl": "/t", "retryBaseMs": 900, "retryMaxMs": 100 }), "retryMaxMs"),
             (json!({ "tokenUrl": "/t", "crossTab": "yes" }), "crossTab"),
             (json!({ "tokenUrl": "/t", "clientId": {} }), "clientId"),
+            (json!({ "tokenUrl": "/t", "mode": "session" }), "mode"),
+            (json!({ "mode": "cookie" }), "sessionUrl"),
+            (json!({ "mode": "cookie", "sessionUrl": "/s", "tokenUrl": "/t" }), "tokenUrl"),
+            (json!({ "mode": "cookie", "sessionUrl": "/s", "storage": "local" }), "storage"),
+            (json!({ "tokenUrl": "/t", "sessionUrl": "/s" }), "sessionUrl"),
+            (json!({ "tokenUrl": "/t", "idleWarningMs": 5000 }), "idleWarningMs"),
+            (json!({ "tokenUrl": "/t", "idleTimeoutMs": 60000, "idleWarningMs": 60000 }), "idleWarningMs"),
+            (json!({ "tokenUrl": "/t", "idleTimeoutMs": 10 }), "idleTimeoutMs"),
+            (json!({ "tokenUrl": "/t", "maxSessionMs": "8h" }), "maxSessionMs"),
+            (json!({ "mode": "cookie", "sessionUrl": "/s", "csrfHeader": "X CSRF" }), "csrfHeader"),
         ] {
             assert_eq!(field_of(parse(config.clone())), field, "{config}");
         }
+    }
+
+    #[test]
+    fn cookie_mode_and_timeouts_are_read() {
+        let c = parse(json!({ "mode": "cookie", "sessionUrl": "/session", "idleTimeoutMs": 900000,
+            "idleWarningMs": 60000, "maxSessionMs": 28800000 }))
+        .unwrap();
+        assert_eq!((c.mode, c.session_url.as_deref(), c.csrf_header.as_str()), (Mode::Cookie, Some("/session"), "X-CSRF-Token"));
+        assert_eq!((c.idle_timeout_ms, c.idle_warning_ms, c.max_session_ms), (Some(900_000.0), Some(60_000.0), Some(28_800_000.0)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::error::Error;
 
 /// The names `session.on(name, callback)` accepts.
-pub const EVENT_NAMES: [&str; 5] = ["login", "refresh", "logout", "expired", "error"];
+pub const EVENT_NAMES: [&str; 7] = ["login", "refresh", "logout", "expired", "error", "idle_warning", "active"];
 
 /// Why a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,8 +14,13 @@ pub enum LogoutReason {
     OtherTab,
     /// The server rejected the refresh token (`invalid_grant`, reuse detected, revoked).
     RefreshRejected,
-    /// The access token expired and there was no refresh token to renew it.
+    /// The access token expired and there was no refresh token to renew it (or, in cookie
+    /// mode, the server's session ended).
     Expired,
+    /// No user activity in any tab for `idleTimeoutMs`.
+    Idle,
+    /// `maxSessionMs` after login.
+    Absolute,
 }
 
 impl LogoutReason {
@@ -26,6 +31,8 @@ impl LogoutReason {
             LogoutReason::OtherTab => "other_tab",
             LogoutReason::RefreshRejected => "refresh_rejected",
             LogoutReason::Expired => "expired",
+            LogoutReason::Idle => "idle",
+            LogoutReason::Absolute => "absolute",
         }
     }
 
@@ -36,6 +43,8 @@ impl LogoutReason {
             "other_tab" => LogoutReason::OtherTab,
             "refresh_rejected" => LogoutReason::RefreshRejected,
             "expired" => LogoutReason::Expired,
+            "idle" => LogoutReason::Idle,
+            "absolute" => LogoutReason::Absolute,
             _ => return None,
         })
     }
@@ -74,6 +83,13 @@ pub enum Event {
     },
     /// Something failed that the session survives.
     Error(Error),
+    /// No user activity for a while: the session ends at `logout_at` unless there is some.
+    IdleWarning {
+        /// When the idle logout comes (epoch ms).
+        logout_at: f64,
+    },
+    /// Activity (in any tab) after an `idle_warning`: the idle logout is off.
+    Active,
 }
 
 impl Event {
@@ -85,6 +101,8 @@ impl Event {
             Event::Logout { .. } => "logout",
             Event::Expired { .. } => "expired",
             Event::Error(_) => "error",
+            Event::IdleWarning { .. } => "idle_warning",
+            Event::Active => "active",
         }
     }
 }
@@ -95,7 +113,14 @@ mod tests {
 
     #[test]
     fn reasons_round_trip_and_other_tabs_see_user_logout_as_other_tab() {
-        for r in [LogoutReason::User, LogoutReason::OtherTab, LogoutReason::RefreshRejected, LogoutReason::Expired] {
+        for r in [
+            LogoutReason::User,
+            LogoutReason::OtherTab,
+            LogoutReason::RefreshRejected,
+            LogoutReason::Expired,
+            LogoutReason::Idle,
+            LogoutReason::Absolute,
+        ] {
             assert_eq!(LogoutReason::parse(r.as_str()), Some(r));
         }
         assert_eq!(LogoutReason::parse("because"), None);
@@ -111,6 +136,8 @@ mod tests {
             Event::Logout { reason: LogoutReason::User },
             Event::Expired { expires_at: 0.0 },
             Event::Error(Error::Network),
+            Event::IdleWarning { logout_at: 0.0 },
+            Event::Active,
         ] {
             assert!(EVENT_NAMES.contains(&e.name()));
         }

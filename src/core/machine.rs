@@ -17,7 +17,7 @@
 //! - Without Web Locks, tabs claim the refresh over the channel and the lowest tab id wins.
 //! - Results travel as stamped token sets; a tab adopts a set only if its stamp is newer.
 
-use super::config::{Config, StorageMode};
+use super::config::{Config, Mode, StorageMode};
 use super::error::Error;
 use super::events::{Event, LogoutReason};
 use super::policy::{self, Backoff, Failure};
@@ -48,6 +48,10 @@ pub const SETTLE_MS: f64 = 100.0;
 /// background tabs run timers up to about a second late: that is not a freeze):
 /// messages may be waiting that it has not read.
 pub const LATE_MS: f64 = 2_000.0;
+
+/// Activity is shared with the other tabs at most this often (and at most a quarter of
+/// `idleTimeoutMs`).
+pub const ACTIVITY_SHARE_MS: f64 = 5_000.0;
 
 /// Offline and due: look again after this long even if no `online` event comes.
 pub const OFFLINE_RECHECK_MS: f64 = 30_000.0;
@@ -93,6 +97,8 @@ pub enum Reply {
         /// The RFC 6749 §5.2 `error` of a JSON body, if there was one.
         oauth_error: Option<String>,
     },
+    /// Cookie mode: 2xx with a valid session body.
+    Session(TokenSet),
     /// 2xx but not a JSON object, or too large.
     Garbled,
     /// No answer: network error, CORS, dropped connection.
@@ -194,6 +200,18 @@ pub enum Input {
         /// In `local` mode, the stored session read when the lock was granted.
         stored: Option<Stored>,
     },
+    /// The user did something (pointer, key, touch, the tab shown again).
+    Activity,
+    /// Cookie mode: the answer to [`Effect::ReadSession`].
+    SessionRead {
+        /// What the session endpoint said.
+        reply: Reply,
+    },
+    /// Cookie mode: a request got a 403 naming a CSRF failure: may it retry with a fresh token?
+    CsrfRejected {
+        /// The caller.
+        ticket: Ticket,
+    },
     /// Another tab stole the lock this tab held (request `id`).
     LockLost {
         /// The request.
@@ -237,14 +255,18 @@ pub enum Effect {
     Answer(Ticket, Answer),
     /// Start-up restore is done: resolve `ready` with whether there is a session.
     Ready(bool),
-    /// POST the refresh grant with this refresh token; answer with [`Input::RefreshReply`].
+    /// POST the refresh grant with this refresh token (cookie mode: extend the session,
+    /// `POST {sessionUrl}/refresh`, under this CSRF token); answer with [`Input::RefreshReply`].
     Refresh {
         /// Request id.
         id: u32,
-        /// The refresh token to send.
+        /// The refresh token (cookie mode: the CSRF token) to send.
         refresh_token: String,
     },
-    /// Revoke this token (RFC 7009); answer with [`Input::RevokeReply`].
+    /// Cookie mode: read the session (`GET {sessionUrl}`); answer with [`Input::SessionRead`].
+    ReadSession,
+    /// Revoke this token (RFC 7009), or in cookie mode end the server session (`POST
+    /// {sessionUrl}/logout`); answer with [`Input::RevokeReply`].
     Revoke {
         /// The token.
         token: String,
@@ -376,8 +398,19 @@ pub struct Machine {
     /// request it holds until its answer lands.
     abandoned: Vec<(u32, Option<u32>)>,
     armed: Option<f64>,
-    /// The latest `now` seen, to notice the wall clock stepping backwards.
+    /// The latest wall and monotonic times seen, to measure steps of the wall clock.
     last_now: f64,
+    last_mono: f64,
+    /// The last user activity in any tab (epoch ms).
+    last_activity: f64,
+    /// When this tab last told the others of activity, and whether activity came since.
+    activity_shared: f64,
+    activity_unshared: bool,
+    /// An `idle_warning` was emitted and no activity came since.
+    warned: bool,
+    /// Cookie mode: a session read is under way, and the callers waiting for it.
+    reading: bool,
+    read_waiters: Vec<Ticket>,
     out: Vec<Effect>,
 }
 
@@ -411,15 +444,24 @@ impl Machine {
             abandoned: Vec::new(),
             armed: None,
             last_now: f64::NEG_INFINITY,
+            last_mono: 0.0,
+            last_activity: f64::NEG_INFINITY,
+            activity_shared: f64::NEG_INFINITY,
+            activity_unshared: false,
+            warned: false,
+            reading: false,
+            read_waiters: Vec::new(),
             out: Vec::new(),
         }
     }
 
-    /// Handles one input at `now` (epoch ms) and returns what to do, in order.
-    pub fn handle(&mut self, now: f64, input: Input) -> Vec<Effect> {
+    /// Handles one input at `now` (the wall clock, epoch ms; `mono` is a monotonic clock in
+    /// ms, e.g. `performance.now()`) and returns what to do, in order.
+    pub fn handle(&mut self, now: f64, mono: f64, input: Input) -> Vec<Effect> {
         // A clock that reads NaN or infinity is ignored: the last good reading stands.
         let now = if now.is_finite() { now } else { self.last_now.max(0.0) };
-        self.observe(now);
+        let mono = if mono.is_finite() { mono } else { self.last_mono };
+        self.observe(now, mono);
         if self.phase == Phase::Disposed {
             self.after_dispose(now, input);
         } else {
@@ -449,10 +491,20 @@ impl Machine {
         fresh.then_some((t.access_token.as_str(), h.stamp.seq))
     }
 
-    /// When the next refresh is due (after any backoff); `None` without a refresh token.
+    /// When the next refresh is due (after any backoff); `None` when nothing can renew the set.
     pub fn refresh_at(&self) -> Option<f64> {
-        let t = self.tokens().filter(|t| t.refresh_token.is_some())?;
+        let t = self.tokens().filter(|t| self.renewable(t))?;
         Some(self.refresh_due(t))
+    }
+
+    /// When the idle logout comes if nothing happens (epoch ms), while signed in.
+    pub fn idle_logout_at(&self) -> Option<f64> {
+        self.held.as_ref().and(self.idle_at())
+    }
+
+    /// When the session's absolute lifetime ends (epoch ms), while signed in with one.
+    pub fn session_ends_at(&self) -> Option<f64> {
+        self.tokens().and_then(|t| self.absolute_at(t))
     }
 
     /// The stamp of the current token set.
@@ -500,16 +552,24 @@ impl Machine {
             Input::TokenWanted { ticket } => self.want(now, ticket, Want::Token),
             Input::Unauthorized { ticket, seq } => self.want(now, ticket, Want::Retry401 { seq }),
             Input::Refresh { ticket } => self.want(now, ticket, Want::Refresh),
-            Input::Logout { ticket } => {
-                let held = self.end(now, LogoutReason::User, None);
-                let token = held.and_then(|h| h.tokens.refresh_token.or(Some(h.tokens.access_token)));
-                match token.filter(|_| self.cfg.revoke_url.is_some()) {
-                    Some(token) => self.out.push(Effect::Revoke { token, ticket: Some(ticket) }),
-                    None => self.answer(ticket, Answer::Done),
+            Input::Logout { ticket } => self.end_here(now, LogoutReason::User, Some(ticket)),
+            Input::Activity => self.activity(now, 0.0, true),
+            Input::SessionRead { reply } => self.session_read(now, reply),
+            Input::CsrfRejected { ticket } => {
+                if self.held.is_none() {
+                    return self.answer(ticket, Answer::NoToken);
                 }
+                self.read_waiters.push(ticket);
+                self.read_session();
             }
             Input::Dispose => self.dispose(),
-            Input::Tick | Input::Wake => {}
+            Input::Tick | Input::Wake => {
+                // A timer that fired before its deadline (the wall clock went back while it
+                // ran) is spent: arm it again even though the deadline has not changed.
+                if self.armed.is_some_and(|a| a > now) {
+                    self.armed = None;
+                }
+            }
             Input::Online(online) => {
                 self.online = online;
                 if online {
@@ -594,10 +654,140 @@ impl Machine {
         // to ask. Otherwise at the first answer, when presence says no other tab is open, or
         // at the restore timeout.
         self.post(Message::Hello);
-        if self.held.is_some() || self.storage == StorageMode::Local || self.transport != Transport::Broadcast {
+        // Opening a tab is activity.
+        self.activity(now, 0.0, true);
+        if self.cfg.mode == Mode::Cookie {
+            // The cookie is the session: the server says whether there is one.
+            self.read_session();
+        } else if self.held.is_some() || self.storage == StorageMode::Local || self.transport != Transport::Broadcast {
             self.become_ready(now);
         } else {
             self.restore_until = Some(now + self.cfg.restore_timeout_ms);
+        }
+    }
+
+    // ---- activity and the session's own limits ------------------------------------------------
+
+    /// The user did something `age` ms ago: here (`local`), or in another tab.
+    fn activity(&mut self, now: f64, age: f64, local: bool) {
+        let at = now - age.max(0.0);
+        if at <= self.last_activity {
+            return;
+        }
+        let was_warned = self.warned;
+        self.last_activity = at;
+        self.warned = false;
+        if was_warned && self.held.is_some() {
+            self.emit(Event::Active);
+        }
+        if local {
+            self.activity_unshared = true;
+            self.share_activity(now);
+        }
+    }
+
+    /// Tells the other tabs of activity at most every [`ACTIVITY_SHARE_MS`]; the last burst
+    /// goes out when that time has passed (a deadline), with its age.
+    fn share_activity(&mut self, now: f64) {
+        if self.activity_unshared && now >= self.activity_share_at() {
+            self.activity_unshared = false;
+            self.activity_shared = now;
+            self.post(Message::Activity { age_ms: now - self.last_activity });
+        }
+    }
+
+    fn activity_share_at(&self) -> f64 {
+        let every = self.cfg.idle_timeout_ms.map_or(ACTIVITY_SHARE_MS, |t| ACTIVITY_SHARE_MS.min(t / 4.0));
+        self.activity_shared + every
+    }
+
+    /// When the idle logout comes, if there is one.
+    fn idle_at(&self) -> Option<f64> {
+        self.cfg.idle_timeout_ms.map(|t| self.last_activity + t)
+    }
+
+    /// When the session's absolute lifetime ends, if it has one.
+    fn absolute_at(&self, t: &TokenSet) -> Option<f64> {
+        Some(t.login_at? + self.cfg.max_session_ms?)
+    }
+
+    /// Can this set be renewed: a refresh token, or (cookie mode) the session endpoint.
+    fn renewable(&self, t: &TokenSet) -> bool {
+        t.refresh_token.is_some() || self.cfg.mode == Mode::Cookie
+    }
+
+    /// May a refresh run now that nobody asked for? Not while the user is idle, where a
+    /// session must not be kept alive by background work: with an idle timeout (and always
+    /// in cookie mode, where a refresh extends the server's session), only after activity
+    /// since the set was issued.
+    fn active_since(&self, t: &TokenSet) -> bool {
+        let required = self.cfg.idle_timeout_ms.is_some() || self.cfg.mode == Mode::Cookie;
+        !required || self.last_activity > t.issued_at
+    }
+
+    /// Ends the session here and tells the other tabs; revokes what can be revoked (the
+    /// refresh token, or the server's session); answers `ticket` once that was tried.
+    fn end_here(&mut self, now: f64, reason: LogoutReason, ticket: Option<Ticket>) {
+        let held = self.end(now, reason, None);
+        let token = held.and_then(|h| h.tokens.refresh_token.or(Some(h.tokens.access_token)));
+        let revocable = self.cfg.revoke_url.is_some() || self.cfg.mode == Mode::Cookie;
+        match token.filter(|_| revocable) {
+            Some(token) => self.out.push(Effect::Revoke { token, ticket }),
+            None => {
+                if let Some(t) = ticket {
+                    self.answer(t, Answer::Done);
+                }
+            }
+        }
+    }
+
+    // ---- cookie mode ------------------------------------------------------------------------
+
+    fn read_session(&mut self) {
+        if !self.reading {
+            self.reading = true;
+            self.out.push(Effect::ReadSession);
+        }
+    }
+
+    /// What the session endpoint said: the session (a new CSRF token, a new expiry), no
+    /// session (401), or nothing usable.
+    fn session_read(&mut self, now: f64, reply: Reply) {
+        self.reading = false;
+        let waiters = std::mem::take(&mut self.read_waiters);
+        let before = self.held.as_ref().map(|h| h.tokens.access_token.clone());
+        match reply {
+            Reply::Session(mut tokens) => {
+                let restoring = self.phase == Phase::Restoring;
+                tokens.login_at = self.held.as_ref().and_then(|h| h.tokens.login_at).or(tokens.login_at);
+                if restoring {
+                    let stamp = Stamp { seq: 0, origin: String::new() };
+                    self.install(now, tokens, stamp, Source::Restored, false);
+                } else {
+                    // A fresh CSRF token (after a 403): the other tabs take it too.
+                    let stamp = self.next_stamp(now);
+                    self.install(now, tokens, stamp, Source::Refreshed, false);
+                }
+            }
+            Reply::Status { status: 401, .. } => {
+                if self.held.is_some() {
+                    self.end(now, LogoutReason::Expired, None);
+                }
+            }
+            _ => {
+                if self.phase == Phase::Restoring {
+                    self.emit(Event::Error(Error::RefreshFailed("the session endpoint could not be read")));
+                }
+            }
+        }
+        self.become_ready(now);
+        let after = self.held.as_ref().map(|h| (h.tokens.access_token.clone(), h.stamp.seq));
+        for ticket in waiters {
+            let answer = match &after {
+                Some((csrf, seq)) if Some(csrf) != before.as_ref() => Answer::Token { token: csrf.clone(), seq: *seq },
+                _ => Answer::NoToken,
+            };
+            self.answer(ticket, answer);
         }
     }
 
@@ -645,7 +835,7 @@ impl Machine {
             return self.answer(ticket, answer);
         };
         let t = &h.tokens;
-        let renewable = t.refresh_token.is_some();
+        let renewable = self.renewable(t);
         // Without a refresh token the token is used while it lasts: nothing can replace it.
         let usable = now < policy::usable_until(t) || (!renewable && now < t.expires_at);
         let due = renewable && now >= self.refresh_due(t);
@@ -671,6 +861,11 @@ impl Machine {
                 if let Err(e) = self.start_refresh(now, why) {
                     self.fail_waiter(ticket, e);
                 }
+            }
+            // Cookie mode: the server no longer knows the session. It ends in every tab.
+            Want::Retry401 { .. } if self.cfg.mode == Mode::Cookie => {
+                self.end(now, LogoutReason::Expired, None);
+                self.answer(ticket, Answer::NoToken)
             }
             // Newer tokens arrived meanwhile: retry with them.
             Want::Retry401 { seq: used } if used != seq => self.want(now, ticket, Want::Token),
@@ -739,7 +934,7 @@ impl Machine {
 
     fn start_refresh(&mut self, now: f64, why: Why2) -> Result<(), Error> {
         let h = self.held.as_ref().ok_or(Error::NotAuthenticated)?;
-        if h.tokens.refresh_token.is_none() {
+        if !self.renewable(&h.tokens) {
             return Err(Error::NotAuthenticated);
         }
         let for_401 = why == Why2::Unauthorized;
@@ -794,7 +989,10 @@ impl Machine {
     }
 
     fn send(&mut self, now: f64, plan: Plan, locked: bool, announce: bool) {
-        let Some(refresh_token) = self.held.as_ref().and_then(|h| h.tokens.refresh_token.clone()) else {
+        // Cookie mode renews with the session endpoint, under the CSRF token.
+        let cookie = self.cfg.mode == Mode::Cookie;
+        let token = self.held.as_ref().and_then(|h| h.tokens.refresh_token.clone().or(cookie.then(|| h.tokens.access_token.clone())));
+        let Some(refresh_token) = token else {
             if locked {
                 self.release_lock();
             }
@@ -931,6 +1129,18 @@ impl Machine {
                     Err(_) => "the token endpoint's reply is not a valid token response",
                 }
             }
+            Reply::Session(tokens) => {
+                let stamp = self.next_stamp(now);
+                self.install(now, tokens, stamp, Source::Refreshed, false);
+                self.settle(now, locked);
+                return;
+            }
+            // Cookie mode: the server's session is gone.
+            Reply::Status { status: 401, .. } if self.cfg.mode == Mode::Cookie => {
+                self.release_if(locked);
+                self.end(now, LogoutReason::Expired, None);
+                return;
+            }
             Reply::Status { status, oauth_error } => match policy::classify(status, oauth_error.as_deref()) {
                 Failure::Rejected => {
                     self.release_if(locked);
@@ -1005,7 +1215,17 @@ impl Machine {
         stamp.seq > self.seq || (stamp.seq == self.seq && self.held.as_ref().is_some_and(|h| *stamp > h.stamp))
     }
 
-    fn install(&mut self, now: f64, tokens: TokenSet, stamp: Stamp, source: Source, after_401: bool) {
+    fn install(&mut self, now: f64, mut tokens: TokenSet, stamp: Stamp, source: Source, after_401: bool) {
+        // The session's start stays the one of its sign-in, across refreshes.
+        let previous_login = self.held.as_ref().and_then(|h| h.tokens.login_at);
+        match source {
+            Source::SignIn => {
+                tokens.login_at.get_or_insert(now);
+                self.activity(now, 0.0, true);
+            }
+            Source::Refreshed => tokens.login_at = tokens.login_at.or(previous_login),
+            Source::Peer | Source::Restored => {}
+        }
         if matches!(source, Source::SignIn | Source::Peer) {
             // A refresh of the previous session must not land on top of this one.
             self.abandon_flight();
@@ -1154,7 +1374,7 @@ impl Machine {
                 if self.phase != Phase::Ready {
                     return;
                 }
-                let live = self.held.as_ref().is_some_and(|h| h.tokens.expires_at > now || h.tokens.refresh_token.is_some());
+                let live = self.held.as_ref().is_some_and(|h| h.tokens.expires_at > now || self.renewable(&h.tokens));
                 if live {
                     self.share(Why::Share);
                 } else {
@@ -1172,6 +1392,7 @@ impl Machine {
                     _ => {}
                 }
             }
+            Message::Activity { age_ms } => self.activity(now, age_ms, false),
             Message::SignedOut { seq } => {
                 if self.held.is_none() {
                     self.seq = self.seq.max(seq);
@@ -1190,6 +1411,7 @@ impl Machine {
             self.become_ready(now);
         }
         self.peers.retain(|p| now < p.until);
+        self.share_activity(now);
         if self.settle_until.is_some_and(|u| now >= u) {
             self.settle_until = None;
             self.release_lock();
@@ -1242,34 +1464,50 @@ impl Machine {
             _ => {}
         }
         let Some(h) = &self.held else { return };
-        let (expires_at, renewable) = (h.tokens.expires_at, h.tokens.refresh_token.is_some());
+        let t = &h.tokens;
+        let (expires_at, renewable, active) = (t.expires_at, self.renewable(t), self.active_since(t));
+        if self.absolute_at(t).is_some_and(|at| now >= at) {
+            return self.end_here(now, LogoutReason::Absolute, None);
+        }
+        if let Some(idle_at) = self.idle_at() {
+            if now >= idle_at {
+                return self.end_here(now, LogoutReason::Idle, None);
+            }
+            let warn_at = self.cfg.idle_warning_ms.map(|w| idle_at - w);
+            if warn_at.is_some_and(|w| now >= w) && !self.warned {
+                self.warned = true;
+                self.emit(Event::IdleWarning { logout_at: idle_at });
+            }
+        }
         if now >= expires_at && !self.expiry_announced {
             self.expiry_announced = true;
             self.emit(Event::Expired { expires_at });
-            if !renewable {
+            // No refresh token, or a cookie session the server has let go: over.
+            if !renewable || self.cfg.mode == Mode::Cookie {
                 self.end(now, LogoutReason::Expired, None);
                 return;
             }
         }
         let due = self.held.as_ref().is_some_and(|h| now >= self.refresh_due(&h.tokens));
-        if due && renewable && self.phase == Phase::Ready && self.flight == Flight::Idle && self.online {
+        if due && renewable && active && self.phase == Phase::Ready && self.flight == Flight::Idle && self.online {
             let _ = self.start_refresh(now, Why2::Scheduled);
         }
     }
 
-    /// Keeps this tab's waits (for the lock, a claim, another tab's refresh, a backoff) as
-    /// long as they were across a step of the wall clock backwards (an NTP correction, a
-    /// user changing the time): their deadlines move back with it. Token times stay as they
-    /// were issued, the same in every tab and in storage; a token that looks valid too long
-    /// after such a step is refused by the API and refreshed once (the 401 path). A jump
-    /// forwards is time passing (a sleeping laptop looks the same) and moves nothing.
-    fn observe(&mut self, now: f64) {
-        let step = self.last_now - now;
-        if !now.is_finite() {
-            return;
-        }
+    /// Keeps this tab's waits (for the lock, a claim, another tab's refresh, a backoff, the
+    /// user's idleness) as long as they were across a step of the wall clock backwards (an
+    /// NTP correction, a user changing the time): their deadlines move back with it. The time
+    /// that passed is the larger of the wall and monotonic clocks' (a sleeping laptop moves
+    /// the wall clock only; a step back, the monotonic one only), so the step is exact. Token
+    /// times stay as they were issued, the same in every tab and in storage; a token that
+    /// looks valid too long after such a step is refused by the API and refreshed once.
+    fn observe(&mut self, now: f64, mono: f64) {
+        let (wall_delta, mono_delta) = (now - self.last_now, mono - self.last_mono);
+        let first = self.last_now == f64::NEG_INFINITY;
         self.last_now = now;
-        if !(step > 0.0) {
+        self.last_mono = mono;
+        let step = mono_delta.max(0.0) - wall_delta;
+        if first || !(step > 0.0) {
             return;
         }
         let back = |t: &mut f64| *t -= step;
@@ -1297,6 +1535,8 @@ impl Machine {
         if self.not_before > 0.0 {
             back(&mut self.not_before);
         }
+        back(&mut self.last_activity);
+        back(&mut self.activity_shared);
     }
 
     fn note_peer(&mut self, from: &str, until: f64, sending: bool) {
@@ -1342,6 +1582,9 @@ impl Machine {
         if let Some(u) = self.settle_until {
             consider(u);
         }
+        if self.activity_unshared {
+            consider(self.activity_share_at());
+        }
         match &self.flight {
             Flight::Locking { claim_until: Some(u), .. } => consider(*u),
             Flight::Locking { steal_at, stealing: false, .. } => consider(*steal_at),
@@ -1349,11 +1592,24 @@ impl Machine {
             _ => {}
         }
         if let Some(h) = &self.held {
+            let t = &h.tokens;
             if !self.expiry_announced {
-                consider(h.tokens.expires_at);
+                consider(t.expires_at);
             }
-            if h.tokens.refresh_token.is_some() && self.flight == Flight::Idle && self.phase == Phase::Ready {
-                let due = self.refresh_due(&h.tokens);
+            if let Some(at) = self.absolute_at(t) {
+                consider(at);
+            }
+            if let Some(idle_at) = self.idle_at() {
+                consider(idle_at);
+                if let Some(w) = self.cfg.idle_warning_ms.filter(|_| !self.warned) {
+                    consider(idle_at - w);
+                }
+            }
+            // Without activity since the set was issued, a refresh waits for some (an
+            // `Activity` input re-checks), or for a request that needs it.
+            let waits = !self.active_since(t);
+            if self.renewable(t) && !waits && self.flight == Flight::Idle && self.phase == Phase::Ready {
+                let due = self.refresh_due(t);
                 consider(if self.online || due > now { due } else { now + OFFLINE_RECHECK_MS });
             }
         }

@@ -110,6 +110,8 @@ mod tests {
             scope: None,
             issued_at: issued,
             expires_at: issued + lifetime_s * 1000.0,
+            login_at: None,
+            user: None,
         }
     }
 

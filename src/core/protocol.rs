@@ -89,6 +89,11 @@ pub enum Message {
     RefreshFailed,
     /// A new tab asks the open tabs for the current session.
     Hello,
+    /// The user was active in the sending tab `age_ms` ago (sent at most every few seconds).
+    Activity {
+        /// How long ago.
+        age_ms: f64,
+    },
     /// The answer to `hello` from a tab without a session, with its counter.
     SignedOut {
         /// The counter of its last state.
@@ -131,6 +136,8 @@ pub struct Wire {
     pub reason: Option<String>,
     #[serde(rename = "timeoutMs", skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<f64>,
+    #[serde(rename = "ageMs", skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<f64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -166,6 +173,10 @@ impl Wire {
             Message::Claim => "claim",
             Message::RefreshFailed => "refresh_failed",
             Message::Hello => "hello",
+            Message::Activity { age_ms } => {
+                w.age_ms = Some(*age_ms);
+                "activity"
+            }
             Message::SignedOut { seq } => {
                 w.seq = *seq;
                 "signed_out"
@@ -206,6 +217,10 @@ impl Wire {
             "claim" => Message::Claim,
             "refresh_failed" => Message::RefreshFailed,
             "hello" => Message::Hello,
+            "activity" => {
+                let age_ms = self.age_ms.filter(|a| a.is_finite() && (0.0..=86_400_000.0).contains(a));
+                Message::Activity { age_ms: age_ms.ok_or("bad age")? }
+            }
             "signed_out" => Message::SignedOut { seq: self.seq },
             _ => return Err("message of an unknown type ignored"),
         };
@@ -237,6 +252,7 @@ mod tests {
             Message::Refreshing { timeout_ms: 10_000.0 },
             Message::RefreshFailed,
             Message::Hello,
+            Message::Activity { age_ms: 1_500.0 },
             Message::SignedOut { seq: 9 },
         ] {
             let env = through_json(&Wire::seal("app", "tab-a", &msg)).open("app", "tab-b").unwrap();

@@ -70,7 +70,13 @@ mod tests {
     }
 
     fn record() -> Record {
-        Record { v: STORE_VERSION, ns: "app".into(), stamp: Stamp { seq: 2, origin: "t".into() }, tokens: sample(1.0), after_401: false }
+        Record {
+            v: STORE_VERSION,
+            ns: "app".into(),
+            stamp: Stamp { seq: 2, origin: "t".into() },
+            tokens: sample(1.0),
+            after_401: false,
+        }
     }
 
     #[test]

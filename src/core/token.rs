@@ -94,6 +94,21 @@ pub struct TokenSet {
     pub issued_at: f64,
     /// When the access token expires.
     pub expires_at: f64,
+    /// When the user signed in (epoch ms), for `maxSessionMs`: kept across refreshes.
+    #[serde(default, rename = "loginAt", skip_serializing_if = "Option::is_none")]
+    pub login_at: Option<f64>,
+    /// Cookie mode: the signed-in user as the server described it (JSON text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// A cookie session's body (`POST {sessionUrl}/…`, `GET {sessionUrl}`), as serde reads it.
+#[derive(Deserialize, Default, Debug, Clone, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct SessionResponse {
+    pub csrf_token: Field<String>,
+    pub expires_at: Field<f64>,
 }
 
 /// True when `s` can go into an HTTP header and a form body unchanged: visible ASCII only.
@@ -194,7 +209,38 @@ impl TokenSet {
                 at.min(now + MAX_LIFETIME_S * 1000.0)
             }
         };
-        Ok(TokenSet { access_token, refresh_token, id_token, scope, issued_at: now, expires_at })
+        Ok(TokenSet { access_token, refresh_token, id_token, scope, issued_at: now, expires_at, login_at: None, user: None })
+    }
+
+    /// Validates a cookie session's body that arrived at `now`: the CSRF token (kept in
+    /// memory as this set's `access_token`; the session itself is the HttpOnly cookie), the
+    /// server's `expiresAt` (its clock: corrected by the skew seen in `server_date`), and the
+    /// user (JSON text, at most 16 KB).
+    pub fn from_session(r: SessionResponse, user: Option<String>, now: f64, server_date: Option<f64>) -> Result<TokenSet, Error> {
+        let csrf = match r.csrf_token {
+            Field::Valid(s) if header_safe(&s) => s,
+            Field::Absent => return Err(Error::TokenResponse("csrfToken", "is missing")),
+            _ => return Err(Error::TokenResponse("csrfToken", "must be a short string of visible ASCII")),
+        };
+        let server_expiry = r.expires_at.valid().filter(|e| e.is_finite())
+            .ok_or(Error::TokenResponse("expiresAt", "must be epoch milliseconds"))?;
+        let expires_at = server_expiry + skew(now, server_date);
+        if !times_ok(now, expires_at) {
+            return Err(Error::TokenResponse("expiresAt", "is not a time in the next year"));
+        }
+        if user.as_ref().is_some_and(|u| u.len() > MAX_TOKEN_LEN) {
+            return Err(Error::TokenResponse("user", "is longer than 16 KB"));
+        }
+        Ok(TokenSet {
+            access_token: csrf,
+            refresh_token: None,
+            id_token: None,
+            scope: None,
+            issued_at: now,
+            expires_at,
+            login_at: None,
+            user,
+        })
     }
 
     /// Checks a token set read from storage or another tab with the rules of a fresh
@@ -214,6 +260,12 @@ impl TokenSet {
         }
         if !times_ok(self.issued_at, self.expires_at) {
             return Err(bad("expires_at"));
+        }
+        if self.login_at.is_some_and(|l| !l.is_finite()) {
+            return Err(bad("loginAt"));
+        }
+        if self.user.as_ref().is_some_and(|u| u.len() > MAX_TOKEN_LEN) {
+            return Err(bad("user"));
         }
         Ok(())
     }
@@ -245,6 +297,8 @@ pub(crate) fn sample(issued_at: f64) -> TokenSet {
         scope: None,
         issued_at,
         expires_at: issued_at + 30_000.0,
+        login_at: None,
+        user: None,
     }
 }
 
@@ -365,6 +419,21 @@ mod tests {
         assert_eq!(times(&jwt("not json")), None);
         let t = parse(json!({ "access_token": "a.!!!.c", "expires_in": 5 })).unwrap();
         assert_eq!(t.expires_at, NOW + 5_000.0, "a bad JWT is an opaque token");
+    }
+
+    #[test]
+    fn cookie_sessions_are_read_with_the_servers_clock_corrected() {
+        let body = |v: Value| serde_json::from_value::<SessionResponse>(v).unwrap();
+        let server_now = NOW - 60_000.0; // the server's clock is a minute behind ours
+        let t = TokenSet::from_session(body(json!({ "csrfToken": "c1", "expiresAt": server_now + 900_000.0 })),
+            Some(r#"{"name":"Demo"}"#.into()), NOW, Some(server_now))
+        .unwrap();
+        assert_eq!((t.access_token.as_str(), t.expires_at, t.refresh_token.as_deref()), ("c1", NOW + 900_000.0, None));
+        assert!(t.validate().is_ok());
+        for bad in [json!({ "expiresAt": NOW + 1.0 }), json!({ "csrfToken": "a b", "expiresAt": NOW + 1.0 }),
+            json!({ "csrfToken": "c" }), json!({ "csrfToken": "c", "expiresAt": "soon" }), json!({ "csrfToken": "c", "expiresAt": NOW - 5.0 })] {
+            assert!(TokenSet::from_session(body(bad.clone()), None, NOW, None).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::core::config::{Config, StorageMode};
+use crate::core::config::{Config, Mode, StorageMode};
 use crate::core::error::Error;
 use crate::core::events::Event;
 use crate::core::machine::{Answer, Boot, Effect, Input, Machine, Ticket, Transport};
@@ -29,6 +29,8 @@ pub struct Endpoints {
     pub token_url: String,
     /// The revocation endpoint.
     pub revoke_url: Option<String>,
+    /// Cookie mode: the session endpoint.
+    pub session_url: Option<String>,
     /// Serialized origins that may receive the token: the page's own (unless it is plain
     /// http off this machine) and `allowedOrigins`.
     pub token_origins: Vec<String>,
@@ -195,7 +197,7 @@ impl Driver {
                 return; // a call from inside an effect: the outer loop takes it next
             };
             let Some(input) = self.queue.borrow_mut().pop_front() else { return };
-            let effects = machine.handle(js_sys::Date::now(), input);
+            let effects = machine.handle(js_sys::Date::now(), timers::monotonic(), input);
             drop(machine);
             for effect in effects {
                 self.apply(effect);
@@ -233,14 +235,27 @@ impl Driver {
             Effect::Refresh { id, refresh_token } => {
                 let Some(d) = self.me.upgrade() else { return };
                 spawn_local(async move {
-                    let reply = http::refresh(&d, &refresh_token).await;
+                    let reply = match d.config.mode {
+                        Mode::Token => http::refresh(&d, &refresh_token).await,
+                        Mode::Cookie => http::extend_session(&d, &refresh_token).await,
+                    };
                     d.input(Input::RefreshReply { id, reply });
+                });
+            }
+            Effect::ReadSession => {
+                let Some(d) = self.me.upgrade() else { return };
+                spawn_local(async move {
+                    let reply = http::read_session(&d).await;
+                    d.input(Input::SessionRead { reply });
                 });
             }
             Effect::Revoke { token, ticket } => {
                 let Some(d) = self.me.upgrade() else { return };
                 spawn_local(async move {
-                    let error = http::revoke(&d, &token).await;
+                    let error = match d.config.mode {
+                        Mode::Token => http::revoke(&d, &token).await,
+                        Mode::Cookie => http::end_session(&d, &token).await,
+                    };
                     d.input(Input::RevokeReply { ticket, error });
                 });
             }

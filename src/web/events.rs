@@ -20,18 +20,22 @@ struct Payload {
     expires_at: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    #[serde(rename = "logoutAt", skip_serializing_if = "Option::is_none")]
+    logout_at: Option<f64>,
 }
 
 /// The JS value of an event. Events never carry tokens.
 pub fn payload(event: &Event) -> JsValue {
-    let (expires_at, reason) = match event {
+    let mut p = Payload { kind: event.name(), expires_at: None, reason: None, logout_at: None };
+    match event {
         Event::Login { expires_at } | Event::Refresh { expires_at } | Event::Expired { expires_at } => {
-            (Some(*expires_at), None)
+            p.expires_at = Some(*expires_at)
         }
-        Event::Logout { reason } => (None, Some(reason.as_str())),
-        Event::Error(_) => (None, None),
-    };
-    let value = serde_wasm_bindgen::to_value(&Payload { kind: event.name(), expires_at, reason })
+        Event::Logout { reason } => p.reason = Some(reason.as_str()),
+        Event::IdleWarning { logout_at } => p.logout_at = Some(*logout_at),
+        Event::Error(_) | Event::Active => {}
+    }
+    let value = serde_wasm_bindgen::to_value(&p)
         .unwrap_or_else(|_| js_sys::Object::new().into());
     if let Event::Error(e) = event {
         // Setting a property on a fresh plain object cannot fail.

@@ -15,7 +15,8 @@ use web_sys::{RequestCache, RequestCredentials, RequestInit, RequestRedirect, Re
 use crate::core::error::Error;
 use crate::core::machine::{Answer, Input, Reply};
 use crate::core::policy::{self, clamp_delay};
-use crate::core::token::{jwt_payload, JwtTimes, TokenResponse};
+use crate::core::config::Mode;
+use crate::core::token::{jwt_payload, JwtTimes, SessionResponse, TokenResponse, TokenSet};
 
 use super::callbacks::promise;
 use super::driver::Driver;
@@ -100,9 +101,22 @@ pub enum Body<'a> {
     Json(&'a str),
 }
 
-/// POSTs `body` to an auth server URL. Gives up after `timeout_ms` (reading the body
-/// included), never follows redirects, never caches, reads at most [`MAX_REPLY_BYTES`].
+/// POSTs `body` to an auth server URL (see [`call`]).
 pub async fn post(url: &str, body: Body<'_>, timeout_ms: f64) -> Result<Raw, Error> {
+    call(url, Some(body), None, false, timeout_ms).await
+}
+
+/// A request to the auth server or the session endpoint: GET without a `body`, else POST;
+/// `csrf` is a header (name, value) to add; `cookies` sends and accepts cookies on any origin
+/// (else only on the page's). Gives up after `timeout_ms` (reading the body included), never
+/// follows redirects, never caches, reads at most [`MAX_REPLY_BYTES`].
+pub async fn call(
+    url: &str,
+    body: Option<Body<'_>>,
+    csrf: Option<(&str, &str)>,
+    cookies: bool,
+    timeout_ms: f64,
+) -> Result<Raw, Error> {
     let abort = web_sys::AbortController::new().map_err(|_| Error::Network)?;
     let late = Rc::new(Cell::new(false));
     let _timeout = {
@@ -114,6 +128,14 @@ pub async fn post(url: &str, body: Body<'_>, timeout_ms: f64) -> Result<Raw, Err
     };
     let headers = web_sys::Headers::new().map_err(|_| Error::Network)?;
     let _ = headers.set("accept", "application/json");
+    if let Some((name, value)) = csrf {
+        let _ = headers.set(name, value);
+    }
+    let init = RequestInit::new();
+    let Some(body) = body else {
+        init.set_method("GET");
+        return send(url, &init, &headers, cookies, &abort, &late).await;
+    };
     let body: JsValue = match body {
         Body::Form(fields) => {
             let form = web_sys::UrlSearchParams::new().map_err(|_| Error::Network)?;
@@ -127,16 +149,26 @@ pub async fn post(url: &str, body: Body<'_>, timeout_ms: f64) -> Result<Raw, Err
             text.into()
         }
     };
-    let init = RequestInit::new();
     init.set_method("POST");
     init.set_body(&body);
-    init.set_headers(&headers);
-    init.set_credentials(RequestCredentials::SameOrigin);
+    send(url, &init, &headers, cookies, &abort, &late).await
+}
+
+async fn send(
+    url: &str,
+    init: &RequestInit,
+    headers: &web_sys::Headers,
+    cookies: bool,
+    abort: &web_sys::AbortController,
+    late: &Cell<bool>,
+) -> Result<Raw, Error> {
+    init.set_headers(headers);
+    init.set_credentials(if cookies { RequestCredentials::Include } else { RequestCredentials::SameOrigin });
     init.set_cache(RequestCache::NoStore);
     init.set_redirect(RequestRedirect::Error);
     init.set_signal(Some(&abort.signal()));
     let failed = |_| if late.get() { Error::Timeout } else { Error::Network };
-    let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(|_| Error::Network)?;
+    let request = web_sys::Request::new_with_str_and_init(url, init).map_err(|_| Error::Network)?;
     let response: Response = JsFuture::from(global_fetch(&request)).await.map_err(failed)?.unchecked_into();
     let status = response.status();
     let date = response.headers().get("date").ok().flatten().map(|d| js_sys::Date::parse(&d)).filter(|d| d.is_finite());
@@ -200,6 +232,53 @@ pub async fn revoke(d: &Driver, token: &str) -> Option<Error> {
     }
 }
 
+/// A cookie session's body, validated (`{ csrfToken, expiresAt, user }`).
+pub fn session_tokens(raw: &Raw) -> Result<TokenSet, Error> {
+    let body = raw.object().ok_or(Error::TokenResponse("(body)", "is not a JSON object"))?;
+    let response: SessionResponse = serde_wasm_bindgen::from_value(body.clone()).unwrap_or_default();
+    let user = Reflect::get(body, &"user".into()).ok().filter(|u| !u.is_undefined() && !u.is_null());
+    let user = user.and_then(|u| js_sys::JSON::stringify(&u).ok()).and_then(|u| u.as_string());
+    TokenSet::from_session(response, user, js_sys::Date::now(), raw.date)
+}
+
+/// A session endpoint's answer, as the machine's [`Reply`].
+fn session_reply(answer: Result<Raw, Error>) -> Reply {
+    match answer {
+        Err(Error::Timeout) => Reply::Timeout,
+        Err(_) => Reply::Network,
+        Ok(raw) if raw.ok() => session_tokens(&raw).map_or(Reply::Garbled, Reply::Session),
+        Ok(raw) => Reply::Status { status: raw.status, oauth_error: raw.oauth_error() },
+    }
+}
+
+/// `{sessionUrl}{path}`.
+fn session_url(d: &Driver, path: &str) -> String {
+    let base = d.endpoints.session_url.as_deref().unwrap_or_default().trim_end_matches('/');
+    format!("{base}{path}")
+}
+
+/// Cookie mode: `GET {sessionUrl}`.
+pub async fn read_session(d: &Driver) -> Reply {
+    session_reply(call(&session_url(d, ""), None, None, true, d.config.request_timeout_ms).await)
+}
+
+/// Cookie mode: `POST {sessionUrl}/refresh` under the CSRF token: extends the session.
+pub async fn extend_session(d: &Driver, csrf: &str) -> Reply {
+    let header = Some((d.config.csrf_header.as_str(), csrf));
+    let url = session_url(d, "/refresh");
+    session_reply(call(&url, Some(Body::Json("{}")), header, true, d.config.request_timeout_ms).await)
+}
+
+/// Cookie mode: `POST {sessionUrl}/logout` under the CSRF token; `None` when it worked.
+pub async fn end_session(d: &Driver, csrf: &str) -> Option<Error> {
+    let header = Some((d.config.csrf_header.as_str(), csrf));
+    match call(&session_url(d, "/logout"), Some(Body::Json("{}")), header, true, d.config.request_timeout_ms).await {
+        Ok(raw) if raw.ok() || raw.status == 401 => None,
+        Ok(_) => Some(Error::Network),
+        Err(e) => Some(e),
+    }
+}
+
 fn bearer(token: &str) -> String {
     let mut header = String::with_capacity(7 + token.len());
     header.push_str("Bearer ");
@@ -220,6 +299,9 @@ pub fn fetch(d: &Rc<Driver>, input: &JsValue, init: &JsValue) -> Promise {
     };
     if !policy::url_in_origins(&request.url(), &d.endpoints.token_origins) {
         return global_fetch(&request);
+    }
+    if d.config.mode == Mode::Cookie {
+        return promise(with_cookie(d.clone(), request));
     }
     // The fast path: a fresh token needs a deadline check, the header, and a handler that
     // passes any answer but a 401 straight through. No Rust future is involved.
@@ -270,6 +352,54 @@ async fn with_token(d: Rc<Driver>, request: web_sys::Request) -> Result<JsValue,
         return Ok(response);
     }
     after_401(d, retry, seq, response).await
+}
+
+/// Cookie mode: the session cookie goes with the request (credentials `include`, so that
+/// `allowedOrigins` get it too), and the CSRF token on unsafe methods. A 401 ends the session
+/// in every tab; a 403 naming a CSRF failure re-reads the session once and retries once.
+async fn with_cookie(d: Rc<Driver>, request: web_sys::Request) -> Result<JsValue, JsValue> {
+    let init = RequestInit::new();
+    init.set_credentials(RequestCredentials::Include);
+    let request = web_sys::Request::new_with_request_and_init(&request, &init)?;
+    let unsafe_method = !matches!(request.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+    let csrf = match d.clone().ask(|ticket| Input::TokenWanted { ticket }).await {
+        Answer::Token { token, seq } => Some((token, seq)),
+        Answer::Failed(e) => return Err(to_js(&e)),
+        Answer::NoToken | Answer::Done => None,
+    };
+    let retry = spare(&request)?;
+    let header = d.config.csrf_header.clone();
+    let header = header.as_str();
+    if let (true, Some((csrf, _))) = (unsafe_method, &csrf) {
+        request.headers().set(header, csrf)?;
+    }
+    let response = JsFuture::from(global_fetch(&request)).await?;
+    let status = response.unchecked_ref::<Response>().status();
+    let Some((_, seq)) = csrf else { return Ok(response) };
+    match status {
+        401 => {
+            d.ask(|ticket| Input::Unauthorized { ticket, seq }).await;
+            Ok(response)
+        }
+        403 if unsafe_method && names_csrf(&response).await => match d.ask(|ticket| Input::CsrfRejected { ticket }).await {
+            Answer::Token { token, .. } => {
+                retry.headers().set(header, &token)?;
+                JsFuture::from(global_fetch(&retry)).await
+            }
+            _ => Ok(response),
+        },
+        _ => Ok(response),
+    }
+}
+
+/// Does this 403 say the CSRF token was refused? A JSON body whose `error` mentions "csrf".
+/// Read from a copy: the app gets the response untouched.
+async fn names_csrf(response: &JsValue) -> bool {
+    let Ok(copy) = response.unchecked_ref::<Response>().clone() else { return false };
+    let Ok(json) = copy.json() else { return false };
+    let Ok(body) = JsFuture::from(json).await else { return false };
+    let error = Reflect::get(&body, &"error".into()).ok().and_then(|e| e.as_string());
+    error.is_some_and(|e| e.to_ascii_lowercase().contains("csrf"))
 }
 
 /// After a 401 on the token of counter `seq`: retry once with another token if the machine

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::core::config::{check_transport, Config, RawConfig};
+use crate::core::config::{check_transport, Config, Mode, RawConfig};
 use crate::core::error::Error;
 use crate::core::events::EVENT_NAMES;
 use crate::core::machine::{Answer, Input};
@@ -24,10 +24,8 @@ const TS_TYPES: &'static str = r#"
 /** Where the session is kept between page loads. */
 export type StorageMode = "memory" | "session" | "local";
 
-/** Options of `new Session(config)`. Only `tokenUrl` is required. */
-export interface SessionConfig {
-  /** OAuth 2.0 token endpoint for the refresh grant (RFC 6749 §6). Relative URLs resolve against the page. */
-  tokenUrl: string;
+/** Options shared by both kinds of session. */
+interface CommonConfig {
   /** Sent as `client_id` with refresh and revocation requests. */
   clientId?: string;
   /** RFC 7009 revocation endpoint; `logout()` revokes the refresh token there. */
@@ -52,7 +50,34 @@ export interface SessionConfig {
   restoreTimeoutMs?: number;
   /** Coordinate with other tabs of the same namespace. Default true. */
   crossTab?: boolean;
+  /** No user activity (pointer, key, touch, focus) in any tab for this long ends the session everywhere (reason `"idle"`). */
+  idleTimeoutMs?: number;
+  /** This long before the idle logout, an `idle_warning` event. Needs `idleTimeoutMs`. */
+  idleWarningMs?: number;
+  /** The session ends this long after login, in every tab and across reloads (reason `"absolute"`). */
+  maxSessionMs?: number;
 }
+
+/** Tokens held in the browser (the default). Only `tokenUrl` is required. */
+export interface TokenSessionConfig extends CommonConfig {
+  mode?: "token";
+  /** OAuth 2.0 token endpoint for the refresh grant (RFC 6749 §6). Relative URLs resolve against the page. */
+  tokenUrl: string;
+}
+
+/** A server session: an HttpOnly cookie and a CSRF token; no token in JS. */
+export interface CookieSessionConfig extends Omit<CommonConfig, "clientId" | "revokeUrl" | "storage" | "refreshLeadMs"> {
+  mode: "cookie";
+  /** `GET` restores the session, `POST {sessionUrl}/refresh` extends it, `POST {sessionUrl}/logout` ends it. */
+  sessionUrl: string;
+  /** The header carrying the CSRF token on unsafe methods. Default `"X-CSRF-Token"`. */
+  csrfHeader?: string;
+  storage?: "memory";
+  refreshLeadMs?: number;
+}
+
+/** Options of `new Session(config)`. */
+export type SessionConfig = TokenSessionConfig | CookieSessionConfig;
 
 /** An OAuth 2.0 token response (RFC 6749 §5.1). */
 export interface TokenResponse {
@@ -80,7 +105,7 @@ export interface SessionError extends Error {
 }
 
 /** Why a session ended. */
-export type LogoutReason = "user" | "other_tab" | "refresh_rejected" | "expired";
+export type LogoutReason = "user" | "other_tab" | "refresh_rejected" | "expired" | "idle" | "absolute";
 
 /** Event payloads by event name. */
 export interface SessionEventMap {
@@ -89,6 +114,10 @@ export interface SessionEventMap {
   logout: { type: "logout"; reason: LogoutReason };
   expired: { type: "expired"; expiresAt: number };
   error: { type: "error"; error: SessionError };
+  /** No activity for a while: the session ends at `logoutAt` unless there is some. */
+  idle_warning: { type: "idle_warning"; logoutAt: number };
+  /** Activity (in any tab) after an `idle_warning`: the idle logout is off. */
+  active: { type: "active" };
 }
 
 /** JWT claims (decoded, not verified: verification is the server's job). */
@@ -160,7 +189,11 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
         token_origins.push(allowed_origin(o)?);
     }
     let endpoints = Endpoints {
-        token_url: endpoint("tokenUrl", &config.token_url, &base)?,
+        token_url: match config.mode {
+            Mode::Token => endpoint("tokenUrl", &config.token_url, &base)?,
+            Mode::Cookie => String::new(),
+        },
+        session_url: config.session_url.as_deref().map(|u| endpoint("sessionUrl", u, &base)).transpose()?,
         revoke_url: config.revoke_url.as_deref().map(|u| endpoint("revokeUrl", u, &base)).transpose()?,
         token_origins,
     };
@@ -238,13 +271,19 @@ impl Session {
                 .ok()
                 .and_then(|j| j.as_string())
                 .ok_or(Error::InvalidArgument("login(body)", "must be JSON-serializable"))?;
-            let raw = http::post(&url, Body::Json(&json), d.config.request_timeout_ms).await?;
+            // Cookie mode: the server sets the session cookie, and answers with the CSRF token.
+            let cookies = d.config.mode == Mode::Cookie;
+            let raw = http::call(&url, Some(Body::Json(&json)), None, cookies, d.config.request_timeout_ms).await?;
             if !raw.ok() {
                 return Err(Error::LoginFailed(raw.status, raw.oauth_error()).into());
             }
-            let (response, jwt) =
-                raw.token_response().ok_or(Error::TokenResponse("(body)", "is not a JSON object"))?;
-            let tokens = TokenSet::from_response(response, jwt, js_sys::Date::now(), raw.date, None)?;
+            let tokens = if cookies {
+                http::session_tokens(&raw)?
+            } else {
+                let (response, jwt) =
+                    raw.token_response().ok_or(Error::TokenResponse("(body)", "is not a JSON object"))?;
+                TokenSet::from_response(response, jwt, js_sys::Date::now(), raw.date, None)?
+            };
             d.input(Input::SignIn { tokens, ticket: None });
             Ok(JsValue::UNDEFINED)
         })
@@ -322,7 +361,10 @@ impl Session {
         let name = name
             .as_string()
             .and_then(|n| EVENT_NAMES.iter().find(|e| **e == n).copied())
-            .ok_or(Error::InvalidArgument("on(name)", "must be one of login, refresh, logout, expired, error"))?;
+            .ok_or(Error::InvalidArgument(
+                "on(name)",
+                "must be one of login, refresh, logout, expired, error, idle_warning, active",
+            ))?;
         let callback: Function =
             callback.dyn_into().map_err(|_| Error::InvalidArgument("on(callback)", "must be a function"))?;
         let id = d.events.add(name, callback);
@@ -390,6 +432,37 @@ impl Session {
     pub fn id_claims(&self) -> JsValue {
         let m = self.driver.machine();
         m.tokens().and_then(|t| t.id_token.as_deref()).and_then(http::claims).unwrap_or(JsValue::NULL)
+    }
+
+    /// Cookie mode: the signed-in user, as the session endpoint described it; `null` otherwise.
+    #[wasm_bindgen(getter, unchecked_return_type = "unknown")]
+    pub fn user(&self) -> JsValue {
+        let m = self.driver.machine();
+        let user = m.tokens().and_then(|t| t.user.as_deref()).and_then(|u| js_sys::JSON::parse(u).ok());
+        user.unwrap_or(JsValue::NULL)
+    }
+
+    /// With `idleTimeoutMs`: when the idle logout comes unless there is activity (epoch ms);
+    /// `null` otherwise or when signed out.
+    #[wasm_bindgen(getter = idleAt, unchecked_return_type = "number | null")]
+    pub fn idle_at(&self) -> JsValue {
+        nullable(self.driver.machine().idle_logout_at())
+    }
+
+    /// With `maxSessionMs`: when the session ends whatever happens (epoch ms); `null`
+    /// otherwise or when signed out.
+    #[wasm_bindgen(getter = sessionEndsAt, unchecked_return_type = "number | null")]
+    pub fn session_ends_at(&self) -> JsValue {
+        nullable(self.driver.machine().session_ends_at())
+    }
+
+    /// `"token"` or `"cookie"`.
+    #[wasm_bindgen(getter, unchecked_return_type = "\"token\" | \"cookie\"")]
+    pub fn mode(&self) -> String {
+        match self.driver.config.mode {
+            Mode::Token => "token".into(),
+            Mode::Cookie => "cookie".into(),
+        }
     }
 
     /// The storage mode in use (`memory` if the requested storage was unavailable).

@@ -53,6 +53,11 @@ impl Drop for Listener {
     }
 }
 
+/// A monotonic clock in ms (`performance.now()`): steps of the wall clock do not move it.
+pub fn monotonic() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
 /// `navigator.onLine` (true where unknown).
 pub fn online() -> bool {
     web_sys::window().is_none_or(|w| w.navigator().on_line())
@@ -78,7 +83,10 @@ pub fn page_listeners(driver: Weak<Driver>) -> Vec<Listener> {
     if let Some(document) = window.document() {
         listeners.extend(Listener::new(&document, "visibilitychange", on(|| visible().then_some(Input::Wake))));
     }
-    listeners.extend(Listener::new(&window, "focus", on(|| Some(Input::Wake))));
+    // A tab regaining focus is user activity, as are a pointer, a key, a touch.
+    for name in ["focus", "pointerdown", "keydown", "touchstart"] {
+        listeners.extend(Listener::new(&window, name, on(|| Some(Input::Activity))));
+    }
     listeners.extend(Listener::new(&window, "pageshow", on(|| Some(Input::Wake))));
     listeners.extend(Listener::new(&window, "online", on(|| Some(Input::Online(true)))));
     listeners.extend(Listener::new(&window, "offline", on(|| Some(Input::Online(false)))));
