@@ -109,6 +109,9 @@ pub struct TokenSet {
 pub struct SessionResponse {
     pub csrf_token: Field<String>,
     pub expires_at: Field<f64>,
+    /// Optional: when the session began (epoch ms), so that `maxSessionMs` counts from the
+    /// sign-in across reloads.
+    pub login_at: Field<f64>,
 }
 
 /// True when `s` can go into an HTTP header and a form body unchanged: visible ASCII only.
@@ -224,13 +227,19 @@ impl TokenSet {
         };
         let server_expiry = r.expires_at.valid().filter(|e| e.is_finite())
             .ok_or(Error::TokenResponse("expiresAt", "must be epoch milliseconds"))?;
-        let expires_at = server_expiry + skew(now, server_date);
+        let shift = skew(now, server_date);
+        let expires_at = server_expiry + shift;
         if !times_ok(now, expires_at) {
             return Err(Error::TokenResponse("expiresAt", "is not a time in the next year"));
         }
         if user.as_ref().is_some_and(|u| u.len() > MAX_TOKEN_LEN) {
             return Err(Error::TokenResponse("user", "is longer than 16 KB"));
         }
+        let login_at = match r.login_at {
+            Field::Absent => None,
+            Field::Valid(t) if t.is_finite() && t + shift <= now + 60_000.0 && times_ok(t + shift, expires_at) => Some(t + shift),
+            _ => return Err(Error::TokenResponse("loginAt", "must be epoch milliseconds in the past year")),
+        };
         Ok(TokenSet {
             access_token: csrf,
             refresh_token: None,
@@ -238,7 +247,7 @@ impl TokenSet {
             scope: None,
             issued_at: now,
             expires_at,
-            login_at: None,
+            login_at,
             user,
         })
     }

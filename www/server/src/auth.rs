@@ -35,6 +35,12 @@ pub struct Stats {
     /// was not the demo's registered client, `demo-spa`.
     pub client_id_sent: u64,
     pub client_id_unknown: u64,
+    /// Cookie sessions: unsafe requests refused for a missing or wrong CSRF token, session
+    /// extensions, sessions alive now, and `Cookie` headers seen (by the foreign origin).
+    pub csrf_rejected: u64,
+    pub session_refreshes: u64,
+    pub sessions_active: u64,
+    pub cookie_seen: u64,
 }
 
 /// An RFC 6749 §5.1 token response.
@@ -99,21 +105,31 @@ pub struct Auth {
     pub stats: Stats,
 }
 
+/// 32 unpredictable-enough bytes for a dev server's keys and ids.
+pub fn random_seed() -> [u8; 32] {
+    let mut seed = Sha256::new();
+    seed.update(now_ms().to_le_bytes());
+    seed.update(std::process::id().to_le_bytes());
+    let addr = &seed as *const _ as usize;
+    seed.update(addr.to_le_bytes());
+    if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        seed.update(bytes);
+    }
+    seed.finalize().into()
+}
+
+/// The demo account with these credentials: `(username, display name)`.
+pub fn check_credentials(username: &str, password: &str) -> Option<(&'static str, &'static str)> {
+    USERS.iter().find(|(u, p, _)| *u == username && *p == password).map(|&(u, _, name)| (u, name))
+}
+
 impl Auth {
     /// A fresh backend with a random signing key.
     pub fn new(access_ttl_s: u64, refresh_ttl_s: u64) -> Self {
-        let mut seed = Sha256::new();
-        seed.update(now_ms().to_le_bytes());
-        seed.update(std::process::id().to_le_bytes());
-        let addr = &seed as *const _ as usize;
-        seed.update(addr.to_le_bytes());
-        if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
-            seed.update(bytes);
-        }
         Self {
             access_ttl_s,
             refresh_ttl_s,
-            secret: seed.finalize().into(),
+            secret: random_seed(),
             counter: 0,
             families: HashMap::new(),
             refresh: HashMap::new(),
@@ -168,7 +184,7 @@ impl Auth {
 
     /// `POST /auth/login`: checks the credentials and starts a token family.
     pub fn login(&mut self, username: &str, password: &str, now_ms: u64) -> Result<TokenResponse, OAuthError> {
-        let Some(&(user, _, _)) = USERS.iter().find(|(u, p, _)| *u == username && *p == password) else {
+        let Some((user, _)) = check_credentials(username, password) else {
             return Err(OAuthError::new(401, "invalid_credentials", "wrong username or password"));
         };
         self.counter += 1;

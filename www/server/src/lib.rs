@@ -3,12 +3,16 @@
 //! One shared [`auth::Auth`] backs up to three listeners: the main origin (demo page, `pkg/`,
 //! auth and API), an optional second API origin (CORS for loopback origins), and an optional
 //! "foreign" origin that only counts the `Authorization` headers it receives, to prove that
-//! tokens never leak there. Dev-only endpoints (`/__stats`, `/__reset`, `/__faults`,
+//! tokens never leak there. Cookie sessions ([`session`]) live beside the token backend:
+//! `/session/*`, and the API takes either a bearer token or the session cookie plus, on
+//! unsafe methods, the CSRF header. Dev-only endpoints (`/__stats`, `/__reset`, `/__faults`,
 //! `/__redirect`) drive the tests. Not for production.
 
 pub mod auth;
 pub mod faults;
+pub mod session;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -25,6 +29,7 @@ use tower_http::services::ServeDir;
 
 use auth::{now_ms, Auth, OAuthError, Stats};
 use faults::{Fault, FaultAction, Faults};
+use session::{Check, Sessions};
 
 /// Settings read from the environment by `main`.
 #[derive(Clone, Debug)]
@@ -35,6 +40,10 @@ pub struct Settings {
     pub pkg_dir: PathBuf,
     /// Where sessions are kept across restarts (`STATE_FILE`); none by default.
     pub state_file: Option<PathBuf>,
+    /// Cookie sessions end after this long without an extension (`SESSION_IDLE`, 900 s)…
+    pub session_idle_s: u64,
+    /// …and this long after sign-in (`SESSION_MAX`, 28800 s).
+    pub session_max_s: u64,
 }
 
 /// State shared by the main and API origins.
@@ -42,6 +51,9 @@ pub struct Shared {
     pub auth: Mutex<Auth>,
     pub faults: Mutex<Faults>,
     pub state_file: Option<PathBuf>,
+    pub sessions: Mutex<Sessions>,
+    /// `/api/counter`: one number per user that unsafe requests change.
+    pub counters: Mutex<HashMap<String, u64>>,
 }
 
 impl Shared {
@@ -76,6 +88,8 @@ pub fn state(settings: &Settings) -> AppState {
         auth: Mutex::new(auth),
         faults: Mutex::new(Faults::default()),
         state_file: settings.state_file.clone(),
+        sessions: Mutex::new(Sessions::new(settings.session_idle_s, settings.session_max_s, auth::random_seed())),
+        counters: Mutex::default(),
     })
 }
 
@@ -88,6 +102,11 @@ fn api_routes(state: AppState) -> Router {
         .route("/api/me", get(me))
         .route("/api/ping", get(ping))
         .route("/api/echo", post(echo))
+        .route("/api/counter", get(counter).post(counter))
+        .route("/session", get(session_read))
+        .route("/session/login", post(session_login))
+        .route("/session/refresh", post(session_refresh))
+        .route("/session/logout", post(session_logout))
         .route("/__stats", get(stats))
         .route("/__reset", post(reset))
         .route("/__faults", post(set_faults))
@@ -112,7 +131,9 @@ pub fn api_app(state: AppState) -> Router {
         .layer(middleware::from_fn(cors))
 }
 
-/// The foreign origin: answers everything with 200 and counts `Authorization` headers.
+/// The foreign origin: answers everything with 200 and counts `Authorization` and `Cookie`
+/// headers; `/attack.html?target=<url>` is a page that submits a form POST to `target` as
+/// soon as it loads (a cross-site request forgery).
 pub fn foreign_app() -> Router {
     let seen: Arc<Mutex<Stats>> = Arc::default();
     let counter = seen.clone();
@@ -128,12 +149,15 @@ pub fn foreign_app() -> Router {
                 }
             }),
         )
+        .route("/attack.html", get(attack_page))
         .fallback(|| async { Json(serde_json::json!({"ok": true, "origin": "foreign"})) })
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let counter = counter.clone();
             async move {
-                if req.headers().contains_key(header::AUTHORIZATION) {
-                    lock(&counter).authorization_seen += 1;
+                {
+                    let mut seen = lock(&counter);
+                    seen.authorization_seen += u64::from(req.headers().contains_key(header::AUTHORIZATION));
+                    seen.cookie_seen += u64::from(req.headers().contains_key(header::COOKIE));
                 }
                 next.run(req).await
             }
@@ -191,7 +215,7 @@ async fn cors_for(req: Request, next: Next, allow: fn(&str) -> bool) -> Response
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, x-test"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, x-test, x-csrf-token"));
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("www-authenticate, date"));
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         h.insert(header::VARY, HeaderValue::from_static("origin"));
@@ -209,7 +233,8 @@ fn oauth_error(e: OAuthError) -> Response {
     json_error(e.status, e.code, e.description)
 }
 
-fn token_ok(t: auth::TokenResponse) -> Response {
+/// A JSON answer that no cache may keep (tokens, sessions).
+fn token_ok(t: impl serde::Serialize) -> Response {
     ([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(t)).into_response()
 }
 
@@ -298,9 +323,15 @@ async fn revoke(State(s): State<AppState>, body: axum::body::Bytes) -> Response 
     StatusCode::OK.into_response()
 }
 
-/// Checks the bearer token and counts the outcome. The error is the 401 response itself.
+/// Checks the bearer token, or else the session cookie (and, on unsafe methods, the CSRF
+/// header), and counts the outcome. The error is the 401 or 403 response itself.
 #[allow(clippy::result_large_err)]
-fn authorize(s: &Shared, headers: &HeaderMap) -> Result<auth::Principal, Response> {
+fn authorize(s: &Shared, method: &Method, headers: &HeaderMap) -> Result<auth::Principal, Response> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        if let Some(id) = session_cookie(headers) {
+            return authorize_cookie(s, &id, method, headers);
+        }
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -321,34 +352,149 @@ fn authorize(s: &Shared, headers: &HeaderMap) -> Result<auth::Principal, Respons
     }
 }
 
-async fn me(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    match authorize(&s, &headers) {
+#[allow(clippy::result_large_err)]
+fn authorize_cookie(s: &Shared, id: &str, method: &Method, headers: &HeaderMap) -> Result<auth::Principal, Response> {
+    let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    let check = lock(&s.sessions).check(id, csrf, unsafe_method, now_ms());
+    let mut auth = lock(&s.auth);
+    match check {
+        Check::Ok(user) => {
+            auth.stats.api_ok += 1;
+            Ok(auth::Principal { sub: user.sub, name: user.name, jti: String::new(), fam: 0, exp: 0 })
+        }
+        Check::NoSession => {
+            auth.stats.api_unauthorized += 1;
+            Err(json_error(401, "no_session", "the session cookie is missing, expired or ended"))
+        }
+        Check::CsrfFailed => {
+            auth.stats.csrf_rejected += 1;
+            Err(json_error(403, "csrf_failed", "unsafe requests need the session's X-CSRF-Token header"))
+        }
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(session::cookie_value).map(str::to_owned)
+}
+
+/// Is the request addressed to a loopback host (where browsers keep non-Secure cookies)?
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    is_loopback_origin(&format!("http://{host}"))
+}
+
+fn with_cookie(cookie: String, body: Response) -> Response {
+    let mut res = body;
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn no_session() -> Response {
+    json_error(401, "no_session", "no live session for this cookie")
+}
+
+/// `POST /session/login` `{username, password}`: a new session (and a new id, whatever
+/// cookie came with the request), its cookie, and `{csrfToken, expiresAt, loginAt, user}`.
+async fn session_login(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body) else {
+        return json_error(400, "invalid_request", "expected JSON {\"username\", \"password\"}");
+    };
+    let Some((sub, name)) = auth::check_credentials(&creds.username, &creds.password) else {
+        return json_error(401, "invalid_credentials", "wrong username or password");
+    };
+    lock(&s.auth).stats.logins += 1;
+    let user = session::User { sub: sub.to_string(), name: name.to_string() };
+    let (id, body) = lock(&s.sessions).start(user, session_cookie(&headers).as_deref(), now_ms());
+    with_cookie(session::set_cookie(&id, loopback_host(&headers)), token_ok(body))
+}
+
+/// `GET /session`: the session behind the cookie (not extended), or 401.
+async fn session_read(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let body = session_cookie(&headers).and_then(|id| lock(&s.sessions).read(&id, now_ms()));
+    body.map_or_else(no_session, token_ok)
+}
+
+/// `POST /session/refresh` (CSRF header required): extends the session and rotates its id.
+async fn session_refresh(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(id) = session_cookie(&headers) else { return no_session() };
+    if let Err(res) = authorize_cookie(&s, &id, &Method::POST, &headers) {
+        return res;
+    }
+    let Some((new_id, body)) = lock(&s.sessions).extend(&id, now_ms()) else { return no_session() };
+    lock(&s.auth).stats.session_refreshes += 1;
+    with_cookie(session::set_cookie(&new_id, loopback_host(&headers)), token_ok(body))
+}
+
+/// `POST /session/logout` (CSRF header required): ends the session and clears the cookie.
+async fn session_logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(id) = session_cookie(&headers) else { return no_session() };
+    if let Err(res) = authorize_cookie(&s, &id, &Method::POST, &headers) {
+        return res;
+    }
+    lock(&s.sessions).end(&id, now_ms());
+    lock(&s.auth).stats.revocations += 1;
+    with_cookie(session::clear_cookie(loopback_host(&headers)), StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/counter` reads the user's number; `POST` adds one (the state a forged request
+/// would change).
+async fn counter(State(s): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+    let p = match authorize(&s, &method, &headers) {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let mut counters = lock(&s.counters);
+    let n = counters.entry(p.sub).or_default();
+    if method == Method::POST {
+        *n += 1;
+    }
+    Json(serde_json::json!({"count": *n})).into_response()
+}
+
+/// `/attack.html?target=<url>`: a form that POSTs to `target` on load, from this origin.
+async fn attack_page(Query(q): Query<RedirectQuery>) -> Response {
+    let target: String = q.to.chars().filter(|c| !matches!(c, '"' | '<' | '>' | '&')).collect();
+    let html = format!(
+        "<!doctype html><title>attack</title><form method=post action=\"{target}\">\
+         <input name=amount value=1000></form><script>document.forms[0].submit()</script>"
+    );
+    ([(header::CONTENT_TYPE, "text/html")], html).into_response()
+}
+
+async fn me(State(s): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+    match authorize(&s, &method, &headers) {
         Ok(p) => Json(p).into_response(),
         Err(res) => res,
     }
 }
 
-async fn ping(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    match authorize(&s, &headers) {
+async fn ping(State(s): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+    match authorize(&s, &method, &headers) {
         Ok(_) => "pong".into_response(),
         Err(res) => res,
     }
 }
 
 /// `POST /api/echo`: answers the request body (authorized), to test replayed bodies.
-async fn echo(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    match authorize(&s, &headers) {
+async fn echo(State(s): State<AppState>, method: Method, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    match authorize(&s, &method, &headers) {
         Ok(_) => body.into_response(),
         Err(res) => res,
     }
 }
 
 async fn stats(State(s): State<AppState>) -> Json<Stats> {
-    Json(lock(&s.auth).stats)
+    let active = lock(&s.sessions).active(now_ms());
+    Json(Stats { sessions_active: active, ..lock(&s.auth).stats })
 }
 
 async fn reset(State(s): State<AppState>) -> StatusCode {
     lock(&s.auth).reset();
+    lock(&s.sessions).reset();
+    lock(&s.counters).clear();
     *lock(&s.faults) = Faults::default();
     s.persist();
     StatusCode::NO_CONTENT

@@ -2,7 +2,8 @@
 //!
 //! Environment: `PORT` (8080; 0 picks a free port), `API_PORT`, `FOREIGN_PORT`, `ACCESS_TTL`
 //! seconds (30), `REFRESH_TTL` seconds (86400), `WWW_DIR` (`www`), `PKG_DIR` (`pkg`),
-//! `STATE_FILE` (keep sessions across restarts; none by default).
+//! `STATE_FILE` (keep sessions across restarts; none by default), `SESSION_IDLE` and
+//! `SESSION_MAX` seconds (cookie sessions: 900 without an extension, 28800 after sign-in).
 //! Prints one `listening <role> http://127.0.0.1:<port>` line per origin.
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ async fn run() -> Result<(), String> {
         www_dir: std::env::var_os("WWW_DIR").map_or_else(|| PathBuf::from("www"), PathBuf::from),
         pkg_dir: std::env::var_os("PKG_DIR").map_or_else(|| PathBuf::from("pkg"), PathBuf::from),
         state_file: std::env::var_os("STATE_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
+        session_idle_s: env_u64("SESSION_IDLE", 900)?.max(1),
+        session_max_s: env_u64("SESSION_MAX", 28_800)?.max(1),
     };
     let shared = state(&settings);
     let mut tasks = vec![spawn(bind("main", env_u64("PORT", 8080)?).await?, main_app(shared.clone(), &settings))];
@@ -50,7 +53,10 @@ async fn run() -> Result<(), String> {
     if std::env::var("FOREIGN_PORT").is_ok_and(|v| !v.is_empty()) {
         tasks.push(spawn(bind("foreign", env_u64("FOREIGN_PORT", 0)?).await?, foreign_app()));
     }
-    println!("ready access_ttl={}s refresh_ttl={}s", settings.access_ttl_s, settings.refresh_ttl_s);
+    println!(
+        "ready access_ttl={}s refresh_ttl={}s session_idle={}s session_max={}s",
+        settings.access_ttl_s, settings.refresh_ttl_s, settings.session_idle_s, settings.session_max_s
+    );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
         r = futures_first(tasks) => r,

@@ -27,10 +27,10 @@ impl Reply {
 /// One HTTP/1.1 request with `Connection: close`; `None` when the server drops the connection.
 async fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<Reply> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -61,8 +61,15 @@ struct Servers {
 }
 
 async fn start(access_ttl_s: u64) -> Servers {
-    let settings =
-        Settings { access_ttl_s, refresh_ttl_s: 3600, www_dir: "www".into(), pkg_dir: "pkg".into(), state_file: None };
+    let settings = Settings {
+        access_ttl_s,
+        refresh_ttl_s: 3600,
+        www_dir: "www".into(),
+        pkg_dir: "pkg".into(),
+        state_file: None,
+        session_idle_s: 60,
+        session_max_s: 600,
+    };
     let shared = state(&settings);
     let mut ports = Vec::new();
     for app in [main_app(shared.clone(), &settings), api_app(shared), foreign_app()] {
@@ -287,4 +294,117 @@ async fn foreign_origin_counts_authorization_headers() {
     assert_eq!(stats(s.foreign).await["authorization_seen"], 1);
     http(s.foreign, "POST", "/__reset", &[], "").await.unwrap();
     assert_eq!(stats(s.foreign).await["authorization_seen"], 0);
+}
+
+/// `ws_sid=<id>` from a reply's `Set-Cookie`, and the whole header.
+fn session_cookie(r: &Reply) -> (String, String) {
+    let set = r.header("set-cookie").expect("a Set-Cookie header");
+    let pair = set.split(';').next().unwrap_or_default().to_string();
+    (pair, set)
+}
+
+async fn cookie_login(port: u16, cookie: Option<&str>) -> (String, serde_json::Value) {
+    let mut headers = vec![JSON];
+    if let Some(c) = cookie {
+        headers.push(("Cookie", c));
+    }
+    let r = http(port, "POST", "/session/login", &headers, r#"{"username":"demo","password":"demo"}"#).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    (session_cookie(&r).0, r.json())
+}
+
+#[tokio::test]
+async fn cookie_login_sets_an_httponly_cookie_and_answers_the_session() {
+    let s = start(30).await;
+    let r = http(s.main, "POST", "/session/login", &[JSON], r#"{"username":"demo","password":"demo"}"#).await.unwrap();
+    let (pair, set) = session_cookie(&r);
+    assert!(pair.starts_with("ws_sid=") && pair.len() > 20, "{set}");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"), "{set}");
+    assert!(!set.contains("Secure"), "loopback is served over plain HTTP: {set}");
+    let body = r.json();
+    assert!(body["csrfToken"].as_str().is_some_and(|t| t.len() >= 20), "{body}");
+    assert!(body["expiresAt"].as_u64().unwrap() > body["loginAt"].as_u64().unwrap());
+    assert_eq!(body["user"]["name"], "Demo User");
+    let bad = http(s.main, "POST", "/session/login", &[JSON], r#"{"username":"demo","password":"x"}"#).await.unwrap();
+    assert_eq!(bad.status, 401);
+    assert!(bad.header("set-cookie").is_none());
+    // Anywhere but loopback the cookie is Secure.
+    let far_host = [JSON, ("Host", "app.example")];
+    let far = http(s.main, "POST", "/session/login", &far_host, r#"{"username":"demo","password":"demo"}"#).await.unwrap();
+    assert!(session_cookie(&far).1.ends_with("Secure"));
+}
+
+#[tokio::test]
+async fn cookie_session_reads_and_unsafe_api_calls_need_the_csrf_header() {
+    let s = start(30).await;
+    let (cookie, body) = cookie_login(s.main, None).await;
+    let csrf = body["csrfToken"].as_str().unwrap();
+    let read = http(s.main, "GET", "/session", &[("Cookie", &cookie)], "").await.unwrap();
+    assert_eq!((read.status, read.json()["csrfToken"].as_str()), (200, Some(csrf)));
+    assert_eq!(http(s.main, "GET", "/session", &[], "").await.unwrap().status, 401);
+    // Safe methods need only the cookie.
+    let me = http(s.main, "GET", "/api/me", &[("Cookie", &cookie)], "").await.unwrap();
+    assert_eq!((me.status, me.json()["sub"].as_str()), (200, Some("demo")));
+    // Unsafe methods without (or with a wrong) CSRF header: 403, nothing changes.
+    for headers in [vec![("Cookie", cookie.as_str())], vec![("Cookie", cookie.as_str()), ("X-CSRF-Token", "forged")]] {
+        let r = http(s.main, "POST", "/api/counter", &headers, "").await.unwrap();
+        assert_eq!((r.status, r.json()["error"].as_str()), (403, Some("csrf_failed")));
+    }
+    let with = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf)];
+    let r = http(s.main, "POST", "/api/counter", &with, "").await.unwrap();
+    assert_eq!((r.status, r.json()["count"].as_u64()), (200, Some(1)), "the first change is the one with the header");
+    let st = stats(s.main).await;
+    assert_eq!((st["csrf_rejected"].as_u64(), st["sessions_active"].as_u64()), (Some(2), Some(1)));
+    // No cookie at all: 401.
+    assert_eq!(http(s.main, "POST", "/api/counter", &[("X-CSRF-Token", csrf)], "").await.unwrap().status, 401);
+}
+
+#[tokio::test]
+async fn cookie_session_refresh_rotates_the_id_and_logout_ends_it() {
+    let s = start(30).await;
+    // A cookie planted before sign-in is never the session's id (no fixation).
+    let (cookie, body) = cookie_login(s.main, Some("ws_sid=planted-by-attacker")).await;
+    assert_ne!(cookie, "ws_sid=planted-by-attacker");
+    let csrf = body["csrfToken"].as_str().unwrap();
+    let no_csrf = http(s.main, "POST", "/session/refresh", &[("Cookie", &cookie)], "").await.unwrap();
+    assert_eq!(no_csrf.status, 403);
+    let r = http(s.main, "POST", "/session/refresh", &[("Cookie", &cookie), ("X-CSRF-Token", csrf)], "").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (rotated, _) = session_cookie(&r);
+    assert_ne!(rotated, cookie, "the id rotates");
+    assert_eq!(r.json()["loginAt"], body["loginAt"]);
+    assert_eq!(stats(s.main).await["session_refreshes"], 1);
+    // The old id still works for a moment (requests in flight), then logout ends both.
+    assert_eq!(http(s.main, "GET", "/api/me", &[("Cookie", &cookie)], "").await.unwrap().status, 200);
+    let out = http(s.main, "POST", "/session/logout", &[("Cookie", &rotated), ("X-CSRF-Token", csrf)], "").await.unwrap();
+    assert_eq!(out.status, 204);
+    assert!(session_cookie(&out).1.contains("Max-Age=0"));
+    for c in [&cookie, &rotated] {
+        assert_eq!(http(s.main, "GET", "/session", &[("Cookie", c)], "").await.unwrap().status, 401);
+    }
+    assert_eq!(stats(s.main).await["sessions_active"], 0);
+}
+
+#[tokio::test]
+async fn api_origin_takes_the_cookie_with_credentials_cors() {
+    let s = start(30).await;
+    let (cookie, body) = cookie_login(s.main, None).await;
+    let origin = format!("http://127.0.0.1:{}", s.main);
+    let ask = [("Origin", origin.as_str()), ("Access-Control-Request-Headers", "x-csrf-token")];
+    let pre = http(s.api, "OPTIONS", "/api/counter", &ask, "").await.unwrap();
+    assert!(pre.header("access-control-allow-headers").unwrap().contains("x-csrf-token"));
+    assert_eq!(pre.header("access-control-allow-credentials").as_deref(), Some("true"));
+    let csrf = body["csrfToken"].as_str().unwrap();
+    let headers = [("Origin", origin.as_str()), ("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf)];
+    assert_eq!(http(s.api, "POST", "/api/counter", &headers, "").await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn foreign_origin_counts_cookies_and_serves_a_forging_page() {
+    let s = start(30).await;
+    http(s.foreign, "GET", "/x", &[("Cookie", "ws_sid=stolen")], "").await.unwrap();
+    assert_eq!(stats(s.foreign).await["cookie_seen"], 1);
+    let page = http(s.foreign, "GET", "/attack.html?to=http://127.0.0.1:1/api/counter%22%3E%3Cscript%3E", &[], "").await.unwrap();
+    assert!(page.body.contains(r#"action="http://127.0.0.1:1/api/counterscript""#), "{} {}", page.status, page.body);
+    assert!(page.body.contains("submit()"));
 }
