@@ -74,6 +74,9 @@ struct Setup {
     /// The user does something in some tab about this often.
     activity_every_ms: f64,
     duration_ms: f64,
+    /// Cookie mode: the server issues a new CSRF token with each extension (else the
+    /// session keeps its token, as the demo server does).
+    csrf_rotates: bool,
 }
 
 impl Setup {
@@ -96,6 +99,7 @@ impl Setup {
             fetch_every_ms: 500.0,
             activity_every_ms: 10_000.0,
             duration_ms: 120_000.0,
+            csrf_rotates: true,
         }
     }
 }
@@ -131,6 +135,8 @@ enum Act {
     Chaos,
 }
 
+// Inputs are the big variant and the common one: boxing them would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Ev {
     Input(usize, Input),
@@ -207,6 +213,8 @@ struct Server {
     always_401: bool,
     /// Cookie mode: each session's current CSRF token and expiry (true time), by family.
     cookie_sessions: HashMap<u64, (String, f64)>,
+    /// When each cookie session began (wall clock), for `loginAt`.
+    cookie_login: HashMap<u64, f64>,
     forced: Vec<Fault>,
     /// Extra delay before a request reaches the server, and before its answer comes back.
     slow_ms: f64,
@@ -377,6 +385,12 @@ impl World {
         self.log(format!("tab {t} <- {}", &short[..short.len().min(160)]));
         let wall = self.wall();
         let effects = self.tabs[t].machine.handle(wall, self.now, input);
+        // A tab decides a cookie session expired only when the server no longer has it.
+        // (A logout relayed from another tab may concern a session since replaced.)
+        let decided = effects.iter().any(|e| matches!(e, Effect::Post(Message::Logout { reason: LogoutReason::Expired, .. })));
+        if decided && self.cookie_mode() && self.cookie_session().is_some() {
+            self.fail(format!("tab {t} ended a cookie session that the server still has"));
+        }
         for e in effects {
             self.apply(t, e);
         }
@@ -643,9 +657,11 @@ impl World {
     fn cookie_session(&mut self) -> Option<Reply> {
         let family = self.cookie?;
         let (csrf, expiry) = self.server.cookie_sessions.get(&family).filter(|(_, e)| self.now < *e)?.clone();
+        let login_at = self.server.cookie_login.get(&family).map_or(Field::Absent, |&l| Field::Valid(l));
         let body = SessionResponse {
             csrf_token: Field::Valid(csrf),
             expires_at: Field::Valid(self.wall() + (expiry - self.now)),
+            login_at,
         };
         TokenSet::from_session(body, Some("{}".into()), self.wall(), None).ok().map(Reply::Session)
     }
@@ -660,7 +676,8 @@ impl World {
             Some(f) => {
                 self.stats.refreshes += 1;
                 self.server.next += 1;
-                let fresh = (format!("csrf-{f}-{}", self.server.next), self.now + self.setup.ttl_s * 1000.0);
+                let csrf = if self.setup.csrf_rotates { format!("csrf-{f}-{}", self.server.next) } else { csrf.clone() };
+                let fresh = (csrf, self.now + self.setup.ttl_s * 1000.0);
                 self.server.cookie_sessions.insert(f, fresh);
                 self.cookie_session().unwrap_or(Reply::Network)
             }
@@ -755,6 +772,7 @@ impl World {
         if self.cookie_mode() {
             let expiry = self.now + self.setup.ttl_s * 1000.0;
             self.server.cookie_sessions.insert(family, (format!("csrf-{family}-0"), expiry));
+            self.server.cookie_login.insert(family, self.wall());
             self.cookie = Some(family);
             let Some(Reply::Session(tokens)) = self.cookie_session() else { panic!("a fresh cookie session") };
             let ticket = self.ticket(t, Call::SignIn);
@@ -780,6 +798,16 @@ impl World {
 
     fn fetch(&mut self, t: usize) {
         self.fetch_url(t, "https://app.example/api/me");
+    }
+
+    /// The user does one thing in tab `t` (named scenarios; random runs use `Act::Activity`).
+    fn touch(&mut self, t: usize) {
+        self.last_activity = self.now;
+        self.deliver(t, Input::Activity);
+    }
+
+    fn logouts(&self, t: usize) -> Vec<LogoutReason> {
+        self.tabs[t].events.iter().filter_map(|e| if let Event::Logout { reason } = e { Some(*reason) } else { None }).collect()
     }
 
     // ---- the run ----------------------------------------------------------------------------
@@ -1179,8 +1207,25 @@ fn random_setup(rng: &mut Rng) -> Setup {
     if rng.chance(0.2) {
         s.config.max_session_ms = Some([60_000.0, 300_000.0][rng.below(2)]);
     }
+    if rng.chance(0.2) {
+        cookie_mode(&mut s);
+        s.csrf_rotates = rng.chance(0.5);
+    }
     s.duration_ms = rng.range(30_000.0, 600_000.0);
     s
+}
+
+/// A server session behind a cookie instead of tokens (memory only, by the config's rule).
+fn cookie_mode(s: &mut Setup) {
+    s.storage = StorageMode::Memory;
+    s.config.storage = StorageMode::Memory;
+    s.config.mode = Mode::Cookie;
+    s.config.token_url = String::new();
+    s.config.revoke_url = None;
+    s.config.session_url = Some("https://app.example/session".into());
+    if s.transport == Transport::StorageBus {
+        s.transport = Transport::Broadcast;
+    }
 }
 
 fn run_seed(seed: u64) -> Stats {
@@ -1479,4 +1524,174 @@ fn a_sleep_past_expiry_refreshes_before_the_next_request() {
     assert_eq!(w.stats.refreshes, 1);
     assert_eq!(w.stats.api_ok, 3);
     assert_eq!(w.stats.api_401_to_app, 0);
+}
+
+// ---- idle and absolute timeouts, cookie sessions (issue 15) ---------------------------------
+
+fn idle_world(mode_cookie: bool) -> World {
+    world(3, StorageMode::Memory, |s| {
+        s.ttl_s = 300.0;
+        s.config.idle_timeout_ms = Some(60_000.0);
+        s.config.idle_warning_ms = Some(10_000.0);
+        if mode_cookie {
+            cookie_mode(s);
+        }
+    })
+}
+
+#[test]
+fn idle_activity_in_one_tab_keeps_every_tab_signed_in_then_idle_ends_all() {
+    for cookie in [false, true] {
+        let mut w = idle_world(cookie);
+        w.login(0);
+        w.run_for(40_000.0);
+        w.touch(2); // only tab 2 sees the user
+        w.run_for(55_000.0); // 95 s after sign-in: past the first deadline, not the second
+        assert!(signed_in_everywhere(&w), "cookie {cookie}: activity in tab 2 did not reach the others");
+        w.run_for(10_000.0); // 105 s: 65 s after the activity
+        dump(&w);
+        for t in 0..3 {
+            assert_eq!(w.tabs[t].machine.tokens(), None, "cookie {cookie}: tab {t} still signed in");
+            let reasons = w.logouts(t);
+            assert!(reasons.contains(&LogoutReason::Idle) || reasons.contains(&LogoutReason::OtherTab), "{reasons:?}");
+        }
+        // Each tab's deadline is the same: more than one may revoke (a harmless repeat).
+        assert!(w.stats.revocations >= 1, "cookie {cookie}: the session (or refresh token) was not revoked");
+        if cookie {
+            assert!(w.server.cookie_sessions.is_empty(), "the server session outlived the idle logout");
+        }
+    }
+}
+
+#[test]
+fn idle_warning_then_activity_cancels_it_in_every_tab() {
+    let mut w = idle_world(false);
+    w.login(0);
+    w.run_for(51_000.0);
+    for t in 0..3 {
+        assert!(w.tabs[t].events.iter().any(|e| matches!(e, Event::IdleWarning { .. })), "tab {t} got no warning");
+    }
+    w.touch(1);
+    w.run_for(6_000.0);
+    for t in 0..3 {
+        assert!(w.tabs[t].events.iter().any(|e| matches!(e, Event::Active)), "tab {t} did not hear the activity");
+    }
+    w.run_for(40_000.0); // 97 s: would have been idle at 60 s
+    dump(&w);
+    assert!(signed_in_everywhere(&w));
+}
+
+#[test]
+fn idle_a_sleep_past_the_deadline_ends_the_session_on_wake() {
+    let mut w = idle_world(false);
+    w.login(0);
+    w.run_for(1_000.0);
+    w.act(Act::Sleep(3_600_000.0));
+    w.run_for(3_600_100.0);
+    dump(&w);
+    assert_eq!(w.stats.refreshes, 0, "an idle session was refreshed on wake");
+    for t in 0..3 {
+        assert_eq!(w.tabs[t].machine.tokens(), None, "tab {t} survived the sleep");
+    }
+}
+
+#[test]
+fn idle_no_background_refresh_keeps_an_idle_session_alive() {
+    let mut w = world(2, StorageMode::Memory, |s| {
+        s.ttl_s = 30.0;
+        s.config.idle_timeout_ms = Some(300_000.0);
+    });
+    w.login(0);
+    w.run_for(200_000.0);
+    dump(&w);
+    assert_eq!(w.stats.refreshes, 0, "a refresh ran without user activity");
+    assert!(signed_in_everywhere(&w), "expired tokens are not a logout: the next request refreshes");
+    w.touch(1);
+    w.fetch(1);
+    w.run_for(1_000.0);
+    assert_eq!((w.stats.refreshes, w.stats.api_ok), (1, 1));
+}
+
+#[test]
+fn absolute_the_session_ends_on_time_across_refreshes_and_new_tabs() {
+    let mut w = world(2, StorageMode::Local, |s| {
+        s.ttl_s = 20.0;
+        s.config.max_session_ms = Some(100_000.0);
+    });
+    w.login(0);
+    for _ in 0..9 {
+        w.touch(1);
+        w.fetch(1);
+        w.run_for(10_000.0);
+    }
+    let t = w.open_tab(); // a reload: the stored session carries the sign-in time
+    w.run_for(5_000.0);
+    assert!(signed_in_everywhere(&w), "signed out before the absolute limit");
+    assert!(w.stats.refreshes >= 3);
+    w.run_for(7_000.0); // 102 s
+    dump(&w);
+    for tab in [0, 1, t] {
+        assert_eq!(w.tabs[tab].machine.tokens(), None, "tab {tab} outlived maxSessionMs");
+    }
+    assert!(w.logouts(0).contains(&LogoutReason::Absolute) || w.logouts(1).contains(&LogoutReason::Absolute));
+}
+
+#[test]
+fn cookie_a_read_sent_before_sign_in_does_not_end_the_new_session() {
+    let mut w = world(0, StorageMode::Memory, cookie_mode);
+    // A new tab reads the session (none yet); sign-in lands before the 401 comes back.
+    let t = w.open_tab();
+    w.login(t);
+    w.run_for(1_000.0);
+    dump(&w);
+    assert!(signed_in_everywhere(&w), "a 401 from before the sign-in ended it");
+}
+
+#[test]
+fn cookie_a_thawed_tab_with_a_lapsed_copy_asks_the_server_before_ending_anything() {
+    let mut w = world(2, StorageMode::Memory, |s| {
+        cookie_mode(s);
+        s.ttl_s = 30.0;
+        s.csrf_rotates = false;
+    });
+    w.login(0);
+    w.run_for(1_000.0);
+    w.act(Act::Freeze(1, 60_000.0));
+    for _ in 0..6 {
+        w.touch(0);
+        w.fetch(0);
+        w.run_for(10_000.0);
+    }
+    w.run_for(2_000.0);
+    dump(&w);
+    assert!(w.stats.refreshes >= 1, "tab 0 extended the session");
+    assert!(signed_in_everywhere(&w), "the thawed tab ended a session the server still has");
+    assert!(w.logouts(0).is_empty() && w.logouts(1).is_empty());
+}
+
+#[test]
+fn cookie_a_401_ends_the_session_in_every_tab_and_a_csrf_403_rereads_once() {
+    let mut w = world(3, StorageMode::Memory, |s| {
+        cookie_mode(s);
+        s.ttl_s = 600.0;
+    });
+    w.login(0);
+    w.run_for(1_000.0);
+    // The server forgets the CSRF token it issued (say, a restart): one re-read, one retry.
+    let family = w.cookie.expect("a session cookie");
+    if let Some(session) = w.server.cookie_sessions.get_mut(&family) {
+        session.0 = "csrf-after-restart".into();
+    }
+    w.fetch(1);
+    w.run_for(1_000.0);
+    assert_eq!(w.stats.api_ok, 1, "the retry with the re-read token went through");
+    assert!(signed_in_everywhere(&w));
+    // The server ends the session: the next call's 401 ends it everywhere.
+    w.server.cookie_sessions.clear();
+    w.fetch(2);
+    w.run_for(1_000.0);
+    dump(&w);
+    for t in 0..3 {
+        assert_eq!(w.tabs[t].machine.tokens(), None, "tab {t} kept a session the server ended");
+    }
 }

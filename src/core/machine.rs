@@ -408,8 +408,9 @@ pub struct Machine {
     activity_unshared: bool,
     /// An `idle_warning` was emitted and no activity came since.
     warned: bool,
-    /// Cookie mode: a session read is under way, and the callers waiting for it.
-    reading: bool,
+    /// Cookie mode: the state counter and clock when the `GET {sessionUrl}` under way was sent, and
+    /// the callers waiting for it.
+    reading: Option<(u64, f64)>,
     read_waiters: Vec<Ticket>,
     out: Vec<Effect>,
 }
@@ -449,7 +450,7 @@ impl Machine {
             activity_shared: f64::NEG_INFINITY,
             activity_unshared: false,
             warned: false,
-            reading: false,
+            reading: None,
             read_waiters: Vec::new(),
             out: Vec::new(),
         }
@@ -538,7 +539,8 @@ impl Machine {
         match input {
             Input::Start(boot) => self.start(now, boot),
             Input::Presence { others } => {
-                if self.phase == Phase::Restoring && !others {
+                // Alone: nobody to wait for. (In cookie mode the server's answer decides.)
+                if self.phase == Phase::Restoring && !others && self.reading.is_none() {
                     self.become_ready(now);
                 }
             }
@@ -560,7 +562,7 @@ impl Machine {
                     return self.answer(ticket, Answer::NoToken);
                 }
                 self.read_waiters.push(ticket);
-                self.read_session();
+                self.read_session(now);
             }
             Input::Dispose => self.dispose(),
             Input::Tick | Input::Wake => {
@@ -658,7 +660,7 @@ impl Machine {
         self.activity(now, 0.0, true);
         if self.cfg.mode == Mode::Cookie {
             // The cookie is the session: the server says whether there is one.
-            self.read_session();
+            self.read_session(now);
         } else if self.held.is_some() || self.storage == StorageMode::Local || self.transport != Transport::Broadcast {
             self.become_ready(now);
         } else {
@@ -722,7 +724,9 @@ impl Machine {
     /// since the set was issued.
     fn active_since(&self, t: &TokenSet) -> bool {
         let required = self.cfg.idle_timeout_ms.is_some() || self.cfg.mode == Mode::Cookie;
-        !required || self.last_activity > t.issued_at
+        // Activity heard from another tab is dated by its age, a few ms off: activity within
+        // a second of the issue (the sign-in itself) is not a sign of use since.
+        !required || self.last_activity > t.issued_at + 1_000.0
     }
 
     /// Ends the session here and tells the other tabs; revokes what can be revoked (the
@@ -743,9 +747,9 @@ impl Machine {
 
     // ---- cookie mode ------------------------------------------------------------------------
 
-    fn read_session(&mut self) {
-        if !self.reading {
-            self.reading = true;
+    fn read_session(&mut self, now: f64) {
+        if self.reading.is_none() {
+            self.reading = Some((self.seq, now));
             self.out.push(Effect::ReadSession);
         }
     }
@@ -753,19 +757,37 @@ impl Machine {
     /// What the session endpoint said: the session (a new CSRF token, a new expiry), no
     /// session (401), or nothing usable.
     fn session_read(&mut self, now: f64, reply: Reply) {
-        self.reading = false;
+        // A read sent before a sign-in, a logout or another tab's news describes a session
+        // that is no longer the question (a 401 from before a sign-in must not end it).
+        let Some((sent_seq, sent_at)) = self.reading.take() else { return };
+        let stale = sent_seq != self.seq;
         let waiters = std::mem::take(&mut self.read_waiters);
-        let before = self.held.as_ref().map(|h| h.tokens.access_token.clone());
+        if !stale && matches!(&reply, Reply::Session(t) if t.expires_at <= now) {
+            // An answer held up past its own expiry (a frozen tab): ask again.
+            self.read_waiters = waiters;
+            return self.read_session(now);
+        }
+        let before = if stale { None } else { self.held.as_ref().map(|h| h.tokens.access_token.clone()) };
         match reply {
+            _ if stale => {}
             Reply::Session(mut tokens) => {
                 let restoring = self.phase == Phase::Restoring;
                 tokens.login_at = self.held.as_ref().and_then(|h| h.tokens.login_at).or(tokens.login_at);
                 if restoring {
                     let stamp = Stamp { seq: 0, origin: String::new() };
                     self.install(now, tokens, stamp, Source::Restored, false);
+                } else if let Some(h) = self.held.as_mut().filter(|h| h.tokens.access_token == tokens.access_token) {
+                    // The same session, perhaps extended by another tab whose news has not
+                    // come yet: take the later expiry; nothing to tell anyone.
+                    if tokens.expires_at > h.tokens.expires_at {
+                        h.tokens.expires_at = tokens.expires_at;
+                        h.tokens.issued_at = tokens.issued_at;
+                        self.expiry_announced = false;
+                    }
                 } else {
-                    // A fresh CSRF token (after a 403): the other tabs take it too.
-                    let stamp = self.next_stamp(now);
+                    // A fresh CSRF token (after a 403): the other tabs take it too. Stamped
+                    // as of the read, so that news from after it still wins.
+                    let stamp = Stamp { seq: next_seq(sent_seq, sent_at), origin: self.tab.clone() };
                     self.install(now, tokens, stamp, Source::Refreshed, false);
                 }
             }
@@ -1481,9 +1503,15 @@ impl Machine {
         }
         if now >= expires_at && !self.expiry_announced {
             self.expiry_announced = true;
+            if self.cfg.mode == Mode::Cookie {
+                // This tab's copy ran out, but another tab may have extended the session
+                // (a frozen tab hears of it late): the server says whether it still lives.
+                self.read_session(now);
+                return;
+            }
             self.emit(Event::Expired { expires_at });
-            // No refresh token, or a cookie session the server has let go: over.
-            if !renewable || self.cfg.mode == Mode::Cookie {
+            // No refresh token: over.
+            if !renewable {
                 self.end(now, LogoutReason::Expired, None);
                 return;
             }
@@ -1507,7 +1535,7 @@ impl Machine {
         self.last_now = now;
         self.last_mono = mono;
         let step = mono_delta.max(0.0) - wall_delta;
-        if first || !(step > 0.0) {
+        if first || step.is_nan() || step <= 0.0 {
             return;
         }
         let back = |t: &mut f64| *t -= step;

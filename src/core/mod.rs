@@ -19,20 +19,15 @@ use serde::{Deserialize, Deserializer};
 ///
 /// serde's own type errors do not say which field was wrong; reading each field into a
 /// `Field` lets the validation that follows name it ("config.tokenUrl must be a string").
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum Field<T> {
     /// Not there, `undefined` or `null`.
+    #[default]
     Absent,
     /// There, with the expected type.
     Valid(T),
     /// There, with another type.
     Invalid,
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Field::Absent
-    }
 }
 
 impl<T> Field<T> {

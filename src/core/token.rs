@@ -206,7 +206,7 @@ impl TokenSet {
                     .ok_or(Error::TokenResponse("expires_in", "is missing and the access token has no exp claim"))?;
                 let server_now = times.iat.valid().map(|s| s * 1000.0).or(server_date);
                 let at = exp * 1000.0 + skew(now, server_now);
-                if !(at > now) {
+                if at.is_nan() || at <= now {
                     return Err(Error::TokenResponse("access_token", "is already expired (exp)"));
                 }
                 at.min(now + MAX_LIFETIME_S * 1000.0)

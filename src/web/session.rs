@@ -304,8 +304,8 @@ impl Session {
         }
     }
 
-    /// The access token, refreshed first if needed; `null` when signed out. For apps that
-    /// use axios, ky or their own client.
+    /// The access token, refreshed first if needed; `null` when signed out and in cookie
+    /// mode. For apps that use axios, ky or their own client.
     #[wasm_bindgen(js_name = getAccessToken, unchecked_return_type = "Promise<string | null>")]
     pub fn get_access_token(&self) -> Promise {
         self.with_token("")
@@ -323,6 +323,9 @@ impl Session {
             Err(e) => return reject(e),
         };
         promise(async move {
+            if d.config.mode == Mode::Cookie {
+                return Ok(JsValue::NULL);
+            }
             match d.ask(|ticket| Input::TokenWanted { ticket }).await {
                 Answer::Token { token, .. } => Ok(JsValue::from_str(&(prefix.to_string() + &token))),
                 Answer::Failed(e) => Err(to_js(&e)),
@@ -393,11 +396,22 @@ impl Session {
     }
 
     /// The current access token if it has not expired, else `null`. Does not refresh.
+    /// Always `null` in cookie mode, where there is no token.
     #[wasm_bindgen(getter = accessToken, unchecked_return_type = "string | null")]
     pub fn access_token(&self) -> JsValue {
         let now = js_sys::Date::now();
         let m = self.driver.machine();
-        nullable(m.tokens().filter(|t| t.expires_at > now).map(|t| t.access_token.as_str()))
+        let token_mode = self.driver.config.mode == Mode::Token;
+        nullable(m.tokens().filter(|t| token_mode && t.expires_at > now).map(|t| t.access_token.as_str()))
+    }
+
+    /// Cookie mode: the session's CSRF token, for requests the app sends without
+    /// `session.fetch` (put it in the `csrfHeader` of unsafe requests); `null` otherwise.
+    #[wasm_bindgen(getter = csrfToken, unchecked_return_type = "string | null")]
+    pub fn csrf_token(&self) -> JsValue {
+        let m = self.driver.machine();
+        let cookie_mode = self.driver.config.mode == Mode::Cookie;
+        nullable(m.tokens().filter(|_| cookie_mode).map(|t| t.access_token.as_str()))
     }
 
     /// When the access token expires, in epoch milliseconds; `null` when signed out.
@@ -420,11 +434,13 @@ impl Session {
         nullable(self.driver.machine().refresh_at())
     }
 
-    /// The decoded claims of a JWT access token; `null` for opaque tokens or when signed out.
+    /// The decoded claims of a JWT access token; `null` for opaque tokens, in cookie mode or
+    /// when signed out.
     #[wasm_bindgen(getter, unchecked_return_type = "Claims | null")]
     pub fn claims(&self) -> JsValue {
         let m = self.driver.machine();
-        m.tokens().and_then(|t| http::claims(&t.access_token)).unwrap_or(JsValue::NULL)
+        let token_mode = self.driver.config.mode == Mode::Token;
+        m.tokens().filter(|_| token_mode).and_then(|t| http::claims(&t.access_token)).unwrap_or(JsValue::NULL)
     }
 
     /// The decoded claims of the OpenID Connect ID token, if one was received.

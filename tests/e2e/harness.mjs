@@ -92,7 +92,8 @@ export const engines = (process.env.WS_BROWSERS || "chromium,firefox").split(","
 /**
  * Launches `engine`: Chromium through playwright-core, or Debian's Firefox ESR through
  * puppeteer-core over WebDriver BiDi, behind the part of Playwright's API the tests use
- * (`newContext`, `addInitScript`, `newPage`, `goto`, `evaluate`, `waitForFunction`, `close`).
+ * (`newContext`, `addInitScript`, `newPage`, `cookies`, `goto`, `evaluate`, `waitForFunction`,
+ * `close`).
  */
 export async function launchEngine(engine) {
   if (engine === "chromium") return launch();
@@ -114,6 +115,7 @@ export async function launchEngine(engine) {
           for (const fn of scripts) await page.evaluateOnNewDocument(fn);
           return firefoxPage(page);
         },
+        cookies: () => context.cookies(),
         close: () => context.close(),
       };
     },
