@@ -3,17 +3,23 @@ import init, { Session } from "/pkg/wasm_session.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const storage = ["memory", "session", "local"].includes(params.get("storage")) ? params.get("storage") : "memory";
+const pick = (name, allowed) => (allowed.includes(params.get(name)) ? params.get(name) : allowed[0]);
+const mode = pick("mode", ["token", "cookie"]);
+const storage = mode === "cookie" ? "memory" : pick("storage", ["memory", "session", "local"]);
+const idle = Number(pick("idle", ["", "60", "300"])) * 1000 || undefined;
 
 await init();
-const session = new Session({
-  tokenUrl: "/auth/token",
-  revokeUrl: "/auth/revoke",
-  clientId: "demo-spa",
-  storage,
+const common = {
   retryBaseMs: 500,
   retryMaxMs: 4000,
-});
+  idleTimeoutMs: idle,
+  idleWarningMs: idle && idle / 4,
+};
+// Token mode: OAuth tokens in the page. Cookie mode: an HttpOnly session cookie the page
+// never sees, and a CSRF token in memory.
+const session = new Session(mode === "cookie"
+  ? { mode: "cookie", sessionUrl: "/session", ...common }
+  : { tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", clientId: "demo-spa", storage, ...common });
 window.session = session; // for poking around in the console
 
 // ---- timeline -------------------------------------------------------------------------
@@ -33,6 +39,8 @@ session.on("refresh", (e) => { log("refresh", `new token, valid until ${clock(e.
 session.on("logout", (e) => { log("logout", `reason: ${e.reason}`); render(); });
 session.on("expired", () => { log("expired", "the access token expired before a refresh succeeded"); render(); });
 session.on("error", (e) => log("error", `${e.error.code}: ${e.error.message.replace("wasm-session: ", "")}`));
+session.on("idle_warning", (e) => { log("idle", `no activity: signing out at ${clock(e.logoutAt)}`); $("idle-warning").hidden = false; });
+session.on("active", () => { log("active", "activity: the idle sign-out is off"); $("idle-warning").hidden = true; });
 
 // ---- rendering --------------------------------------------------------------------------
 const seconds = (ms) => (ms == null ? "–" : `${(Math.max(0, ms) / 1000).toFixed(1)} s`);
@@ -40,10 +48,13 @@ function render() {
   const signedIn = session.isAuthenticated;
   $("status").textContent = signedIn ? "signed in" : "signed out";
   $("status").className = "pill " + (signedIn ? "in" : "out");
-  const claims = session.claims;
-  $("who").textContent = claims ? `${claims.name || claims.sub} (${claims.sub})` : "–";
-  $("claims").textContent = claims ? JSON.stringify(claims, null, 2) : "–";
-  for (const id of ["signout", "call-api", "refresh-now"]) $(id).disabled = !signedIn;
+  const who = session.claims || session.user;
+  $("who").textContent = who ? `${who.name || who.sub} (${who.sub})` : "–";
+  $("claims").textContent = mode === "cookie"
+    ? (signedIn ? `No token in the page. CSRF token (memory only): ${session.csrfToken}` : "–")
+    : (session.claims ? JSON.stringify(session.claims, null, 2) : "–");
+  if (!signedIn) $("idle-warning").hidden = true;
+  for (const id of ["signout", "call-api", "call-counter", "refresh-now"]) $(id).disabled = !signedIn;
   $("signin").hidden = signedIn;
   $("signed-in-note").hidden = !signedIn;
   tick();
@@ -55,6 +66,8 @@ function tick() {
   $("life").value = expiresIn && lifetime ? Math.min(1, expiresIn / lifetime) : 0;
   const refreshAt = session.refreshAt;
   $("refresh-in").textContent = refreshAt == null ? "–" : seconds(refreshAt - Date.now());
+  const idleAt = session.idleAt;
+  $("idle-in").textContent = idleAt == null ? "–" : seconds(idleAt - Date.now());
 }
 setInterval(tick, 200);
 
@@ -64,7 +77,8 @@ $("signin").onsubmit = async (e) => {
   $("signin-error").textContent = "";
   const form = new FormData(e.target);
   try {
-    await session.login("/auth/login", { username: form.get("username"), password: form.get("password") });
+    const url = mode === "cookie" ? "/session/login" : "/auth/login";
+    await session.login(url, { username: form.get("username"), password: form.get("password") });
   } catch (err) {
     $("signin-error").textContent = err.code === "login_failed" ? "Wrong username or password." : err.message;
   }
@@ -72,23 +86,33 @@ $("signin").onsubmit = async (e) => {
 $("signout").onclick = () => session.logout();
 $("new-tab").onclick = () => window.open(location.href, "_blank");
 $("refresh-now").onclick = () => session.refresh().catch(() => {}); // failures arrive as events
-$("call-api").onclick = async () => {
+async function callApi(method, path) {
   try {
-    const res = await session.fetch("/api/me");
+    const res = await session.fetch(path, { method });
     const body = await res.text();
     $("api-result").textContent = `HTTP ${res.status}\n${body}`;
-    log("api", `GET /api/me → ${res.status}`);
+    log("api", `${method} ${path} → ${res.status}`);
   } catch (err) {
     $("api-result").textContent = `${err.code || err.name}: ${err.message}`;
-    log("api", `GET /api/me failed: ${err.code || err.name}`);
+    log("api", `${method} ${path} failed: ${err.code || err.name}`);
   }
-};
+}
+$("call-api").onclick = () => callApi("GET", "/api/me");
+$("call-counter").onclick = () => callApi("POST", "/api/counter");
+if (mode === "cookie") {
+  $("claims-title").textContent = "Session";
+  $("api-note").innerHTML = "Calls go through <code>session.fetch</code>: the cookie goes along, and the CSRF header on POST, PUT, PATCH and DELETE.";
+}
 
-$("storage").value = storage;
-$("storage").onchange = (e) => {
-  params.set("storage", e.target.value);
-  location.search = params.toString();
-};
+// Settings live in the URL: changing one reloads the page with it.
+for (const [name, value] of [["mode", mode], ["storage", storage], ["idle", idle ? String(idle / 1000) : ""]]) {
+  $(name).value = value;
+  $(name).onchange = (e) => {
+    params.set(name, e.target.value);
+    location.search = params.toString();
+  };
+}
+$("storage").disabled = mode === "cookie";
 
 async function fault(spec, note) {
   await fetch("/__faults", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(spec) });

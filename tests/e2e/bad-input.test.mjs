@@ -39,6 +39,19 @@ for (const engine of engines) describe(engine, () => {
     ["negative timeout", "{ tokenUrl: '/t', requestTimeoutMs: -1 }", "invalid_config", "requestTimeoutMs"],
     ["NaN", "{ tokenUrl: '/t', retryBaseMs: NaN }", "invalid_config", "retryBaseMs"],
     ["crossTab as string", "{ tokenUrl: '/t', crossTab: 'yes' }", "invalid_config", "crossTab"],
+    ["unknown mode", "{ tokenUrl: '/t', mode: 'bearer' }", "invalid_config", "mode"],
+    ["cookie mode without sessionUrl", "{ mode: 'cookie' }", "invalid_config", "sessionUrl"],
+    ["cookie mode with tokenUrl", "{ mode: 'cookie', sessionUrl: '/s', tokenUrl: '/t' }", "invalid_config", "tokenUrl"],
+    ["cookie mode with storage", "{ mode: 'cookie', sessionUrl: '/s', storage: 'local' }", "invalid_config", "storage"],
+    ["cookie mode, http sessionUrl to a non-local host", "{ mode: 'cookie', sessionUrl: 'http://app.example/s' }", "invalid_config", "sessionUrl"],
+    ["sessionUrl in token mode", "{ tokenUrl: '/t', sessionUrl: '/s' }", "invalid_config", "sessionUrl"],
+    ["csrfHeader with a colon", "{ mode: 'cookie', sessionUrl: '/s', csrfHeader: 'X-CSRF: 1' }", "invalid_config", "csrfHeader"],
+    ["cookie mode", "{ mode: 'cookie', sessionUrl: '/session' }", "ok"],
+    ["idleTimeoutMs too short", "{ tokenUrl: '/t', idleTimeoutMs: 500 }", "invalid_config", "idleTimeoutMs"],
+    ["idleWarningMs without idleTimeoutMs", "{ tokenUrl: '/t', idleWarningMs: 5000 }", "invalid_config", "idleWarningMs"],
+    ["idleWarningMs not shorter", "{ tokenUrl: '/t', idleTimeoutMs: 60000, idleWarningMs: 60000 }", "invalid_config", "idleWarningMs"],
+    ["maxSessionMs as string", "{ tokenUrl: '/t', maxSessionMs: '8h' }", "invalid_config", "maxSessionMs"],
+    ["idle and absolute timeouts", "{ tokenUrl: '/t', idleTimeoutMs: 900000, idleWarningMs: 60000, maxSessionMs: 28800000 }", "ok"],
   ];
 
   test("config: wrong types, unknown keys, bad URLs and ranges give invalid_config naming the field", async () => {
@@ -155,6 +168,39 @@ for (const engine of engines) describe(engine, () => {
         return out;
       });
       assert.deepEqual(r, { code: "refresh_failed", errors: ["refresh_failed"], auth: true }, JSON.stringify(fault));
+    }
+  });
+
+  const SESSIONS = [
+    ["no csrfToken", { expiresAt: "+" }, "csrfToken"],
+    ["csrfToken not a string", { csrfToken: 5, expiresAt: "+" }, "csrfToken"],
+    ["csrfToken with a space", { csrfToken: "a b", expiresAt: "+" }, "csrfToken"],
+    ["no expiresAt", { csrfToken: "c" }, "expiresAt"],
+    ["expiresAt in the past", { csrfToken: "c", expiresAt: 1000 }, "expiresAt"],
+    ["expiresAt as a date string", { csrfToken: "c", expiresAt: "2030-01-01" }, "expiresAt"],
+    ["loginAt in the future", { csrfToken: "c", expiresAt: "+", loginAt: "++" }, "loginAt"],
+    ["a good session", { csrfToken: "c", expiresAt: "+", loginAt: "-", user: { sub: "demo" } }, null],
+  ];
+
+  test("cookie mode: malformed session bodies are refused naming the field; nothing is kept", async () => {
+    for (const [name, body, field] of SESSIONS) {
+      tried++;
+      const r = await page.evaluate(async (body) => {
+        const now = Date.now();
+        const times = { "+": now + 600_000, "++": now + 300_000, "-": now - 1000 };
+        const json = JSON.stringify(body, (_, v) => (typeof v === "string" && v in times ? times[v] : v));
+        const s = new lib.Session({ mode: "cookie", sessionUrl: "/session", crossTab: false });
+        try { await s.login(`/__reply?body=text&text=${encodeURIComponent(json)}`, {}); return { code: "ok", auth: s.isAuthenticated }; }
+        catch (e) { return { code: e.code, message: e.message, auth: s.isAuthenticated }; }
+        finally { s.dispose(); }
+      }, body);
+      if (field) {
+        assert.equal(r.code, "invalid_token_response", `${name}: ${JSON.stringify(r)}`);
+        assert.ok(r.message.includes(field), `${name}: "${r.message}" should name ${field}`);
+        assert.equal(r.auth, false);
+      } else {
+        assert.deepEqual(r, { code: "ok", auth: true }, name);
+      }
     }
   });
 

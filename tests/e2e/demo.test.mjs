@@ -73,3 +73,34 @@ test("demo: wrong password shows an error; a rejected refresh token signs out", 
   assert.match(await page.textContent("#timeline"), /reason: refresh_rejected/);
   await page.close();
 });
+
+test("demo: cookie mode with an idle timeout shows the countdown, warns, and signs out when idle", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await ctx.clock.install();
+  try {
+    const page = await ctx.newPage();
+    page.on("pageerror", (e) => consoleErrors.push(e.message));
+    await page.goto(server.main + "/?mode=cookie&idle=60");
+    await page.waitForFunction(() => window.session !== undefined);
+    assert.equal(await page.inputValue("#mode"), "cookie");
+    assert.equal(await page.isDisabled("#storage"), true, "cookie mode keeps nothing in storage");
+    await page.click("#signin-button");
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "signed in");
+    assert.match(await page.textContent("#who"), /Demo User \(demo\)/);
+    assert.match(await page.textContent("#claims"), /No token in the page/);
+    await page.click("#call-counter");
+    await page.waitForFunction(() => document.querySelector("#api-result").textContent.startsWith("HTTP"));
+    assert.match(await page.textContent("#api-result"), /HTTP 200[\s\S]*"count":1/);
+    await page.clock.runFor(1_000);
+    assert.ok(parseFloat(await page.textContent("#idle-in")) > 55, "the idle countdown is shown");
+    await page.clock.runFor(46_000); // a quarter of the timeout before the end: the warning
+    await page.waitForFunction(() => !document.querySelector("#idle-warning").hidden);
+    await page.mouse.move(200, 200);
+    await page.mouse.down();
+    await page.mouse.up();
+    await page.waitForFunction(() => document.querySelector("#idle-warning").hidden);
+    await page.clock.runFor(61_000);
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "signed out");
+    assert.match(await page.textContent("#timeline"), /reason: idle/);
+  } finally { await ctx.close(); }
+});

@@ -31,6 +31,27 @@ export async function main(): Promise<void> {
   await session.logout();
   session.dispose();
 
+  // Cookie mode, idle and absolute timeouts.
+  const cookie = new Session({ mode: "cookie", sessionUrl: "/session", idleTimeoutMs: 900_000, idleWarningMs: 60_000, maxSessionMs: 28_800_000 });
+  cookie.on("idle_warning", (e) => console.log(e.logoutAt.toFixed(0)));
+  cookie.on("active", (e) => console.log(e.type));
+  const csrf: string | null = cookie.csrfToken;
+  const idleAt: number | null = cookie.idleAt;
+  const endsAt: number | null = cookie.sessionEndsAt;
+  const mode: "token" | "cookie" = cookie.mode;
+  console.log(csrf, idleAt, endsAt, mode, cookie.user);
+  const idle: LogoutReason = "idle";
+  const absolute: LogoutReason = "absolute";
+  console.log(idle, absolute);
+  // @ts-expect-error: cookie mode has no token endpoint
+  new Session({ mode: "cookie", sessionUrl: "/session", tokenUrl: "/t" });
+  // @ts-expect-error: cookie mode keeps nothing in storage
+  new Session({ mode: "cookie", sessionUrl: "/session", storage: "local" });
+  // @ts-expect-error: sessionUrl is required in cookie mode
+  new Session({ mode: "cookie" });
+  // @ts-expect-error: not a mode
+  new Session({ mode: "bearer", tokenUrl: "/t" });
+
   // @ts-expect-error: tokenUrl is required
   new Session({ storage: "memory" });
   // @ts-expect-error: not a storage mode

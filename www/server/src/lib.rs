@@ -514,10 +514,12 @@ async fn set_faults(State(s): State<AppState>, body: axum::body::Bytes) -> Respo
 struct CannedQuery {
     status: Option<u16>,
     body: Option<String>,
+    /// With `body=text`: this text, as JSON.
+    text: Option<String>,
 }
 
-/// `/__reply?status=200&body=html|empty|garbage|huge|json`: a canned answer, for testing how
-/// the SDK takes malformed server replies.
+/// `/__reply?status=200&body=html|empty|garbage|huge|json|text&text=…`: a canned answer, for
+/// testing how the SDK takes malformed server replies.
 async fn canned(Query(q): Query<CannedQuery>) -> Response {
     let status = q.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
     let (ctype, body) = match q.body.as_deref().unwrap_or("empty") {
@@ -525,6 +527,7 @@ async fn canned(Query(q): Query<CannedQuery>) -> Response {
         "garbage" => ("application/json", "{\"access_token\": ".to_string()),
         "huge" => ("application/json", format!("{{\"access_token\":\"{}\",\"expires_in\":60}}", "a".repeat(1 << 20))),
         "json" => ("application/json", "[1,2,3]".to_string()),
+        "text" => ("application/json", q.text.unwrap_or_default()),
         _ => ("application/json", String::new()),
     };
     (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
