@@ -384,11 +384,12 @@ impl World {
         let short = format!("{input:?}");
         self.log(format!("tab {t} <- {}", &short[..short.len().min(160)]));
         let wall = self.wall();
+        let held = self.tabs[t].machine.tokens().map(|s| s.access_token.clone());
         let effects = self.tabs[t].machine.handle(wall, self.now, input);
-        // A tab decides a cookie session expired only when the server no longer has it.
-        // (A logout relayed from another tab may concern a session since replaced.)
-        let decided = effects.iter().any(|e| matches!(e, Effect::Post(Message::Logout { reason: LogoutReason::Expired, .. })));
-        if decided && self.cookie_mode() && self.cookie_session().is_some() {
+        // A cookie session ends as expired (here, or told by another tab) only when the
+        // server no longer has it: not a newer one that a sign-in started meanwhile.
+        let ended = effects.iter().any(|e| matches!(e, Effect::Emit(Event::Logout { reason: LogoutReason::Expired })));
+        if ended && self.cookie_mode() && held.is_some_and(|csrf| self.cookie_session_live(&csrf)) {
             self.fail(format!("tab {t} ended a cookie session that the server still has"));
         }
         for e in effects {
@@ -653,17 +654,26 @@ impl World {
         self.setup.config.mode == Mode::Cookie
     }
 
+    /// Is the cookie session that issued this CSRF token (`csrf-<family>-<n>`) alive?
+    fn cookie_session_live(&self, csrf: &str) -> bool {
+        let family = csrf.split('-').nth(1).and_then(|f| f.parse::<u64>().ok());
+        // Only the session behind the browser's cookie can be reached at all.
+        family.is_some() && family == self.cookie && self.cookie_session_expiry().is_some_and(|e| self.now < e)
+    }
+
+    fn cookie_session_expiry(&self) -> Option<f64> {
+        self.server.cookie_sessions.get(&self.cookie?).map(|(_, e)| *e)
+    }
+
     /// The session behind the browser's cookie, as `GET /session` answers it.
     fn cookie_session(&mut self) -> Option<Reply> {
         let family = self.cookie?;
         let (csrf, expiry) = self.server.cookie_sessions.get(&family).filter(|(_, e)| self.now < *e)?.clone();
+        // The server's clock keeps true time; its `Date` header lets the client adjust.
+        let server_now = EPOCH + self.now;
         let login_at = self.server.cookie_login.get(&family).map_or(Field::Absent, |&l| Field::Valid(l));
-        let body = SessionResponse {
-            csrf_token: Field::Valid(csrf),
-            expires_at: Field::Valid(self.wall() + (expiry - self.now)),
-            login_at,
-        };
-        TokenSet::from_session(body, Some("{}".into()), self.wall(), None).ok().map(Reply::Session)
+        let body = SessionResponse { csrf_token: Field::Valid(csrf), expires_at: Field::Valid(EPOCH + expiry), login_at };
+        TokenSet::from_session(body, Some("{}".into()), self.wall(), Some(server_now)).ok().map(Reply::Session)
     }
 
     /// Cookie mode: `POST /session/refresh` under `csrf` extends the session and rotates it.
@@ -771,8 +781,12 @@ impl World {
         let family = self.server.next;
         if self.cookie_mode() {
             let expiry = self.now + self.setup.ttl_s * 1000.0;
+            // Sign-in ends the session the browser had (no fixation) and starts a new one.
+            if let Some(old) = self.cookie {
+                self.server.cookie_sessions.remove(&old);
+            }
             self.server.cookie_sessions.insert(family, (format!("csrf-{family}-0"), expiry));
-            self.server.cookie_login.insert(family, self.wall());
+            self.server.cookie_login.insert(family, EPOCH + self.now);
             self.cookie = Some(family);
             let Some(Reply::Session(tokens)) = self.cookie_session() else { panic!("a fresh cookie session") };
             let ticket = self.ticket(t, Call::SignIn);

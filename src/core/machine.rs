@@ -793,7 +793,7 @@ impl Machine {
             }
             Reply::Status { status: 401, .. } => {
                 if self.held.is_some() {
-                    self.end(now, LogoutReason::Expired, None);
+                    self.server_ended(now);
                 }
             }
             _ => {
@@ -884,13 +884,13 @@ impl Machine {
                     self.fail_waiter(ticket, e);
                 }
             }
-            // Cookie mode: the server no longer knows the session. It ends in every tab.
-            Want::Retry401 { .. } if self.cfg.mode == Mode::Cookie => {
-                self.end(now, LogoutReason::Expired, None);
-                self.answer(ticket, Answer::NoToken)
-            }
             // Newer tokens arrived meanwhile: retry with them.
             Want::Retry401 { seq: used } if used != seq => self.want(now, ticket, Want::Token),
+            // Cookie mode: the server no longer knows the session. It ends in every tab.
+            Want::Retry401 { .. } if self.cfg.mode == Mode::Cookie => {
+                self.server_ended(now);
+                self.answer(ticket, Answer::NoToken)
+            }
             Want::Retry401 { .. } if after_401 || !renewable || (refreshed_on_401 && idle) => {
                 // Refreshing cannot fix this 401 (or already did not): the app gets it.
                 self.answer(ticket, Answer::NoToken)
@@ -1160,7 +1160,7 @@ impl Machine {
             // Cookie mode: the server's session is gone.
             Reply::Status { status: 401, .. } if self.cfg.mode == Mode::Cookie => {
                 self.release_if(locked);
-                self.end(now, LogoutReason::Expired, None);
+                self.server_ended(now);
                 return;
             }
             Reply::Status { status, oauth_error } => match policy::classify(status, oauth_error.as_deref()) {
@@ -1340,6 +1340,16 @@ impl Machine {
             self.emit(Event::Logout { reason });
         }
         held
+    }
+
+    /// Cookie mode: the server no longer has the session this tab holds. It ends here and in
+    /// the tabs holding the same one (the logout carries that session's counter), not in a
+    /// tab whose sign-in crossed the 401 on its way.
+    fn server_ended(&mut self, now: f64) {
+        let seq = self.held.as_ref().map_or(self.seq, |h| h.stamp.seq);
+        if self.end(now, LogoutReason::Expired, Some(seq)).is_some() {
+            self.post(Message::Logout { seq, reason: LogoutReason::Expired });
+        }
     }
 
     // ---- other tabs -------------------------------------------------------------------------

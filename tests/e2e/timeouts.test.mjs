@@ -38,6 +38,7 @@ test("idle: activity in one tab of three keeps all signed in; without it, all si
     await settle(t.tabs, () => session.isAuthenticated);
     const start = await a.evaluate(() => Date.now());
     await a.clock.runFor(40_000);
+    const clicked = await c.evaluate(() => Date.now());
     await c.mouse.click(10, 10); // the user, in tab c only
     await settle(t.tabs, () => session.idleAt >= Date.now() + 59_000);
     await a.clock.runFor(50_000); // 90 s after sign-in, 50 s after the click
@@ -49,8 +50,9 @@ test("idle: activity in one tab of three keeps all signed in; without it, all si
     const reasons = await Promise.all(t.tabs.map(logouts));
     assert.ok(reasons.every((r) => r.length === 1 && ["idle", "other_tab"].includes(r[0])), JSON.stringify(reasons));
     assert.ok(reasons.flat().includes("idle"));
-    const ended = await b.evaluate(() => Date.now());
-    console.log(`idle logout ${ended - start - 40_000} ms (page clock) after the last activity; idleTimeoutMs 60000`);
+    const at = await Promise.all(t.tabs.map((tab) => tab.evaluate(() => window.events.find((e) => e.type === "logout").at)));
+    console.log(`idle logout at +${at.map((x) => x - clicked).join(", +")} ms (page clock) after the last activity; idleTimeoutMs 60000; sign-in at -${clicked - start} ms`);
+    assert.ok(at.every((x) => x - clicked >= 60_000), "signed out before the idle timeout");
     await until(async () => (await t.server.stats()).sessions_active === 0, { what: "the server session to end" });
   } finally { await t.close(); }
 });
