@@ -725,7 +725,7 @@ impl World {
                 let expiry = self.tabs[t].machine.tokens().filter(|s| s.access_token == token).map(|s| s.expires_at);
                 match expiry {
                     Some(e) if wall < e => {}
-                    _ => self.fail(format!("tab {t} handed out an expired or unknown token {token}")),
+                    _ => self.fail(format!("tab {t} handed out an expired or unknown token {token} (expiry {expiry:?}, clock {wall})")),
                 }
                 let next = self.ticket(t, Call::Retry { since: self.now });
                 let d = self.rng.range(2.0, 30.0);

@@ -819,6 +819,9 @@ impl Machine {
         }
         self.phase = Phase::Ready;
         self.restore_until = None;
+        // The deadlines first: a restored session may already be past its absolute or idle
+        // end, and must not be handed to the callers that waited for it.
+        self.check(now);
         self.out.push(Effect::Ready(self.held.is_some()));
         for (ticket, want) in std::mem::take(&mut self.early) {
             self.want(now, ticket, want);
