@@ -58,7 +58,7 @@ test("20 concurrent fetches on an expired token cause exactly one refresh", asyn
     // Freeze timers, then jump the clock past expiry without firing them: the fetches see
     // an expired token and must share one refresh.
     const now = await t.page.evaluate(() => Date.now());
-    await t.page.clock.pauseAt(now + 10);
+    await t.page.clock.pauseAt(now + 1000); // a margin: under load the page clock runs on before this call lands
     await t.page.clock.setSystemTime(now + 120_000);
     const statuses = await t.page.evaluate(() =>
       Promise.all(Array.from({ length: 20 }, () => session.fetch("/api/me").then((r) => r.status))));
@@ -170,7 +170,7 @@ test("after a sleep past expiry the next request waits for a refresh", async () 
     await login(t.page);
     const now = await t.page.evaluate(() => Date.now());
     // The laptop sleeps: page timers stop while the server's clock runs past expiry.
-    await t.page.clock.pauseAt(now + 10);
+    await t.page.clock.pauseAt(now + 1000); // a margin: under load the page clock runs on before this call lands
     await sleep(2600);
     await t.page.clock.setSystemTime(now + 10 * 60_000);
     const status = await t.page.evaluate(async () => (await session.fetch("/api/me")).status);
@@ -188,7 +188,7 @@ for (const wake of ["focus", "visibilitychange", "pageshow"]) {
       await login(t.page);
       const now = await t.page.evaluate(() => Date.now());
       // Timers frozen (a throttled background tab), the refresh falls due at 22.5 s.
-      await t.page.clock.pauseAt(now + 10);
+      await t.page.clock.pauseAt(now + 1000); // a margin: under load the page clock runs on before this call lands
       await t.page.clock.setSystemTime(now + 25_000);
       assert.equal((await t.server.stats()).token_requests, 0);
       await t.page.evaluate((wake) => {
