@@ -793,7 +793,8 @@ impl World {
             return self.deliver(t, Input::SignIn { tokens, ticket: Some(ticket) });
         }
         let (at, rt) = self.issue(family);
-        let r = response(&at, Some(&rt), self.setup.ttl_s);
+        // An OpenID Connect sign-in brings an ID token; the model server's refreshes do not.
+        let r = TokenResponse { id_token: Field::Valid(format!("id-{family}")), ..response(&at, Some(&rt), self.setup.ttl_s) };
         let tokens = TokenSet::from_response(r, None, self.wall(), None, None).expect("valid login response");
         let ticket = self.ticket(t, Call::SignIn);
         self.deliver(t, Input::SignIn { tokens, ticket: Some(ticket) });
@@ -1119,6 +1120,20 @@ impl World {
             }
         }
         self.logouts.retain(|&(_, at)| now < at + 3_600_000.0);
+        if let Some(b) = broken.take() {
+            self.fail(b);
+        }
+        // Every token set holds its sign-in's ID token (`at-{family}-n` goes with
+        // `id-{family}`), through refreshes without one and in tabs that adopted it.
+        for (t, tab) in self.tabs.iter().enumerate() {
+            let Some(tokens) = tab.machine.tokens().filter(|_| tab.alive && !self.cookie_mode()) else { continue };
+            let family = tokens.access_token.strip_prefix("at-").and_then(|r| r.split('-').next());
+            if let Some(family) = family {
+                if tokens.id_token.as_deref() != Some(&format!("id-{family}")) {
+                    broken = Some(format!("tab {t} holds {} with ID token {:?}", tokens.access_token, tokens.id_token));
+                }
+            }
+        }
         if let Some(b) = broken.take() {
             self.fail(b);
         }
@@ -1707,5 +1722,28 @@ fn cookie_a_401_ends_the_session_in_every_tab_and_a_csrf_403_rereads_once() {
     dump(&w);
     for t in 0..3 {
         assert_eq!(w.tabs[t].machine.tokens(), None, "tab {t} kept a session the server ended");
+    }
+}
+
+#[test]
+fn oidc_the_sign_ins_id_token_outlives_refreshes_in_every_tab_and_new_tabs() {
+    // An OpenID Connect sign-in in one tab; the provider's refreshes carry no ID token.
+    // Logout from any tab, now or after a reload, needs it for `id_token_hint`.
+    for storage in [StorageMode::Memory, StorageMode::Session, StorageMode::Local] {
+        let mut w = world(3, storage, |s| {
+            s.ttl_s = 2.0;
+            s.fetch_every_ms = 100.0;
+        });
+        w.login(1);
+        w.schedule_random();
+        w.run_for(10_000.0);
+        let t = w.open_tab();
+        w.run_for(2_000.0);
+        dump(&w);
+        assert!(w.stats.refreshes >= 6, "{storage:?}: {} refreshes", w.stats.refreshes);
+        for tab in [0, 1, 2, t] {
+            let id = w.tabs[tab].machine.tokens().and_then(|s| s.id_token.clone());
+            assert_eq!(id.as_deref(), Some("id-1"), "{storage:?}: tab {tab}");
+        }
     }
 }

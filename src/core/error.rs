@@ -26,6 +26,16 @@ pub enum Error {
     Storage(&'static str),
     /// The session was disposed.
     Disposed,
+    /// A sign-in callback does not answer the sign-in in progress here (wrong `state`, a
+    /// replay, another provider's `iss`, or a damaged stored login): what is wrong.
+    InvalidState(&'static str),
+    /// The provider answered the sign-in with an error (RFC 6749 §4.1.2.1): `error`, then
+    /// `error_description` if it sent one.
+    OAuth(String, Option<String>),
+    /// The issuer's discovery document is unusable: the field, then what is wrong.
+    Discovery(&'static str, &'static str),
+    /// The ID token's claims do not fit this sign-in: the claim, then what is wrong.
+    IdToken(&'static str, &'static str),
 }
 
 impl Error {
@@ -43,6 +53,10 @@ impl Error {
             Error::Timeout => "timeout",
             Error::Storage(_) => "storage",
             Error::Disposed => "disposed",
+            Error::InvalidState(_) => "invalid_state",
+            Error::OAuth(..) => "oauth_error",
+            Error::Discovery(..) => "invalid_discovery",
+            Error::IdToken(..) => "invalid_id_token",
         }
     }
 
@@ -70,6 +84,19 @@ impl Error {
             Error::Timeout => &["the auth server did not answer within requestTimeoutMs"],
             Error::Storage(why) => &["storage: ", why],
             Error::Disposed => &["the session was disposed"],
+            Error::InvalidState(why) => &["sign-in callback refused: ", why],
+            Error::OAuth(error, description) => {
+                m.push_str("the provider refused the sign-in: ");
+                m.push_str(error);
+                if let Some(d) = description {
+                    m.push_str(" (");
+                    m.push_str(d);
+                    m.push(')');
+                }
+                &[]
+            }
+            Error::Discovery(field, why) => &["discovery document: ", field, " ", why],
+            Error::IdToken(claim, why) => &["ID token: ", claim, " ", why],
         };
         for p in parts {
             m.push_str(p);

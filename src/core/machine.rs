@@ -1145,7 +1145,12 @@ impl Machine {
         let why = match reply {
             Reply::Tokens { response, jwt, date } => {
                 match TokenSet::from_response(response, jwt, now, date, Some(&refresh_token)) {
-                    Ok(tokens) => {
+                    Ok(mut tokens) => {
+                        // A refresh may come without an ID token (OpenID Connect Core §12.2):
+                        // the sign-in's stays, for logout's `id_token_hint`.
+                        if tokens.id_token.is_none() {
+                            tokens.id_token = self.tokens().and_then(|t| t.id_token.clone());
+                        }
                         let stamp = self.next_stamp(now);
                         self.install(now, tokens, stamp, Source::Refreshed, for_401);
                         self.settle(now, locked);

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod machine;
+pub mod oidc;
 pub mod policy;
 pub mod protocol;
 pub mod store;

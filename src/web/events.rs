@@ -52,6 +52,11 @@ pub fn to_js(e: &Error) -> JsValue {
     if let Some(status) = e.status() {
         let _ = Reflect::set(&error, &"status".into(), &status.into());
     }
+    if let Error::OAuth(code, description) = e {
+        let _ = Reflect::set(&error, &"error".into(), &code.into());
+        let description = description.as_deref().map_or(JsValue::NULL, Into::into);
+        let _ = Reflect::set(&error, &"errorDescription".into(), &description);
+    }
     error.into()
 }
 
