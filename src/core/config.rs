@@ -40,7 +40,7 @@ pub enum Mode {
 }
 
 /// Every option name `new Session(config)` accepts.
-pub const OPTIONS: [&str; 19] = [
+pub const OPTIONS: [&str; 25] = [
     "mode",
     "tokenUrl",
     "clientId",
@@ -60,12 +60,19 @@ pub const OPTIONS: [&str; 19] = [
     "idleTimeoutMs",
     "idleWarningMs",
     "maxSessionMs",
+    "issuer",
+    "authorizationUrl",
+    "endSessionUrl",
+    "redirectUri",
+    "scope",
+    "postLogoutRedirectUri",
 ];
 
 /// The unknown-key error text, listing the options.
 const UNKNOWN: &str = "is not an option (options: mode, tokenUrl, clientId, revokeUrl, storage, namespace, \
 allowedOrigins, refreshLeadMs, requestTimeoutMs, retryBaseMs, retryMaxMs, lockTimeoutMs, restoreTimeoutMs, crossTab, \
-sessionUrl, csrfHeader, idleTimeoutMs, idleWarningMs, maxSessionMs)";
+sessionUrl, csrfHeader, idleTimeoutMs, idleWarningMs, maxSessionMs, issuer, authorizationUrl, endSessionUrl, redirectUri, \
+scope, postLogoutRedirectUri)";
 
 /// The config object as serde reads it: every option, each of any type.
 #[derive(Deserialize, Default)]
@@ -91,6 +98,36 @@ pub struct RawConfig {
     pub idle_timeout_ms: Field<f64>,
     pub idle_warning_ms: Field<f64>,
     pub max_session_ms: Field<f64>,
+    pub issuer: Field<String>,
+    pub authorization_url: Field<String>,
+    pub end_session_url: Field<String>,
+    pub redirect_uri: Field<String>,
+    pub scope: Field<String>,
+    pub post_logout_redirect_uri: Field<String>,
+}
+
+/// OpenID Connect sign-in (authorization code + PKCE). URLs as given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Oidc {
+    /// The provider's issuer: its discovery document, and the `iss` the ID token must carry.
+    pub issuer: Option<String>,
+    /// The authorization endpoint, when given directly (then there is no discovery).
+    pub authorization_url: Option<String>,
+    /// RP-initiated logout, when given directly.
+    pub end_session_url: Option<String>,
+    /// Where the provider sends the browser back (default: the page, without query).
+    pub redirect_uri: Option<String>,
+    /// The scope asked for.
+    pub scope: String,
+    /// Where the provider sends the browser after logout.
+    pub post_logout_redirect_uri: Option<String>,
+}
+
+impl Oidc {
+    /// The discovery document is fetched when an issuer is given without endpoints.
+    pub fn discovers(&self) -> bool {
+        self.issuer.is_some() && self.authorization_url.is_none()
+    }
 }
 
 /// Validated options. URLs are as given; the driver resolves them against the page.
@@ -134,6 +171,16 @@ pub struct Config {
     pub idle_warning_ms: Option<f64>,
     /// The session ends this long after login whatever happens (reason `absolute`).
     pub max_session_ms: Option<f64>,
+    /// OpenID Connect sign-in, when `issuer` or `authorizationUrl` is given.
+    pub oidc: Option<Oidc>,
+}
+
+impl Config {
+    /// Logout revokes: a revocation URL is given, or discovery may find one, or the server
+    /// session of cookie mode.
+    pub fn revokes(&self) -> bool {
+        self.revoke_url.is_some() || self.mode == Mode::Cookie || self.oidc.as_ref().is_some_and(Oidc::discovers)
+    }
 }
 
 impl Default for Config {
@@ -159,6 +206,7 @@ impl Default for Config {
             idle_timeout_ms: None,
             idle_warning_ms: None,
             max_session_ms: None,
+            oidc: None,
         }
     }
 }
@@ -251,13 +299,23 @@ impl Config {
         if !header_ok {
             return Err(err("csrfHeader", "must be a header name of letters, digits and '-'"));
         }
+        let client_id = string(raw.client_id, "clientId")?;
+        let oidc = oidc(&raw.issuer, &raw.authorization_url, &raw.end_session_url, &raw.redirect_uri, &raw.scope, &raw.post_logout_redirect_uri)?;
+        if oidc.is_some() && client_id.is_none() {
+            return Err(err("clientId", "is required with issuer or authorizationUrl"));
+        }
         let token_url = string(raw.token_url, "tokenUrl")?;
         let session_url = string(raw.session_url, "sessionUrl")?;
         let token_url = match mode {
             Mode::Token if session_url.is_some() => {
                 return Err(err("sessionUrl", "applies only with mode: \"cookie\""))
             }
-            Mode::Token => token_url.ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint)"))?,
+            Mode::Token if oidc.as_ref().is_some_and(Oidc::discovers) => token_url.unwrap_or_default(),
+            Mode::Token => token_url
+                .ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect"))?,
+            Mode::Cookie if oidc.is_some() => {
+                return Err(err("issuer", "does not apply with mode: \"cookie\" (the server signs in)"))
+            }
             Mode::Cookie if token_url.is_some() => {
                 return Err(err("tokenUrl", "does not apply with mode: \"cookie\" (use sessionUrl)"))
             }
@@ -272,7 +330,7 @@ impl Config {
         Ok(Config {
             mode,
             token_url,
-            client_id: string(raw.client_id, "clientId")?,
+            client_id,
             revoke_url: string(raw.revoke_url, "revokeUrl")?,
             storage,
             namespace,
@@ -289,8 +347,48 @@ impl Config {
             idle_timeout_ms,
             idle_warning_ms,
             max_session_ms,
+            oidc,
         })
     }
+}
+
+/// The OpenID Connect options: none of them, or a sign-in to set up.
+fn oidc(
+    issuer: &Field<String>,
+    authorization_url: &Field<String>,
+    end_session_url: &Field<String>,
+    redirect_uri: &Field<String>,
+    scope: &Field<String>,
+    post_logout_redirect_uri: &Field<String>,
+) -> Result<Option<Oidc>, Error> {
+    let o = Oidc {
+        issuer: string(issuer.clone(), "issuer")?,
+        authorization_url: string(authorization_url.clone(), "authorizationUrl")?,
+        end_session_url: string(end_session_url.clone(), "endSessionUrl")?,
+        redirect_uri: string(redirect_uri.clone(), "redirectUri")?,
+        scope: string(scope.clone(), "scope")?.unwrap_or_else(|| "openid offline_access".into()),
+        post_logout_redirect_uri: string(post_logout_redirect_uri.clone(), "postLogoutRedirectUri")?,
+    };
+    if o.issuer.is_some() || o.authorization_url.is_some() {
+        let scope_ok = o.scope.len() <= 1024 && o.scope.bytes().all(|b| b == b' ' || (b'!'..=b'~').contains(&b));
+        if !scope_ok || o.scope.contains('"') || o.scope.contains('\\') {
+            return Err(err("scope", "must be space-separated scope tokens (RFC 6749 §3.3)"));
+        }
+        return Ok(Some(o));
+    }
+    for (given, name) in [
+        (&o.end_session_url, "endSessionUrl"),
+        (&o.redirect_uri, "redirectUri"),
+        (&o.post_logout_redirect_uri, "postLogoutRedirectUri"),
+    ] {
+        if given.is_some() {
+            return Err(err(name, "needs issuer (or authorizationUrl) for OpenID Connect"));
+        }
+    }
+    if !matches!(scope, Field::Absent) {
+        return Err(err("scope", "needs issuer (or authorizationUrl) for OpenID Connect"));
+    }
+    Ok(None)
 }
 
 /// True for hosts that never leave the machine, where plain http is acceptable.
@@ -379,6 +477,14 @@ mod tests {
             (json!({ "tokenUrl": "/t", "idleTimeoutMs": 10 }), "idleTimeoutMs"),
             (json!({ "tokenUrl": "/t", "maxSessionMs": "8h" }), "maxSessionMs"),
             (json!({ "mode": "cookie", "sessionUrl": "/s", "csrfHeader": "X CSRF" }), "csrfHeader"),
+            (json!({ "issuer": "https://id.example.com" }), "clientId"),
+            (json!({ "issuer": 5, "clientId": "spa" }), "issuer"),
+            (json!({ "authorizationUrl": "/authorize", "clientId": "spa" }), "tokenUrl"),
+            (json!({ "tokenUrl": "/t", "redirectUri": "/cb" }), "redirectUri"),
+            (json!({ "tokenUrl": "/t", "scope": "openid" }), "scope"),
+            (json!({ "issuer": "https://id.example.com", "clientId": "spa", "scope": "openid \"x\"" }), "scope"),
+            (json!({ "issuer": "https://id.example.com", "clientId": "spa", "postLogoutRedirectUri": [] }), "postLogoutRedirectUri"),
+            (json!({ "mode": "cookie", "sessionUrl": "/s", "issuer": "https://id.example.com", "clientId": "spa" }), "issuer"),
         ] {
             assert_eq!(field_of(parse(config.clone())), field, "{config}");
         }
@@ -391,6 +497,16 @@ mod tests {
         .unwrap();
         assert_eq!((c.mode, c.session_url.as_deref(), c.csrf_header.as_str()), (Mode::Cookie, Some("/session"), "X-CSRF-Token"));
         assert_eq!((c.idle_timeout_ms, c.idle_warning_ms, c.max_session_ms), (Some(900_000.0), Some(60_000.0), Some(28_800_000.0)));
+    }
+
+    #[test]
+    fn openid_connect_is_read() {
+        let c = parse(json!({ "issuer": "https://id.example.com", "clientId": "spa" })).unwrap();
+        let o = c.oidc.clone().unwrap();
+        assert_eq!((c.token_url.as_str(), o.scope.as_str(), o.discovers(), c.revokes()), ("", "openid offline_access", true, true));
+        let c = parse(json!({ "authorizationUrl": "/authorize", "tokenUrl": "/token", "clientId": "spa", "scope": "openid" })).unwrap();
+        let o = c.oidc.unwrap();
+        assert_eq!((o.discovers(), o.scope.as_str(), c.revoke_url.is_some()), (false, "openid", false));
     }
 
     #[test]

@@ -734,7 +734,7 @@ impl Machine {
     fn end_here(&mut self, now: f64, reason: LogoutReason, ticket: Option<Ticket>) {
         let held = self.end(now, reason, None);
         let token = held.and_then(|h| h.tokens.refresh_token.or(Some(h.tokens.access_token)));
-        let revocable = self.cfg.revoke_url.is_some() || self.cfg.mode == Mode::Cookie;
+        let revocable = self.cfg.revokes();
         match token.filter(|_| revocable) {
             Some(token) => self.out.push(Effect::Revoke { token, ticket }),
             None => {
@@ -1201,7 +1201,7 @@ impl Machine {
         }
         if let Reply::Tokens { response, .. } = reply {
             let token = response.refresh_token.valid().or(response.access_token.valid());
-            if let Some(token) = token.filter(|_| self.cfg.revoke_url.is_some()) {
+            if let Some(token) = token.filter(|_| self.cfg.revokes()) {
                 self.out.push(Effect::Revoke { token, ticket: None });
             }
         }

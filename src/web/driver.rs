@@ -32,8 +32,18 @@ pub struct Endpoints {
     /// Cookie mode: the session endpoint.
     pub session_url: Option<String>,
     /// Serialized origins that may receive the token: the page's own (unless it is plain
-    /// http off this machine) and `allowedOrigins`.
+    /// http off this machine), the issuer's and `allowedOrigins`.
     pub token_origins: Vec<String>,
+    /// OpenID Connect: the issuer.
+    pub issuer: Option<String>,
+    /// OpenID Connect: the authorization endpoint, when given directly.
+    pub authorization_url: Option<String>,
+    /// OpenID Connect: the end-session endpoint, when given directly.
+    pub end_session_url: Option<String>,
+    /// OpenID Connect: where the provider sends the browser back.
+    pub redirect_uri: String,
+    /// OpenID Connect: where the provider sends the browser after logout.
+    pub post_logout_redirect_uri: Option<String>,
 }
 
 /// Everything a session owns in the browser.
@@ -51,6 +61,8 @@ pub struct Driver {
     pub events: Events,
     /// Persistence.
     pub store: Store,
+    /// The provider's endpoints, once known (discovery runs at first need).
+    pub provider: RefCell<Option<Rc<super::oidc::Provider>>>,
     /// Web Locks.
     pub locks: Locks,
     bus: RefCell<Option<Bus>>,
@@ -119,6 +131,7 @@ impl Driver {
             tab_id,
             events: Events::default(),
             store,
+            provider: RefCell::default(),
             locks: Locks::default(),
             bus: RefCell::new(None),
             deadline: RefCell::default(),

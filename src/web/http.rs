@@ -209,7 +209,14 @@ async fn read_capped(response: &Response) -> Result<Option<Vec<u8>>, JsValue> {
 pub async fn refresh(d: &Driver, refresh_token: &str) -> Reply {
     let client_id = d.config.client_id.as_deref().unwrap_or_default();
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", client_id)];
-    match post(&d.endpoints.token_url, Body::Form(&form), d.config.request_timeout_ms).await {
+    // With an issuer, the token endpoint may still have to be discovered: a failure to is
+    // one more transient failure, retried with backoff.
+    let provider = match super::oidc::provider(d).await {
+        Ok(p) => p,
+        Err(Error::Timeout) => return Reply::Timeout,
+        Err(_) => return Reply::Network,
+    };
+    match post(&provider.token, Body::Form(&form), d.config.request_timeout_ms).await {
         Err(Error::Timeout) => Reply::Timeout,
         Err(_) => Reply::Network,
         Ok(raw) if raw.ok() => match raw.token_response() {
@@ -222,7 +229,11 @@ pub async fn refresh(d: &Driver, refresh_token: &str) -> Reply {
 
 /// Revocation (RFC 7009); `None` when it worked.
 pub async fn revoke(d: &Driver, token: &str) -> Option<Error> {
-    let url = d.endpoints.revoke_url.as_deref()?;
+    let provider = match super::oidc::provider(d).await {
+        Ok(p) => p,
+        Err(e) => return Some(e),
+    };
+    let url = provider.revocation.as_deref()?;
     let client_id = d.config.client_id.as_deref().unwrap_or_default();
     let form = [("token", token), ("client_id", client_id)];
     match post(url, Body::Form(&form), d.config.request_timeout_ms).await {

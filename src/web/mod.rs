@@ -5,6 +5,7 @@
 //! - [`session`]: the `#[wasm_bindgen]` `Session` class, its TypeScript types, config reading.
 //! - [`driver`]: the one owner of the [`crate::core::machine::Machine`].
 //! - [`http`]: `session.fetch`, and the POSTs to the auth server (timeout, size limit).
+//! - [`oidc`]: OpenID Connect sign-in: discovery, PKCE, the redirect and its callback.
 //! - [`tabs`]: BroadcastChannel (with a `storage`-event fallback) and Web Locks.
 //! - [`storage`]: memory, `sessionStorage`, `localStorage`.
 //! - [`timers`]: the deadline timer and the page events that re-check it.
@@ -15,6 +16,7 @@ pub mod callbacks;
 pub mod driver;
 pub mod events;
 pub mod http;
+pub mod oidc;
 pub mod session;
 pub mod storage;
 pub mod tabs;

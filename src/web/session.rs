@@ -11,6 +11,7 @@ use crate::core::config::{check_transport, Config, Mode, RawConfig};
 use crate::core::error::Error;
 use crate::core::events::EVENT_NAMES;
 use crate::core::machine::{Answer, Input};
+use crate::core::oidc::RawLoginOptions;
 use crate::core::policy;
 use crate::core::token::TokenSet;
 
@@ -18,6 +19,7 @@ use super::callbacks::{self, promise};
 use super::driver::{Driver, Endpoints};
 use super::events::to_js;
 use super::http::{self, Body};
+use super::oidc;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -188,16 +190,83 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     for o in &config.allowed_origins {
         token_origins.push(allowed_origin(o)?);
     }
+    let oidc = config.oidc.as_ref();
+    let issuer = oidc.and_then(|o| o.issuer.as_deref());
+    if let Some(issuer) = issuer {
+        // The issuer's own endpoints (userinfo) get the token without being listed.
+        let url = web_sys::Url::new(issuer).map_err(|_| config_error("issuer", "must be an absolute URL"))?;
+        check_transport("issuer", &url.protocol(), &url.hostname())?;
+        if !url.search().is_empty() || !url.hash().is_empty() || !url.username().is_empty() {
+            return Err(config_error("issuer", "must have no query, fragment or credentials"));
+        }
+        token_origins.push(url.origin());
+    }
+    let resolve = |field: &str, raw: Option<&String>| raw.map(|u| endpoint(field, u, &base)).transpose();
+    // The default redirect URI is the page itself, without query or fragment.
+    let here = format!("{}{}", page.origin(), page.pathname());
     let endpoints = Endpoints {
         token_url: match config.mode {
+            Mode::Token if config.token_url.is_empty() => String::new(), // to be discovered
             Mode::Token => endpoint("tokenUrl", &config.token_url, &base)?,
             Mode::Cookie => String::new(),
         },
         session_url: config.session_url.as_deref().map(|u| endpoint("sessionUrl", u, &base)).transpose()?,
         revoke_url: config.revoke_url.as_deref().map(|u| endpoint("revokeUrl", u, &base)).transpose()?,
         token_origins,
+        issuer: issuer.map(str::to_string),
+        authorization_url: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
+        end_session_url: resolve("endSessionUrl", oidc.and_then(|o| o.end_session_url.as_ref()))?,
+        redirect_uri: resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here),
+        post_logout_redirect_uri: resolve("postLogoutRedirectUri", oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()))?,
     };
     Ok((config, endpoints))
+}
+
+/// The keys of an options object, refusing any not in `known` (naming it).
+fn option_keys(value: &JsValue, arg: &'static str, known: &[&str], list: &'static str) -> Result<(), Error> {
+    if !value.is_object() || Array::is_array(value) || value.is_function() {
+        return Err(Error::InvalidArgument(arg, "must be an options object"));
+    }
+    let keys = Object::keys(value.unchecked_ref::<Object>());
+    if keys.iter().any(|k| k.as_string().is_none_or(|k| !known.contains(&k.as_str()))) {
+        return Err(Error::InvalidArgument(arg, list));
+    }
+    Ok(())
+}
+
+/// `loginWithRedirect(options)`: the serde-read options and `appState` as JSON text.
+fn login_options(value: JsValue) -> Result<(RawLoginOptions, Option<String>), Error> {
+    const ARG: &str = "loginWithRedirect(options)";
+    if value.is_undefined() || value.is_null() {
+        return Ok((RawLoginOptions::default(), None));
+    }
+    let known = ["appState", "prompt", "loginHint", "extraParams"];
+    option_keys(&value, ARG, &known, "takes only appState, prompt, loginHint and extraParams")?;
+    let app_state = js_sys::Reflect::get(&value, &"appState".into()).unwrap_or(JsValue::UNDEFINED);
+    let app_state = match app_state.is_undefined() {
+        true => None,
+        false => Some(
+            js_sys::JSON::stringify(&app_state)
+                .ok()
+                .and_then(|s| s.as_string())
+                .filter(|s| s.len() <= 65_536)
+                .ok_or(Error::InvalidArgument("loginWithRedirect(options.appState)", "must be JSON data of at most 64 KB"))?,
+        ),
+    };
+    let raw = serde_wasm_bindgen::from_value(value).map_err(|_| Error::InvalidArgument(ARG, "must be a plain object"))?;
+    Ok((raw, app_state))
+}
+
+/// `logout(options)`: `returnTo`, resolved against the page.
+fn logout_options(value: &JsValue) -> Result<Option<String>, Error> {
+    option_keys(value, "logout(options)", &["returnTo"], "takes only returnTo")?;
+    let to = js_sys::Reflect::get(value, &"returnTo".into()).unwrap_or(JsValue::UNDEFINED);
+    if to.is_undefined() {
+        return Ok(None);
+    }
+    let bad = Error::InvalidArgument("logout(options.returnTo)", "must be an http(s) URL string");
+    let to = to.as_string().ok_or(bad.clone())?;
+    endpoint("returnTo", &to, &page_url()?).map(Some).map_err(|_| bad)
 }
 
 fn nullable<T: Into<JsValue>>(v: Option<T>) -> JsValue {
@@ -346,14 +415,80 @@ impl Session {
 
     /// Ends the session in every tab: clears memory and storage, emits `logout` (reason
     /// `user` here, `other_tab` elsewhere) and revokes the refresh token when `revokeUrl` is
-    /// set. Resolves once revocation was attempted; a failed revocation is an `error` event.
+    /// set (or discovered). Resolves once revocation was attempted; a failed revocation is an
+    /// `error` event. With OpenID Connect and an end-session endpoint, then sends this tab
+    /// to the provider to end its session too (`returnTo` overrides `postLogoutRedirectUri`).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn logout(&self) -> Promise {
+    pub fn logout(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "LogoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
         let d = match self.live() {
             Ok(d) => d.clone(),
             Err(e) => return reject(e),
         };
-        promise(async move { done(d.ask(|ticket| Input::Logout { ticket }).await) })
+        let return_to = match options.filter(|o| !o.is_undefined() && !o.is_null()).map(|o| logout_options(&o)) {
+            Some(Ok(to)) => to,
+            Some(Err(e)) => return reject(e),
+            None => None,
+        };
+        promise(async move {
+            let id_token = d.machine().tokens().and_then(|t| t.id_token.clone());
+            done(d.clone().ask(|ticket| Input::Logout { ticket }).await)?;
+            if let Some(url) = oidc::end_session_url(&d, id_token, return_to).await? {
+                oidc::navigate(&url)?;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Sends the browser to the OpenID Provider to sign in (authorization code with PKCE).
+    /// The `state`, `nonce` and code verifier stay in this tab's `sessionStorage` until
+    /// `handleRedirectCallback`. Resolves as the page navigates away.
+    #[wasm_bindgen(js_name = loginWithRedirect, unchecked_return_type = "Promise<void>")]
+    pub fn login_with_redirect(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoginWithRedirectOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        let (raw, app_state) = match login_options(options.unwrap_or(JsValue::UNDEFINED)) {
+            Ok(o) => o,
+            Err(e) => return reject(e),
+        };
+        promise(async move {
+            oidc::login_with_redirect(d, raw, app_state).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// On the page the provider redirects back to: checks `state`, exchanges the code with
+    /// the PKCE verifier, checks the ID token's claims, signs in (every tab adopts the
+    /// session) and removes the callback's parameters from the address bar. Resolves to
+    /// `{ appState }`. Rejects with `invalid_state`, `oauth_error` (with `error` and
+    /// `errorDescription`), `login_failed` or `invalid_id_token`.
+    #[wasm_bindgen(js_name = handleRedirectCallback, unchecked_return_type = "Promise<RedirectResult>")]
+    pub fn handle_redirect_callback(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "string")] url: Option<JsValue>,
+    ) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        let url = match url.filter(|u| !u.is_undefined()) {
+            None => page_url(),
+            Some(u) => u.as_string().ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string")),
+        };
+        promise(async move {
+            let app_state = oidc::handle_callback(d, url?).await?;
+            let app_state = app_state.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED);
+            let result = Object::new();
+            let _ = js_sys::Reflect::set(&result, &"appState".into(), &app_state);
+            Ok(result.into())
+        })
     }
 
     /// Subscribes to `login`, `refresh`, `logout`, `expired` or `error`; returns the
