@@ -262,14 +262,32 @@ pub fn check_callback(params: &[(String, String)], pending: Option<&Pending>, is
 /// Callback parameters removed from the address bar once handled.
 pub const CALLBACK_PARAMS: [&str; 6] = ["code", "state", "iss", "session_state", "error", "error_description"];
 
-/// `aud`: one audience or several.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(untagged)]
-pub enum Audience {
-    /// A single audience.
-    One(String),
-    /// Several.
-    Many(Vec<String>),
+/// `aud`: one audience or several (a string or an array of strings), as a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audience(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor, not `#[serde(untagged)]`: that buffers the value and costs ~10 KB of wasm.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Audience;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut list = Vec::new();
+                while let Some(a) = seq.next_element::<String>()? {
+                    list.push(a);
+                }
+                Ok(Audience(list))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The ID token claims that are checked, as serde reads them.
@@ -310,11 +328,7 @@ pub fn check_id_claims(claims: IdClaims, expected: &Expected) -> Result<(), Erro
         (Field::Valid(_), _) => {}
         _ => return Err(id_err("iss", "is missing")),
     }
-    let audiences = match claims.aud {
-        Field::Valid(Audience::One(a)) => vec![a],
-        Field::Valid(Audience::Many(list)) => list,
-        _ => return Err(id_err("aud", "is missing")),
-    };
+    let Field::Valid(Audience(audiences)) = claims.aud else { return Err(id_err("aud", "is missing")) };
     if !audiences.iter().any(|a| a == expected.client_id) {
         return Err(id_err("aud", "does not include config.clientId"));
     }

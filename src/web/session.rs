@@ -78,8 +78,63 @@ export interface CookieSessionConfig extends Omit<CommonConfig, "clientId" | "re
   refreshLeadMs?: number;
 }
 
+/** OpenID Connect options shared by both ways to name the provider. */
+interface OidcOptions extends CommonConfig {
+  mode?: "token";
+  /** Your app's client id at the provider (a public client, PKCE). */
+  clientId: string;
+  /** Where the provider sends the browser back; register it there. Default: this page without query or fragment. */
+  redirectUri?: string;
+  /** Default `"openid offline_access"` (`offline_access` asks for a refresh token). */
+  scope?: string;
+  /** Where the provider sends the browser after `logout()`; register it there. */
+  postLogoutRedirectUri?: string;
+  /** The end-session endpoint, if the provider's discovery document does not give it. */
+  endSessionUrl?: string;
+}
+
+/** OpenID Connect with discovery: `{issuer}/.well-known/openid-configuration` gives the endpoints. */
+export interface OidcSessionConfig extends OidcOptions {
+  /** The provider's issuer, exactly as its discovery document spells it. Its origin may receive the token (userinfo). */
+  issuer: string;
+  /** Overrides the discovered token endpoint. */
+  tokenUrl?: string;
+}
+
+/** OpenID Connect with the endpoints given directly (no discovery). */
+export interface OidcEndpointsConfig extends OidcOptions {
+  authorizationUrl: string;
+  tokenUrl: string;
+  /** Checked against the ID token's `iss` when given. */
+  issuer?: string;
+}
+
 /** Options of `new Session(config)`. */
-export type SessionConfig = TokenSessionConfig | CookieSessionConfig;
+export type SessionConfig = TokenSessionConfig | CookieSessionConfig | OidcSessionConfig | OidcEndpointsConfig;
+
+/** Options of `loginWithRedirect()`. */
+export interface LoginWithRedirectOptions {
+  /** Any JSON data, handed back by `handleRedirectCallback()` (e.g. the page to return to). */
+  appState?: unknown;
+  /** OpenID Connect `prompt`: `"login"`, `"none"`, `"consent"`, `"select_account"`. */
+  prompt?: string;
+  /** Prefills the provider's login form. */
+  loginHint?: string;
+  /** More authorization request parameters (e.g. `{ ui_locales: "fr" }`); cannot replace the SDK's own. */
+  extraParams?: Record<string, string>;
+}
+
+/** What `handleRedirectCallback()` resolves to. */
+export interface RedirectResult {
+  /** The `appState` given to `loginWithRedirect()`, if any. */
+  appState?: unknown;
+}
+
+/** Options of `logout()`. */
+export interface LogoutOptions {
+  /** OpenID Connect: where the provider sends the browser after its logout (overrides `postLogoutRedirectUri`). */
+  returnTo?: string;
+}
 
 /** An OAuth 2.0 token response (RFC 6749 §5.1). */
 export interface TokenResponse {
@@ -96,7 +151,7 @@ export interface TokenResponse {
 export type SessionErrorCode =
   | "invalid_config" | "invalid_argument" | "invalid_token_response" | "login_failed"
   | "not_authenticated" | "refresh_rejected" | "refresh_failed" | "network" | "timeout"
-  | "storage" | "disposed";
+  | "storage" | "disposed" | "invalid_state" | "oauth_error" | "invalid_discovery" | "invalid_id_token";
 
 /** Errors thrown, rejected or reported by wasm-session. Messages never contain tokens. */
 export interface SessionError extends Error {
@@ -104,6 +159,10 @@ export interface SessionError extends Error {
   code: SessionErrorCode;
   /** HTTP status, for `login_failed`. */
   status?: number;
+  /** `oauth_error`: the provider's `error`, e.g. `"access_denied"` or `"login_required"`. */
+  error?: string;
+  /** `oauth_error`: the provider's `error_description`, if it sent one. */
+  errorDescription?: string | null;
 }
 
 /** Why a session ended. */

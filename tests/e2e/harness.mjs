@@ -72,6 +72,38 @@ export async function startServer(env = {}) {
   return server;
 }
 
+/**
+ * Starts the OpenID Provider of www/oidc/provider.mjs (oidc-provider) on a free port, with
+ * `appOrigin`'s "/" and "/e2e.html" as redirect URIs and `accessTtl`-second access tokens.
+ */
+export async function startProvider(appOrigin, { accessTtl = 60 } = {}) {
+  const child = spawn(process.execPath, [path.join(root, "www/oidc/provider.mjs")], {
+    cwd: root,
+    env: { ...process.env, OIDC_PORT: "0", APP_ORIGINS: appOrigin, OIDC_ACCESS_TTL: String(accessTtl) },
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  let issuer;
+  const lines = createInterface({ input: child.stdout });
+  await new Promise((resolve, reject) => {
+    lines.on("line", (line) => {
+      const m = line.match(/^listening oidc (\S+)/);
+      if (m) issuer = m[1];
+      if (line.startsWith("ready")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`provider exited with ${code}`)));
+  });
+  return {
+    issuer,
+    stats: async () => (await fetch(issuer + "/__stats")).json(),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill();
+        await once(child, "exit").catch(() => {});
+      }
+    },
+  };
+}
+
 export const chromiumArgs = [
   "--no-sandbox", "--headless=new", "--disable-gpu", "--disable-dev-shm-usage",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -128,6 +160,7 @@ function firefoxPage(page) {
   return {
     on: (event, f) => page.on(event, f),
     goto: (url) => page.goto(url),
+    url: () => page.url(),
     reload: () => page.reload(),
     close: () => page.close(),
     evaluate: (fn, arg) => page.evaluate(fn, arg),
