@@ -10,7 +10,7 @@ before(async () => { for (const e of engines) browsers[e] = await launchEngine(e
 after(async () => { for (const b of Object.values(browsers)) await b.close(); });
 
 /** A server, a provider and a browser context (the tabs of one user). */
-async function setup(engine = "chromium", { accessTtl = 60 } = {}) {
+async function setup(engine = engines[0], { accessTtl = 60 } = {}) {
   const server = await startServer();
   const provider = await startProvider(server.main, { accessTtl });
   const context = await browsers[engine].newContext();
@@ -80,8 +80,7 @@ const userinfo = (page, issuer) => page.evaluate(async (url) => {
 }, issuer + "/me");
 
 for (const engine of engines) {
-  const modes = engine === "chromium" ? ["memory", "session", "local"] : ["memory"];
-  for (const storage of modes) {
+  for (const storage of ["memory", "session", "local"]) {
     test(`[${engine}] ${storage} storage: sign in on the provider's form, every tab adopts it, userinfo answers`, async () => {
       const t = await setup(engine);
       try {
@@ -152,7 +151,7 @@ test("access_denied at the provider rejects with oauth_error and its description
 });
 
 test("3 tabs over several token lifetimes: no refresh rejected by the provider, no failed userinfo call", async () => {
-  const t = await setup("chromium", { accessTtl: 4 });
+  const t = await setup(engines[0], { accessTtl: 4 });
   try {
     const config = t.config();
     const tabs = [await openTab(t, config), await openTab(t, config), await openTab(t, config)];
