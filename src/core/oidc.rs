@@ -172,34 +172,49 @@ pub struct Client<'a> {
     pub scope: &'a str,
 }
 
+/// `loginWithRedirect` options, checked.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LoginOptions {
+    /// `prompt`.
+    pub prompt: Option<String>,
+    /// `login_hint`.
+    pub login_hint: Option<String>,
+    /// More parameters, none of the SDK's own.
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+impl RawLoginOptions {
+    /// Checks each option, naming it.
+    pub fn validate(self) -> Result<LoginOptions, Error> {
+        let text = |field: Field<String>, name: &'static str| match field {
+            Field::Absent => Ok(None),
+            Field::Valid(s) if !s.is_empty() && s.len() <= 1024 => Ok(Some(s)),
+            _ => Err(Error::InvalidArgument(name, "must be a non-empty string of at most 1024 characters")),
+        };
+        let extra = match self.extra_params {
+            Field::Absent => Default::default(),
+            Field::Valid(map) => map,
+            Field::Invalid => {
+                return Err(Error::InvalidArgument("loginWithRedirect(options.extraParams)", "must be an object of strings"))
+            }
+        };
+        if extra.keys().any(|k| RESERVED.contains(&k.as_str()) || k.is_empty()) {
+            return Err(Error::InvalidArgument(
+                "loginWithRedirect(options.extraParams)",
+                "must not set response_type, client_id, redirect_uri, scope, state, nonce, code_challenge(_method) or response_mode",
+            ));
+        }
+        Ok(LoginOptions {
+            prompt: text(self.prompt, "loginWithRedirect(options.prompt)")?,
+            login_hint: text(self.login_hint, "loginWithRedirect(options.loginHint)")?,
+            extra,
+        })
+    }
+}
+
 /// The authorization request's query parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OpenID
 /// Connect Core §3.1.2.1), `challenge` being the verifier's S256 hash in base64url.
-pub fn authorize_params(
-    client: &Client,
-    pending: &Pending,
-    challenge: &str,
-    options: RawLoginOptions,
-) -> Result<Vec<(String, String)>, Error> {
-    let text = |field: Field<String>, name: &'static str| match field {
-        Field::Absent => Ok(None),
-        Field::Valid(s) if !s.is_empty() && s.len() <= 1024 => Ok(Some(s)),
-        _ => Err(Error::InvalidArgument(name, "must be a non-empty string of at most 1024 characters")),
-    };
-    let prompt = text(options.prompt, "loginWithRedirect(options.prompt)")?;
-    let login_hint = text(options.login_hint, "loginWithRedirect(options.loginHint)")?;
-    let extra = match options.extra_params {
-        Field::Absent => Default::default(),
-        Field::Valid(map) => map,
-        Field::Invalid => {
-            return Err(Error::InvalidArgument("loginWithRedirect(options.extraParams)", "must be an object of strings"))
-        }
-    };
-    if extra.keys().any(|k| RESERVED.contains(&k.as_str()) || k.is_empty()) {
-        return Err(Error::InvalidArgument(
-            "loginWithRedirect(options.extraParams)",
-            "must not set response_type, client_id, redirect_uri, scope, state, nonce, code_challenge(_method) or response_mode",
-        ));
-    }
+pub fn authorize_params(client: &Client, pending: &Pending, challenge: &str, options: &LoginOptions) -> Vec<(String, String)> {
     let mut params: Vec<(String, String)> = [
         ("response_type", "code"),
         ("client_id", client.id),
@@ -213,10 +228,10 @@ pub fn authorize_params(
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    params.extend(prompt.map(|p| ("prompt".to_string(), p)));
-    params.extend(login_hint.map(|h| ("login_hint".to_string(), h)));
-    params.extend(extra);
-    Ok(params)
+    params.extend(options.prompt.clone().map(|p| ("prompt".to_string(), p)));
+    params.extend(options.login_hint.clone().map(|h| ("login_hint".to_string(), h)));
+    params.extend(options.extra.clone());
+    params
 }
 
 /// The outcome of the provider's redirect back, once its `state` was checked.
@@ -405,14 +420,14 @@ mod tests {
     #[test]
     fn the_authorization_request_carries_pkce_state_and_nonce() {
         let client = Client { id: "spa", redirect_uri: "https://app.example/cb", scope: "openid offline_access" };
-        let options = serde_json::from_value(json!({ "prompt": "login", "extraParams": { "ui_locales": "fr" } })).unwrap();
-        let p = authorize_params(&client, &pending(), "CHALLENGE", options).unwrap();
+        let options: RawLoginOptions = serde_json::from_value(json!({ "prompt": "login", "extraParams": { "ui_locales": "fr" } })).unwrap();
+        let p = authorize_params(&client, &pending(), "CHALLENGE", &options.validate().unwrap());
         let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!((get("response_type"), get("code_challenge_method"), get("code_challenge")), (Some("code"), Some("S256"), Some("CHALLENGE")));
         assert_eq!((get("state"), get("prompt"), get("ui_locales"), get("login_hint")), (Some(&*"s".repeat(43)), Some("login"), Some("fr"), None));
         for bad in [json!({ "extraParams": { "state": "x" } }), json!({ "extraParams": { "a": 1 } }), json!({ "prompt": "" }), json!({ "loginHint": 3 })] {
-            let options = serde_json::from_value(bad.clone()).unwrap();
-            assert!(matches!(authorize_params(&client, &pending(), "C", options), Err(Error::InvalidArgument(..))), "{bad}");
+            let options: RawLoginOptions = serde_json::from_value(bad.clone()).unwrap();
+            assert!(matches!(options.validate(), Err(Error::InvalidArgument(..))), "{bad}");
         }
     }
 

@@ -13,7 +13,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::core::config::check_transport;
 use crate::core::error::Error;
-use crate::core::oidc::{self, Callback, Discovery, Expected, IdClaims, Pending, RawLoginOptions};
+use crate::core::oidc::{self, Callback, Discovery, Expected, IdClaims, LoginOptions, Pending};
 use crate::core::token::TokenSet;
 
 use super::driver::Driver;
@@ -122,7 +122,7 @@ fn page() -> Result<web_sys::Location, Error> {
 
 /// `loginWithRedirect`: keeps a new login transaction in `sessionStorage` and sends the
 /// browser to the authorization endpoint.
-pub async fn login_with_redirect(d: Rc<Driver>, options: RawLoginOptions, app_state: Option<String>) -> Result<(), Error> {
+pub async fn login_with_redirect(d: Rc<Driver>, options: LoginOptions, app_state: Option<String>) -> Result<(), Error> {
     let oidc = d.config.oidc.clone().ok_or(Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)"))?;
     let provider = provider(&d).await?;
     let authorization = provider.authorization.as_deref().unwrap_or_default();
@@ -140,7 +140,7 @@ pub async fn login_with_redirect(d: Rc<Driver>, options: RawLoginOptions, app_st
         redirect_uri: &pending.redirect_uri,
         scope: &oidc.scope,
     };
-    let params = oidc::authorize_params(&client, &pending, &challenge, options)?;
+    let params = oidc::authorize_params(&client, &pending, &challenge, &options);
     let url = web_sys::Url::new(authorization).map_err(|_| Error::Discovery("authorization_endpoint", "is not a URL"))?;
     for (k, v) in &params {
         url.search_params().append(k, v);

@@ -11,7 +11,7 @@ use crate::core::config::{check_transport, Config, Mode, RawConfig};
 use crate::core::error::Error;
 use crate::core::events::EVENT_NAMES;
 use crate::core::machine::{Answer, Input};
-use crate::core::oidc::RawLoginOptions;
+use crate::core::oidc::{LoginOptions, RawLoginOptions};
 use crate::core::policy;
 use crate::core::token::TokenSet;
 
@@ -294,10 +294,10 @@ fn option_keys(value: &JsValue, arg: &'static str, known: &[&str], list: &'stati
 }
 
 /// `loginWithRedirect(options)`: the serde-read options and `appState` as JSON text.
-fn login_options(value: JsValue) -> Result<(RawLoginOptions, Option<String>), Error> {
+fn login_options(value: JsValue) -> Result<(LoginOptions, Option<String>), Error> {
     const ARG: &str = "loginWithRedirect(options)";
     if value.is_undefined() || value.is_null() {
-        return Ok((RawLoginOptions::default(), None));
+        return Ok((LoginOptions::default(), None));
     }
     let known = ["appState", "prompt", "loginHint", "extraParams"];
     option_keys(&value, ARG, &known, "takes only appState, prompt, loginHint and extraParams")?;
@@ -312,8 +312,9 @@ fn login_options(value: JsValue) -> Result<(RawLoginOptions, Option<String>), Er
                 .ok_or(Error::InvalidArgument("loginWithRedirect(options.appState)", "must be JSON data of at most 64 KB"))?,
         ),
     };
-    let raw = serde_wasm_bindgen::from_value(value).map_err(|_| Error::InvalidArgument(ARG, "must be a plain object"))?;
-    Ok((raw, app_state))
+    let raw: RawLoginOptions =
+        serde_wasm_bindgen::from_value(value).map_err(|_| Error::InvalidArgument(ARG, "must be a plain object"))?;
+    Ok((raw.validate()?, app_state))
 }
 
 /// `logout(options)`: `returnTo`, resolved against the page.

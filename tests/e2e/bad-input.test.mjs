@@ -52,6 +52,18 @@ for (const engine of engines) describe(engine, () => {
     ["idleWarningMs not shorter", "{ tokenUrl: '/t', idleTimeoutMs: 60000, idleWarningMs: 60000 }", "invalid_config", "idleWarningMs"],
     ["maxSessionMs as string", "{ tokenUrl: '/t', maxSessionMs: '8h' }", "invalid_config", "maxSessionMs"],
     ["idle and absolute timeouts", "{ tokenUrl: '/t', idleTimeoutMs: 900000, idleWarningMs: 60000, maxSessionMs: 28800000 }", "ok"],
+    ["issuer without clientId", "{ issuer: 'https://id.example.com' }", "invalid_config", "clientId"],
+    ["issuer not a string", "{ issuer: ['https://id.example.com'], clientId: 'spa' }", "invalid_config", "issuer"],
+    ["issuer over http to a non-local host", "{ issuer: 'http://id.example.com', clientId: 'spa' }", "invalid_config", "issuer"],
+    ["issuer with a query", "{ issuer: 'https://id.example.com/?tenant=a', clientId: 'spa' }", "invalid_config", "issuer"],
+    ["issuer relative", "{ issuer: '/oidc', clientId: 'spa' }", "invalid_config", "issuer"],
+    ["authorizationUrl without tokenUrl", "{ authorizationUrl: 'https://id.example.com/auth', clientId: 'spa' }", "invalid_config", "tokenUrl"],
+    ["redirectUri without issuer", "{ tokenUrl: '/t', redirectUri: '/cb' }", "invalid_config", "redirectUri"],
+    ["redirectUri javascript:", "{ issuer: 'https://id.example.com', clientId: 'spa', redirectUri: 'javascript:alert(1)' }", "invalid_config", "redirectUri"],
+    ["scope with a quote", "{ issuer: 'https://id.example.com', clientId: 'spa', scope: 'openid \"x' }", "invalid_config", "scope"],
+    ["cookie mode with an issuer", "{ mode: 'cookie', sessionUrl: '/s', issuer: 'https://id.example.com', clientId: 'spa' }", "invalid_config", "issuer"],
+    ["OpenID Connect with discovery", "{ issuer: 'https://id.example.com', clientId: 'spa' }", "ok"],
+    ["OpenID Connect with endpoints", "{ authorizationUrl: 'https://id.example.com/auth', tokenUrl: 'https://id.example.com/token', clientId: 'spa' }", "ok"],
   ];
 
   test("config: wrong types, unknown keys, bad URLs and ranges give invalid_config naming the field", async () => {
@@ -200,6 +212,102 @@ for (const engine of engines) describe(engine, () => {
         assert.equal(r.auth, false);
       } else {
         assert.deepEqual(r, { code: "ok", auth: true }, name);
+      }
+    }
+  });
+
+  // OpenID Connect: options, discovery documents, callbacks, stored logins and ID tokens.
+  // Each call fails before any navigation; the session is signed out afterwards.
+  const doc = (fields) => Buffer.from(JSON.stringify({
+    issuer: "$ISSUER", authorization_endpoint: "$ISSUER/auth", token_endpoint: "$ISSUER/token", ...fields,
+  })).toString("base64url");
+  const LOGINS = [
+    ["options not an object", "'yes'", null, "invalid_argument", "loginWithRedirect(options)"],
+    ["unknown option", "{ returnTo: '/' }", null, "invalid_argument", "loginWithRedirect(options)"],
+    ["extraParams replacing state", "{ extraParams: { state: 'x' } }", null, "invalid_argument", "extraParams"],
+    ["extraParams with a number", "{ extraParams: { max_age: 60 } }", null, "invalid_argument", "extraParams"],
+    ["empty prompt", "{ prompt: '' }", null, "invalid_argument", "prompt"],
+    ["appState not JSON data", "{ appState: { n: 1n } }", null, "invalid_argument", "appState"],
+    ["no issuer configured", "{}", "none", "invalid_config", "issuer"],
+    ["discovery: no document (404)", "{}", "/nowhere", "invalid_discovery", "(document)"],
+    ["discovery: another issuer", "{}", doc({ issuer: "https://id.example.com" }), "invalid_discovery", "issuer"],
+    ["discovery: no token_endpoint", "{}", doc({ token_endpoint: undefined }), "invalid_discovery", "token_endpoint"],
+    ["discovery: no S256", "{}", doc({ code_challenge_methods_supported: ["plain"] }), "invalid_discovery", "code_challenge_methods_supported"],
+    ["discovery: http endpoint off this machine", "{}", doc({ authorization_endpoint: "http://id.example.com/auth" }), "invalid_discovery", "authorization_endpoint"],
+    ["discovery: endpoint not a string", "{}", doc({ revocation_endpoint: 5 }), "invalid_discovery", "revocation_endpoint"],
+  ];
+
+  test("loginWithRedirect: bad options and bad discovery documents are coded errors naming the field", async () => {
+    for (const [name, options, issuerDoc, code, field] of LOGINS) {
+      tried++;
+      const r = await page.evaluate(async ({ options, issuerDoc }) => {
+        const config = issuerDoc === "none" ? { tokenUrl: "/auth/token" }
+          : { issuer: location.origin + (issuerDoc?.startsWith("/") ? issuerDoc : "/__issuers/" + (issuerDoc ?? "x")), clientId: "spa" };
+        const s = new lib.Session({ ...config, crossTab: false });
+        try { await s.loginWithRedirect(eval(`(${options})`)); return { code: "ok" }; }
+        catch (e) { return { code: e.code, message: e.message, auth: s.isAuthenticated, at: location.pathname }; }
+        finally { s.dispose(); }
+      }, { options, issuerDoc });
+      assert.equal(r.code, code, `${name}: ${JSON.stringify(r)}`);
+      assert.ok(r.message.includes(field), `${name}: "${r.message}" should name ${field}`);
+      assert.equal(r.at, "/e2e.html", `${name}: the page navigated`);
+    }
+  });
+
+  const jwt = (claims) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`;
+  const idClaims = (over) => ({ iss: "ISSUER", aud: "spa", nonce: "n".repeat(43), exp: "+", iat: "-", ...over });
+  const CALLBACKS = [
+    ["url not a string", { url: 42 }, "invalid_argument", "handleRedirectCallback(url)"],
+    ["not a callback", { url: "/e2e.html?page=2" }, "invalid_argument", "neither code nor error"],
+    ["no sign-in in progress", { url: "/e2e.html?code=c&state=" + "s".repeat(43), pending: null }, "invalid_state", "no sign-in"],
+    ["wrong state", { url: "/e2e.html?code=c&state=" + "t".repeat(43) }, "invalid_state", "state"],
+    ["stored login not JSON", { pending: "{oops" }, "invalid_state", "not JSON"],
+    ["stored verifier too short", { pending: { verifier: "v".repeat(20) } }, "invalid_state", "verifier"],
+    ["stored login of another version", { pending: { v: 9 } }, "invalid_state", "version"],
+    ["another provider's iss", { url: "/e2e.html?code=c&iss=https%3A%2F%2Fevil.example&state=" + "s".repeat(43) }, "invalid_state", "iss"],
+    ["token endpoint refuses the code", { reply: "status=400&body=text&text=" + encodeURIComponent('{"error":"invalid_grant"}') }, "login_failed", "invalid_grant"],
+    ["no id_token with scope openid", { token: {} }, "invalid_id_token", "id_token"],
+    ["id_token not a JWT", { token: { id_token: "opaque" } }, "invalid_id_token", "id_token"],
+    ["id_token for another client", { token: { id_token: jwt(idClaims({ aud: "other" })) } }, "invalid_id_token", "aud"],
+    ["id_token from another issuer", { token: { id_token: jwt(idClaims({ iss: "https://evil.example" })) } }, "invalid_id_token", "iss"],
+    ["id_token with another nonce", { token: { id_token: jwt(idClaims({ nonce: "m".repeat(43) })) } }, "invalid_id_token", "nonce"],
+    ["id_token expired", { token: { id_token: jwt(idClaims({ exp: "--" })) } }, "invalid_id_token", "exp"],
+    ["id_token issued in the future", { token: { id_token: jwt(idClaims({ iat: "++" })) } }, "invalid_id_token", "iat"],
+    ["a good callback", { token: { id_token: jwt(idClaims({})) } }, "ok"],
+  ];
+
+  test("handleRedirectCallback: bad callbacks, stored logins and ID tokens are coded errors; nothing is signed in", async () => {
+    for (const [name, c, code, field] of CALLBACKS) {
+      tried++;
+      const r = await page.evaluate(async (c) => {
+        const now = Math.floor(Date.now() / 1000);
+        const times = { "+": now + 600, "-": now - 10, "--": now - 3600, "++": now + 3600 };
+        const issuer = "http://id.localhost";
+        const token = { access_token: "a", token_type: "Bearer", expires_in: 60, ...c.token };
+        const text = JSON.stringify(token, (_, v) => (typeof v === "string" && v in times ? times[v] : v === "ISSUER" ? issuer : v))
+          .replace(/"(eyJ[^."]*)\.([^."]*)\.sig"/g, (_, h, p) => {
+            // Claims inside the JWT get the same substitutions.
+            const claims = JSON.parse(atob(p.replace(/-/g, "+").replace(/_/g, "/")));
+            for (const k of Object.keys(claims)) claims[k] = claims[k] in times ? times[claims[k]] : claims[k] === "ISSUER" ? issuer : claims[k];
+            return `"${h}.${btoa(JSON.stringify(claims)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}.sig"`;
+          });
+        const tokenUrl = "/__reply?" + (c.reply ?? "body=text&text=" + encodeURIComponent(text));
+        const s = new lib.Session({ issuer, authorizationUrl: issuer + "/auth", tokenUrl, clientId: "spa", crossTab: false });
+        const pending = { v: 1, state: "s".repeat(43), nonce: "n".repeat(43), verifier: "v".repeat(43), redirect_uri: location.href };
+        const stored = c.pending === null ? null : typeof c.pending === "string" ? c.pending : JSON.stringify({ ...pending, ...c.pending });
+        if (stored === null) sessionStorage.removeItem("wasm-session:default:oidc");
+        else sessionStorage.setItem("wasm-session:default:oidc", stored);
+        const url = c.url ?? "/e2e.html?code=c&state=" + "s".repeat(43);
+        try { await s.handleRedirectCallback(url); return { code: "ok", auth: s.isAuthenticated }; }
+        catch (e) { return { code: e.code, message: e.message, auth: s.isAuthenticated }; }
+        finally { s.dispose(); sessionStorage.removeItem("wasm-session:default:oidc"); }
+      }, c);
+      assert.equal(r.code, code, `${name}: ${JSON.stringify(r)}`);
+      if (field) {
+        assert.ok(r.message.includes(field), `${name}: "${r.message}" should name ${field}`);
+        assert.equal(r.auth, false, `${name}: signed in anyway`);
+      } else {
+        assert.equal(r.auth, true, name);
       }
     }
   });

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -112,6 +112,7 @@ fn api_routes(state: AppState) -> Router {
         .route("/__faults", post(set_faults))
         .route("/__redirect", get(redirect))
         .route("/__reply", get(canned).post(canned))
+        .route("/__issuers/{doc}/.well-known/openid-configuration", get(issuer_document))
         .with_state(state)
 }
 
@@ -531,6 +532,19 @@ async fn canned(Query(q): Query<CannedQuery>) -> Response {
         _ => ("application/json", String::new()),
     };
     (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
+}
+
+/// A discovery document for the bad-input table: `doc` is its JSON in base64url, where
+/// `$ISSUER` stands for this issuer (`http://{host}/__issuers/{doc}`).
+async fn issuer_document(Path(doc): Path<String>, headers: HeaderMap) -> Response {
+    use base64::Engine;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let Ok(text) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&doc) else {
+        return json_error(400, "invalid_request", "doc is not base64url");
+    };
+    let issuer = format!("http://{host}/__issuers/{doc}");
+    let body = String::from_utf8_lossy(&text).replace("$ISSUER", &issuer);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[derive(Deserialize)]
