@@ -23,10 +23,14 @@ build: setup
 server:
 	@cargo build -q -p wasm-session-server
 
-## demo: build the package and serve the demo on http://127.0.0.1:$${PORT:-8080}
+## demo: build the package and serve the demo on http://127.0.0.1:$${PORT:-8080}, with the
+## OpenID Provider (oidc-provider, www/oidc/provider.mjs) on http://localhost:$${OIDC_PORT:-8090}
 demo: build server
 	@echo "wasm-session demo: http://127.0.0.1:$${PORT:-8080}  (user demo / password demo)"
-	@PORT=$${PORT:-8080} target/debug/wasm-session-server
+	@echo "OpenID Connect:    http://127.0.0.1:$${PORT:-8080}/?mode=oidc  (provider on http://localhost:$${OIDC_PORT:-8090}, any user)"
+	@APP_ORIGINS=http://127.0.0.1:$${PORT:-8080} OIDC_PORT=$${OIDC_PORT:-8090} node www/oidc/provider.mjs >/dev/null 2>&1 & \
+	  provider=$$!; trap 'kill $$provider 2>/dev/null' EXIT INT TERM; \
+	  PORT=$${PORT:-8080} target/debug/wasm-session-server
 
 ## test: every layer; fails if any fails or runs no test
 test: setup

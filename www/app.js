@@ -2,9 +2,16 @@
 import init, { Session } from "/pkg/wasm_session.js";
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
+const here = new URLSearchParams(location.search);
+// The OpenID Provider sends the browser back to "/" with only its own parameters: the demo's
+// settings wait in sessionStorage meanwhile.
+const callback = here.has("state") && (here.has("code") || here.has("error"));
+const params = callback ? new URLSearchParams(sessionStorage.getItem("demo:settings") || "mode=oidc") : here;
+if (!callback) sessionStorage.setItem("demo:settings", here.toString());
 const pick = (name, allowed) => (allowed.includes(params.get(name)) ? params.get(name) : allowed[0]);
-const mode = pick("mode", ["token", "cookie"]);
+const mode = pick("mode", ["token", "cookie", "oidc"]);
+// `make demo` starts the OpenID Provider (www/oidc/provider.mjs) here.
+const issuer = params.get("issuer") || "http://localhost:8090";
 const storage = mode === "cookie" ? "memory" : pick("storage", ["memory", "session", "local"]);
 const idle = Number(pick("idle", ["", "60", "300"])) * 1000 || undefined;
 
@@ -17,9 +24,13 @@ const common = {
 };
 // Token mode: OAuth tokens in the page. Cookie mode: an HttpOnly session cookie the page
 // never sees, and a CSRF token in memory.
-const session = new Session(mode === "cookie"
-  ? { mode: "cookie", sessionUrl: "/session", ...common }
-  : { tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", clientId: "demo-spa", storage, ...common });
+// OpenID Connect: sign in at the provider (authorization code + PKCE), tokens in the page.
+const configs = {
+  cookie: { mode: "cookie", sessionUrl: "/session", ...common },
+  token: { tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", clientId: "demo-spa", storage, ...common },
+  oidc: { issuer, clientId: "demo-spa", redirectUri: location.origin + "/", postLogoutRedirectUri: location.origin + "/", storage, ...common },
+};
+const session = new Session(configs[mode]);
 window.session = session; // for poking around in the console
 
 // ---- timeline -------------------------------------------------------------------------
@@ -48,11 +59,12 @@ function render() {
   const signedIn = session.isAuthenticated;
   $("status").textContent = signedIn ? "signed in" : "signed out";
   $("status").className = "pill " + (signedIn ? "in" : "out");
-  const who = session.claims || session.user;
+  const who = session.claims || session.user || session.idClaims;
   $("who").textContent = who ? `${who.name || who.sub} (${who.sub})` : "–";
+  const shown = mode === "oidc" ? session.idClaims : session.claims;
   $("claims").textContent = mode === "cookie"
     ? (signedIn ? `No token in the page. CSRF token (memory only): ${session.csrfToken}` : "–")
-    : (session.claims ? JSON.stringify(session.claims, null, 2) : "–");
+    : (shown ? JSON.stringify(shown, null, 2) : "–");
   if (!signedIn) $("idle-warning").hidden = true;
   for (const id of ["signout", "call-api", "call-counter", "refresh-now"]) $(id).disabled = !signedIn;
   $("signin").hidden = signedIn;
@@ -77,6 +89,7 @@ $("signin").onsubmit = async (e) => {
   $("signin-error").textContent = "";
   const form = new FormData(e.target);
   try {
+    if (mode === "oidc") return await session.loginWithRedirect({ appState: { at: Date.now() } });
     const url = mode === "cookie" ? "/session/login" : "/auth/login";
     await session.login(url, { username: form.get("username"), password: form.get("password") });
   } catch (err) {
@@ -97,11 +110,31 @@ async function callApi(method, path) {
     log("api", `${method} ${path} failed: ${err.code || err.name}`);
   }
 }
-$("call-api").onclick = () => callApi("GET", "/api/me");
+// With OpenID Connect, the API is the provider's userinfo endpoint (the demo API trusts
+// only the local server's tokens).
+$("call-api").onclick = () => callApi("GET", mode === "oidc" ? issuer + "/me" : "/api/me");
 $("call-counter").onclick = () => callApi("POST", "/api/counter");
 if (mode === "cookie") {
   $("claims-title").textContent = "Session";
   $("api-note").innerHTML = "Calls go through <code>session.fetch</code>: the cookie goes along, and the CSRF header on POST, PUT, PATCH and DELETE.";
+}
+
+if (mode === "oidc") {
+  $("claims-title").textContent = "ID token claims";
+  $("call-api").textContent = "GET userinfo";
+  $("call-counter").hidden = true;
+  $("hard-cases").hidden = true;
+  $("credentials").hidden = true;
+  $("signin-button").textContent = "Sign in with OpenID Connect";
+  $("signin-hint").textContent = `At the provider (${issuer}, started by make demo): any username and password.`;
+}
+if (callback && mode === "oidc") {
+  try {
+    await session.handleRedirectCallback();
+  } catch (err) {
+    $("signin-error").textContent = `${err.code}: ${err.message.replace("wasm-session: ", "")}`;
+    log("error", `${err.code}: ${err.error || err.message}`);
+  }
 }
 
 // Settings live in the URL: changing one reloads the page with it.

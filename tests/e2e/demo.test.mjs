@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { startServer, launch, root } from "./harness.mjs";
+import { startServer, startProvider, launch, root } from "./harness.mjs";
 
 let browser, server, context;
 const consoleErrors = [];
@@ -103,4 +103,35 @@ test("demo: cookie mode with an idle timeout shows the countdown, warns, and sig
     await page.waitForFunction(() => document.querySelector("#status").textContent === "signed out");
     assert.match(await page.textContent("#timeline"), /reason: idle/);
   } finally { await ctx.close(); }
+});
+
+test("demo: Sign in with OpenID Connect at the provider, userinfo, sign out at the provider", async () => {
+  const provider = await startProvider(server.main);
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const page = await ctx.newPage();
+    page.on("pageerror", (e) => consoleErrors.push(e.message));
+    await page.goto(`${server.main}/?mode=oidc&storage=session&issuer=${encodeURIComponent(provider.issuer)}`);
+    await page.waitForFunction(() => window.session !== undefined);
+    assert.equal(await page.textContent("#signin-button"), "Sign in with OpenID Connect");
+    await page.click("#signin-button");
+    await page.waitForURL(/\/interaction\//);
+    await page.fill("input[name=login]", "grace");
+    await page.fill("input[name=password]", "any");
+    await page.click("button[type=submit]");
+    await page.waitForURL((url) => url.href === server.main + "/");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent === "signed in");
+    assert.match(await page.textContent("#who"), /grace/);
+    assert.match(await page.textContent("#claims"), /"nonce"/);
+    await page.click("#call-api");
+    await page.waitForFunction(() => document.querySelector("#api-result").textContent.startsWith("HTTP"));
+    assert.match(await page.textContent("#api-result"), /HTTP 200[\s\S]*"sub":"grace"/);
+    await page.click("#signout");
+    await page.waitForURL(/\/session\/end/);
+    await page.click("button[name=logout]");
+    await page.waitForURL((url) => url.href === server.main + "/");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent === "signed out");
+    const stats = await provider.stats();
+    assert.deepEqual([stats.codes, stats.revocations, stats.ended_sessions], [1, 1, 1]);
+  } finally { await ctx.close(); await provider.stop(); }
 });
