@@ -8,10 +8,11 @@
 //!
 //! - [`core`]: every decision, without I/O: the session state machine
 //!   ([`core::machine::Machine`]), config, tokens, policy, the cross-tab protocol, the
-//!   stored record, errors and events. Tested on the host and by the multi-tab simulation.
+//!   stored record, OpenID Connect's checks ([`core::oidc`]), errors and events. Tested on the host and by the multi-tab simulation.
 //! - `web` (wasm32 only): the browser driver. The `Session` class, the one owner of the
 //!   machine that carries out its effects (`driver`), and the browser parts it uses: HTTP,
-//!   tabs (BroadcastChannel, Web Locks), storage, timers and page events.
+//!   OpenID Connect's redirects (`oidc`), tabs (BroadcastChannel, Web Locks), storage,
+//!   timers and page events.
 #![deny(missing_docs)]
 
 pub mod core;
