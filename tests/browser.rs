@@ -5,7 +5,7 @@
 //! no feature switches anything off for tests.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -265,8 +265,20 @@ async fn ready_resolves_at_once_for_the_first_tab() {
     // No other tab holds a presence lock: ready without waiting for restoreTimeoutMs.
     let session = Session::new(config("ready-test", &[("restoreTimeoutMs", 5000.into())])).unwrap();
     let started = js_sys::Date::now();
-    let ready = JsFuture::from(Promise::from(session.ready())).await.unwrap();
+    let ready = JsFuture::from(session.ready()).await.unwrap();
     assert_eq!(ready, JsValue::FALSE);
     assert!(js_sys::Date::now() - started < 2000.0, "ready waited for the restore timeout");
     session.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn pkce_secrets_come_from_the_browsers_crypto() {
+    // RFC 7636, Appendix B: the S256 challenge of the example verifier, by crypto.subtle.
+    let challenge = wasm_session::web::oidc::challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").await;
+    assert_eq!(challenge.as_deref(), Ok("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+    // 32 random bytes: 43 base64url characters, a valid verifier, never twice the same.
+    let (a, b) = (wasm_session::web::oidc::random(32).unwrap(), wasm_session::web::oidc::random(32).unwrap());
+    assert!(wasm_session::core::oidc::valid_verifier(&a) && wasm_session::core::oidc::valid_secret(&a), "{a}");
+    assert_eq!(a.len(), 43);
+    assert_ne!(a, b);
 }

@@ -274,8 +274,25 @@ pub fn check_callback(params: &[(String, String)], pending: Option<&Pending>, is
     }
 }
 
+/// What a handled callback leaves behind: whether the stored sign-in is used up, and
+/// whether the callback's parameters leave the address bar.
+///
+/// An answered callback (a code, or the provider's error) or a damaged stored sign-in uses
+/// the sign-in up: a code is good once. A wrong `state` leaves it, so that a forged callback
+/// cannot cancel the real one. Only a URL that is no callback at all stays in the address bar.
+pub fn callback_disposal(checked: &Result<Callback, Error>, stored_damaged: bool) -> (bool, bool) {
+    let not_a_callback = matches!(checked, Err(Error::InvalidArgument(..)));
+    let answered = !matches!(checked, Err(Error::InvalidState(_))) && !not_a_callback;
+    (answered || stored_damaged, !not_a_callback)
+}
+
 /// Callback parameters removed from the address bar once handled.
 pub const CALLBACK_PARAMS: [&str; 6] = ["code", "state", "iss", "session_state", "error", "error_description"];
+
+/// An ID token must come with the code's tokens when the scope asks for OpenID Connect.
+pub fn id_token_required(scope: &str) -> bool {
+    scope.split(' ').any(|s| s == "openid")
+}
 
 /// `aud`: one audience or several (a string or an array of strings), as a list.
 #[derive(Debug, Clone, PartialEq)]
@@ -447,6 +464,19 @@ mod tests {
         let forged = params(&[("error", "access_denied")]);
         assert!(matches!(check_callback(&forged, Some(&p), Some(ISSUER)), Err(Error::InvalidState(_))));
         assert!(matches!(check_callback(&params(&[("x", "1")]), Some(&p), None), Err(Error::InvalidArgument(..))));
+    }
+
+    #[test]
+    fn a_callback_uses_the_sign_in_up_unless_its_state_was_wrong() {
+        let code = Ok(Callback::Code("c".into()));
+        let denied = Err(Error::OAuth("access_denied".into(), None));
+        let wrong = Err(Error::InvalidState("state"));
+        let other = Err(Error::InvalidArgument("url", "not a callback"));
+        assert_eq!(callback_disposal(&code, false), (true, true));
+        assert_eq!(callback_disposal(&denied, false), (true, true));
+        assert_eq!(callback_disposal(&wrong, false), (false, true));
+        assert_eq!(callback_disposal(&wrong, true), (true, true));
+        assert_eq!(callback_disposal(&other, false), (false, false));
     }
 
     #[test]

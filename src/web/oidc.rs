@@ -78,7 +78,7 @@ pub async fn provider(d: &Driver) -> Result<Rc<Provider>, Error> {
 }
 
 /// `n` random bytes from `crypto.getRandomValues`, in base64url.
-fn random(n: usize) -> Result<String, Error> {
+pub fn random(n: usize) -> Result<String, Error> {
     let crypto = web_sys::window().and_then(|w| w.crypto().ok());
     let crypto = crypto.ok_or(Error::InvalidArgument("loginWithRedirect()", "needs crypto.getRandomValues"))?;
     let mut bytes = vec![0u8; n];
@@ -89,7 +89,7 @@ fn random(n: usize) -> Result<String, Error> {
 }
 
 /// The PKCE S256 challenge: base64url(SHA-256(verifier)) (RFC 7636 §4.2).
-async fn challenge(verifier: &str) -> Result<String, Error> {
+pub async fn challenge(verifier: &str) -> Result<String, Error> {
     let missing = Error::InvalidArgument("loginWithRedirect()", "needs crypto.subtle (a secure context: https or localhost)");
     let subtle = web_sys::window().and_then(|w| w.crypto().ok()).map(|c| c.subtle()).ok_or(missing.clone())?;
     let digest = subtle.digest_with_str_and_u8_array("SHA-256", verifier.as_bytes()).map_err(|_| missing.clone())?;
@@ -191,12 +191,11 @@ pub async fn handle_callback(d: Rc<Driver>, raw_url: String) -> Result<Option<St
     let params = query(&url);
     let pending = read_pending(&d);
     let checked = pending.as_ref().map_err(Clone::clone).and_then(|p| oidc::check_callback(&params, p.as_ref(), oidc.issuer.as_deref()));
-    // One callback per login: answered (code or provider error) or damaged, it is used up.
-    // A wrong state leaves it, so that a forged callback cannot cancel the real one.
-    if !matches!(checked, Err(Error::InvalidState(_)) | Err(Error::InvalidArgument(..))) || pending.is_err() {
+    let (discard, clean) = oidc::callback_disposal(&checked, pending.is_err());
+    if discard {
         let _ = session_storage().map(|s| s.remove_item(&pending_key(&d)));
     }
-    if !matches!(checked, Err(Error::InvalidArgument(..))) {
+    if clean {
         clean_address_bar(&url);
     }
     let Callback::Code(code) = checked?;
@@ -217,7 +216,6 @@ pub async fn handle_callback(d: Rc<Driver>, raw_url: String) -> Result<Option<St
     let (response, jwt) = raw.token_response().ok_or(Error::TokenResponse("(body)", "is not a JSON object"))?;
     let now = js_sys::Date::now();
     let tokens = TokenSet::from_response(response, jwt, now, raw.date, None)?;
-    let wants_id_token = oidc.scope.split(' ').any(|s| s == "openid");
     match tokens.id_token.as_deref() {
         Some(id_token) => {
             let claims = http::claims(id_token).ok_or(Error::IdToken("id_token", "is not a JWT"))?;
@@ -227,7 +225,7 @@ pub async fn handle_callback(d: Rc<Driver>, raw_url: String) -> Result<Option<St
                 Expected { issuer: oidc.issuer.as_deref(), client_id, nonce: &pending.nonce, now: raw.date.unwrap_or(now) };
             oidc::check_id_claims(claims, &expected)?;
         }
-        None if wants_id_token => return Err(Error::IdToken("id_token", "is missing from the token response (scope has openid)")),
+        None if oidc::id_token_required(&oidc.scope) => return Err(Error::IdToken("id_token", "is missing from the token response (scope has openid)")),
         None => {}
     }
     d.input(crate::core::machine::Input::SignIn { tokens, ticket: None });
