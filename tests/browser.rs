@@ -44,7 +44,13 @@ fn tokens(issued_at: f64) -> TokenSet {
 }
 
 fn record(ns: &str) -> Record {
-    Record { v: STORE_VERSION, ns: ns.into(), stamp: Stamp { seq: 7, origin: "tab".into() }, tokens: tokens(1.0), after_401: false }
+    Record {
+        v: STORE_VERSION,
+        ns: ns.into(),
+        stamp: Stamp { seq: 7, origin: "tab".into() },
+        tokens: tokens(1.0),
+        after_401: false,
+    }
 }
 
 fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
@@ -110,7 +116,14 @@ fn web_storage_round_trips_records() {
 fn garbage_is_invalid_and_other_versions_are_other() {
     let key = store::key("garbage-test");
     let s = Store::open(StorageMode::Local, "garbage-test").unwrap();
-    for garbage in ["not json", "{}", "[1,2]", "null", "42", r#"{"v":2,"ns":"garbage-test","stamp":{"seq":1,"origin":"t"},"tokens":{"access_token":7}}"#] {
+    for garbage in [
+        "not json",
+        "{}",
+        "[1,2]",
+        "null",
+        "42",
+        r#"{"v":2,"ns":"garbage-test","stamp":{"seq":1,"origin":"t"},"tokens":{"access_token":7}}"#,
+    ] {
         local().set_item(&key, garbage).unwrap();
         assert!(matches!(s.read(), Stored::Invalid(_)), "{garbage}");
     }
@@ -141,7 +154,12 @@ fn memory_store_writes_nothing() {
 #[wasm_bindgen_test]
 fn messages_round_trip_through_js_and_garbage_is_refused() {
     for msg in [
-        Message::Tokens { stamp: Stamp { seq: 1_795_000_000_000, origin: "a".into() }, tokens: tokens(9.0), why: Why::Share, after_401: false },
+        Message::Tokens {
+            stamp: Stamp { seq: 1_795_000_000_000, origin: "a".into() },
+            tokens: tokens(9.0),
+            why: Why::Share,
+            after_401: false,
+        },
         Message::Logout { seq: 3, reason: LogoutReason::RefreshRejected },
         Message::Refreshing { timeout_ms: 10_000.0 },
         Message::Claim,
@@ -156,8 +174,21 @@ fn messages_round_trip_through_js_and_garbage_is_refused() {
     let garbage = [
         obj(&[("v", "2".into())]),
         obj(&[("v", 2.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "explode".into())]),
-        obj(&[("v", 2.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "logout".into()), ("seq", (-1).into())]),
-        obj(&[("v", 2.into()), ("ns", "ns".into()), ("from", "a".into()), ("type", "tokens".into()), ("why", "login".into()), ("tokens", obj(&[("access_token", obj(&[]))]))]),
+        obj(&[
+            ("v", 2.into()),
+            ("ns", "ns".into()),
+            ("from", "a".into()),
+            ("type", "logout".into()),
+            ("seq", (-1).into()),
+        ]),
+        obj(&[
+            ("v", 2.into()),
+            ("ns", "ns".into()),
+            ("from", "a".into()),
+            ("type", "tokens".into()),
+            ("why", "login".into()),
+            ("tokens", obj(&[("access_token", obj(&[]))])),
+        ]),
     ];
     for g in garbage {
         let opened = serde_wasm_bindgen::from_value::<Wire>(g).ok().and_then(|w| w.open("ns", "b").ok());
@@ -195,7 +226,8 @@ async fn rescheduling_cancels_the_pending_refresh() {
     // A 2 s token is due for refresh at 1.5 s; replacing it with a 1 h token must cancel that.
     let short = obj(&[("access_token", "short".into()), ("expires_in", 2.into()), ("refresh_token", "bogus-1".into())]);
     session.set_tokens(short).unwrap();
-    let long = obj(&[("access_token", "long".into()), ("expires_in", 3600.into()), ("refresh_token", "bogus-2".into())]);
+    let long =
+        obj(&[("access_token", "long".into()), ("expires_in", 3600.into()), ("refresh_token", "bogus-2".into())]);
     session.set_tokens(long).unwrap();
     sleep(2200).await;
     assert_eq!(stat(api(), "token_requests").await, before, "the cancelled refresh ran");
@@ -226,7 +258,10 @@ fn bad_config_throws_an_error_naming_the_field() {
         (obj(&[("tokenUrl", "/t".into()), ("tokenURL", "/t".into())]), "tokenURL"),
         (obj(&[("tokenUrl", "http://auth.example.com/token".into())]), "tokenUrl"),
         (
-            obj(&[("tokenUrl", "/t".into()), ("allowedOrigins", js_sys::Array::of1(&"https://api.example.com/v1".into()).into())]),
+            obj(&[
+                ("tokenUrl", "/t".into()),
+                ("allowedOrigins", js_sys::Array::of1(&"https://api.example.com/v1".into()).into()),
+            ]),
             "allowedOrigins",
         ),
         (obj(&[("tokenUrl", "/t".into()), ("namespace", "".into())]), "namespace"),

@@ -8,16 +8,36 @@
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use wasm_session::core::config::{self, Config, RawConfig, StorageMode, OPTIONS};
-use wasm_session::core::machine::{Boot, Answer, Effect, Input, Machine, Reply, Transport};
-use wasm_session::core::policy::{self, Backoff};
 use wasm_session::core::events::LogoutReason;
+use wasm_session::core::machine::{Answer, Boot, Effect, Input, Machine, Reply, Transport};
+use wasm_session::core::policy::{self, Backoff};
 use wasm_session::core::protocol::{Envelope, Message, Stamp, Why, Wire};
 use wasm_session::core::store::{Record, Stored};
 use wasm_session::core::token::{self, JwtTimes, TokenResponse, TokenSet, MAX_TOKEN_LEN};
 
 const FIELDS: &[&str] = &[
-    "access_token", "token_type", "expires_in", "refresh_token", "id_token", "scope", "issued_at", "expires_at",
-    "v", "ns", "from", "type", "why", "reason", "seq", "origin", "tokens", "stamp", "timeoutMs", "after401", "exp", "iat",
+    "access_token",
+    "token_type",
+    "expires_in",
+    "refresh_token",
+    "id_token",
+    "scope",
+    "issued_at",
+    "expires_at",
+    "v",
+    "ns",
+    "from",
+    "type",
+    "why",
+    "reason",
+    "seq",
+    "origin",
+    "tokens",
+    "stamp",
+    "timeoutMs",
+    "after401",
+    "exp",
+    "iat",
 ];
 
 fn number() -> impl Strategy<Value = Value> {
@@ -49,7 +69,8 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), number(), text().prop_map(Value::String)];
+    let leaf =
+        prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), number(), text().prop_map(Value::String)];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
@@ -181,9 +202,23 @@ fn tokens() -> impl Strategy<Value = TokenSet> {
 fn message() -> impl Strategy<Value = Message> {
     let seq = prop_oneof![any::<u64>(), 1_794_000_000_000u64..1_796_000_000_000];
     prop_oneof![
-        (seq.clone(), tokens(), "[a-z]{1,3}", prop::sample::select(vec![Why::Login, Why::Refresh, Why::Share]), any::<bool>())
-            .prop_map(|(seq, tokens, origin, why, after_401)| Message::Tokens { stamp: Stamp { seq, origin }, tokens, why, after_401 }),
-        (seq.clone(), prop::sample::select(vec![LogoutReason::User, LogoutReason::RefreshRejected, LogoutReason::Expired]))
+        (
+            seq.clone(),
+            tokens(),
+            "[a-z]{1,3}",
+            prop::sample::select(vec![Why::Login, Why::Refresh, Why::Share]),
+            any::<bool>()
+        )
+            .prop_map(|(seq, tokens, origin, why, after_401)| Message::Tokens {
+                stamp: Stamp { seq, origin },
+                tokens,
+                why,
+                after_401
+            }),
+        (
+            seq.clone(),
+            prop::sample::select(vec![LogoutReason::User, LogoutReason::RefreshRejected, LogoutReason::Expired])
+        )
             .prop_map(|(seq, reason)| Message::Logout { seq, reason }),
         (0.0..600_000.0f64).prop_map(|timeout_ms| Message::Refreshing { timeout_ms }),
         Just(Message::Claim),
@@ -205,14 +240,28 @@ fn input() -> impl Strategy<Value = Input> {
         Just(Input::Wake),
         any::<bool>().prop_map(Input::Online),
         Just(Input::Presence { others: true }),
-        (0u32..5, prop_oneof![
-            Just(Reply::Network),
-            Just(Reply::Timeout),
-            Just(Reply::Garbled),
-            (100u16..600, proptest::option::of("[a-z_]{1,20}")).prop_map(|(status, oauth_error)| Reply::Status { status, oauth_error }),
-            record(FIELDS).prop_map(|v| Reply::Tokens { response: read(&v).unwrap_or_default(), jwt: None, date: None }),
-        ]).prop_map(|(id, reply)| Input::RefreshReply { id, reply }),
-        (0u32..5, any::<bool>(), any::<bool>()).prop_map(|(id, stolen, waited)| Input::LockGranted { id, stolen, waited, stored: None }),
+        (
+            0u32..5,
+            prop_oneof![
+                Just(Reply::Network),
+                Just(Reply::Timeout),
+                Just(Reply::Garbled),
+                (100u16..600, proptest::option::of("[a-z_]{1,20}"))
+                    .prop_map(|(status, oauth_error)| Reply::Status { status, oauth_error }),
+                record(FIELDS).prop_map(|v| Reply::Tokens {
+                    response: read(&v).unwrap_or_default(),
+                    jwt: None,
+                    date: None
+                }),
+            ]
+        )
+            .prop_map(|(id, reply)| Input::RefreshReply { id, reply }),
+        (0u32..5, any::<bool>(), any::<bool>()).prop_map(|(id, stolen, waited)| Input::LockGranted {
+            id,
+            stolen,
+            waited,
+            stored: None
+        }),
         (0u32..5).prop_map(|id| Input::LockLost { id }),
         (message(), "[a-z]{1,3}").prop_map(|(msg, from)| Input::Message(Envelope { from, msg })),
         Just(Input::Dispose),

@@ -18,7 +18,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use wasm_session::core::config::{Config, Mode, StorageMode};
 use wasm_session::core::events::{Event, LogoutReason};
-use wasm_session::core::machine::{Boot, Answer, Effect, Input, Machine, Reply, Ticket, Transport};
+use wasm_session::core::machine::{Answer, Boot, Effect, Input, Machine, Reply, Ticket, Transport};
 use wasm_session::core::policy;
 use wasm_session::core::protocol::{Message, Wire};
 use wasm_session::core::store::{Record, Stored};
@@ -552,7 +552,9 @@ impl World {
         if let Some(o) = overlap {
             self.fail(o);
         }
-        self.tabs[t].requests.insert(id, Request { refresh_token: refresh_token.clone(), sent_at: self.now, done: false });
+        self.tabs[t]
+            .requests
+            .insert(id, Request { refresh_token: refresh_token.clone(), sent_at: self.now, done: false });
         self.at(timeout, Ev::ClientTimeout(t, id));
         if !self.online {
             let d = self.rng.range(0.0, 2.0);
@@ -672,7 +674,8 @@ impl World {
         // The server's clock keeps true time; its `Date` header lets the client adjust.
         let server_now = EPOCH + self.now;
         let login_at = self.server.cookie_login.get(&family).map_or(Field::Absent, |&l| Field::Valid(l));
-        let body = SessionResponse { csrf_token: Field::Valid(csrf), expires_at: Field::Valid(EPOCH + expiry), login_at };
+        let body =
+            SessionResponse { csrf_token: Field::Valid(csrf), expires_at: Field::Valid(EPOCH + expiry), login_at };
         TokenSet::from_session(body, Some("{}".into()), self.wall(), Some(server_now)).ok().map(Reply::Session)
     }
 
@@ -686,7 +689,8 @@ impl World {
             Some(f) => {
                 self.stats.refreshes += 1;
                 self.server.next += 1;
-                let csrf = if self.setup.csrf_rotates { format!("csrf-{f}-{}", self.server.next) } else { csrf.clone() };
+                let csrf =
+                    if self.setup.csrf_rotates { format!("csrf-{f}-{}", self.server.next) } else { csrf.clone() };
                 let fresh = (csrf, self.now + self.setup.ttl_s * 1000.0);
                 self.server.cookie_sessions.insert(f, fresh);
                 self.cookie_session().unwrap_or(Reply::Network)
@@ -725,7 +729,9 @@ impl World {
                 let expiry = self.tabs[t].machine.tokens().filter(|s| s.access_token == token).map(|s| s.expires_at);
                 match expiry {
                     Some(e) if wall < e => {}
-                    _ => self.fail(format!("tab {t} handed out an expired or unknown token {token} (expiry {expiry:?}, clock {wall})")),
+                    _ => self.fail(format!(
+                        "tab {t} handed out an expired or unknown token {token} (expiry {expiry:?}, clock {wall})"
+                    )),
                 }
                 let next = self.ticket(t, Call::Retry { since: self.now });
                 let d = self.rng.range(2.0, 30.0);
@@ -758,9 +764,11 @@ impl World {
             }
             return;
         }
-        let valid = self.server.ats.get(token).is_some_and(|(family, expiry)| {
-            self.now < *expiry && !self.server.revoked.contains(family)
-        });
+        let valid = self
+            .server
+            .ats
+            .get(token)
+            .is_some_and(|(family, expiry)| self.now < *expiry && !self.server.revoked.contains(family));
         if valid && !self.server.always_401 {
             self.stats.api_ok += 1;
             self.tabs[t].calls.remove(&ticket);
@@ -794,7 +802,10 @@ impl World {
         }
         let (at, rt) = self.issue(family);
         // An OpenID Connect sign-in brings an ID token; the model server's refreshes do not.
-        let r = TokenResponse { id_token: Field::Valid(format!("id-{family}")), ..response(&at, Some(&rt), self.setup.ttl_s) };
+        let r = TokenResponse {
+            id_token: Field::Valid(format!("id-{family}")),
+            ..response(&at, Some(&rt), self.setup.ttl_s)
+        };
         let tokens = TokenSet::from_response(r, None, self.wall(), None, None).expect("valid login response");
         let ticket = self.ticket(t, Call::SignIn);
         self.deliver(t, Input::SignIn { tokens, ticket: Some(ticket) });
@@ -822,7 +833,11 @@ impl World {
     }
 
     fn logouts(&self, t: usize) -> Vec<LogoutReason> {
-        self.tabs[t].events.iter().filter_map(|e| if let Event::Logout { reason } = e { Some(*reason) } else { None }).collect()
+        self.tabs[t]
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Logout { reason } = e { Some(*reason) } else { None })
+            .collect()
     }
 
     // ---- the run ----------------------------------------------------------------------------
@@ -1115,7 +1130,8 @@ impl World {
                     continue;
                 }
                 if tab.machine.stamp().is_some_and(|s| s.seq <= seq) {
-                    broken = Some(format!("tab {t} still holds tokens {:?} after the logout at {seq}", tab.machine.stamp()));
+                    broken =
+                        Some(format!("tab {t} still holds tokens {:?} after the logout at {seq}", tab.machine.stamp()));
                 }
             }
         }
@@ -1146,7 +1162,10 @@ impl World {
             let awake = tab.thawed_at;
             if let Some(idle) = c.idle_timeout_ms {
                 if now > self.last_activity.max(awake) + idle + LOGOUT_BOUND {
-                    broken = Some(format!("tab {t} still signed in {:.0} ms after the last activity", now - self.last_activity));
+                    broken = Some(format!(
+                        "tab {t} still signed in {:.0} ms after the last activity",
+                        now - self.last_activity
+                    ));
                 }
             }
             if let (Some(max), Some(login)) = (c.max_session_ms, tokens.login_at) {
@@ -1167,7 +1186,10 @@ impl World {
             }
             for (ticket, call) in &tab.calls {
                 let since = match call {
-                    Call::Fetch { since } | Call::Retry { since } | Call::Refresh { since } | Call::Logout { since } => *since,
+                    Call::Fetch { since }
+                    | Call::Retry { since }
+                    | Call::Refresh { since }
+                    | Call::Logout { since } => *since,
                     Call::SignIn => continue,
                 };
                 if now > since.max(tab.thawed_at) + bound {
@@ -1508,7 +1530,10 @@ fn logout_reaches_every_tab_and_ends_the_session() {
         w.run_for(200.0);
         for t in &w.tabs {
             assert!(t.machine.tokens().is_none());
-            assert!(t.events.iter().any(|e| matches!(e, Event::Logout { reason: LogoutReason::User | LogoutReason::OtherTab })));
+            assert!(t
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Logout { reason: LogoutReason::User | LogoutReason::OtherTab })));
         }
         assert!(w.local.is_none() && w.tabs.iter().all(|t| t.session_store.is_none()), "{storage:?}: storage cleared");
         assert_eq!(w.stats.revocations, 1);

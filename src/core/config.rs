@@ -300,7 +300,14 @@ impl Config {
             return Err(err("csrfHeader", "must be a header name of letters, digits and '-'"));
         }
         let client_id = string(raw.client_id, "clientId")?;
-        let oidc = oidc(&raw.issuer, &raw.authorization_url, &raw.end_session_url, &raw.redirect_uri, &raw.scope, &raw.post_logout_redirect_uri)?;
+        let oidc = oidc(
+            &raw.issuer,
+            &raw.authorization_url,
+            &raw.end_session_url,
+            &raw.redirect_uri,
+            &raw.scope,
+            &raw.post_logout_redirect_uri,
+        )?;
         if oidc.is_some() && client_id.is_none() {
             return Err(err("clientId", "is required with issuer or authorizationUrl"));
         }
@@ -311,8 +318,9 @@ impl Config {
                 return Err(err("sessionUrl", "applies only with mode: \"cookie\""))
             }
             Mode::Token if oidc.as_ref().is_some_and(Oidc::discovers) => token_url.unwrap_or_default(),
-            Mode::Token => token_url
-                .ok_or_else(|| err("tokenUrl", "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect"))?,
+            Mode::Token => token_url.ok_or_else(|| {
+                err("tokenUrl", "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect")
+            })?,
             Mode::Cookie if oidc.is_some() => {
                 return Err(err("issuer", "does not apply with mode: \"cookie\" (the server signs in)"))
             }
@@ -336,11 +344,23 @@ impl Config {
             namespace,
             allowed_origins,
             refresh_lead_ms: millis(raw.refresh_lead_ms, "refreshLeadMs", d.refresh_lead_ms, 0.0, DAY_MS)?,
-            request_timeout_ms: millis(raw.request_timeout_ms, "requestTimeoutMs", d.request_timeout_ms, 100.0, 600_000.0)?,
+            request_timeout_ms: millis(
+                raw.request_timeout_ms,
+                "requestTimeoutMs",
+                d.request_timeout_ms,
+                100.0,
+                600_000.0,
+            )?,
             retry_base_ms,
             retry_max_ms,
             lock_timeout_ms: millis(raw.lock_timeout_ms, "lockTimeoutMs", d.lock_timeout_ms, 100.0, 600_000.0)?,
-            restore_timeout_ms: millis(raw.restore_timeout_ms, "restoreTimeoutMs", d.restore_timeout_ms, 0.0, 60_000.0)?,
+            restore_timeout_ms: millis(
+                raw.restore_timeout_ms,
+                "restoreTimeoutMs",
+                d.restore_timeout_ms,
+                0.0,
+                60_000.0,
+            )?,
             cross_tab,
             session_url,
             csrf_header,
@@ -442,10 +462,16 @@ mod tests {
             "retryBaseMs": 50, "retryMaxMs": 500, "lockTimeoutMs": 3000, "restoreTimeoutMs": 0, "crossTab": false,
         }))
         .unwrap();
-        assert_eq!((c.storage, c.namespace.as_str(), c.client_id.as_deref()), (StorageMode::Local, "app-2", Some("spa")));
+        assert_eq!(
+            (c.storage, c.namespace.as_str(), c.client_id.as_deref()),
+            (StorageMode::Local, "app-2", Some("spa"))
+        );
         assert_eq!(c.allowed_origins, vec!["https://api.example.com".to_string()]);
         assert_eq!((c.refresh_lead_ms, c.request_timeout_ms), (5.0, 2000.0));
-        assert_eq!((c.retry_base_ms, c.retry_max_ms, c.lock_timeout_ms, c.restore_timeout_ms), (50.0, 500.0, 3000.0, 0.0));
+        assert_eq!(
+            (c.retry_base_ms, c.retry_max_ms, c.lock_timeout_ms, c.restore_timeout_ms),
+            (50.0, 500.0, 3000.0, 0.0)
+        );
         assert!(!c.cross_tab);
     }
 
@@ -483,8 +509,14 @@ mod tests {
             (json!({ "tokenUrl": "/t", "redirectUri": "/cb" }), "redirectUri"),
             (json!({ "tokenUrl": "/t", "scope": "openid" }), "scope"),
             (json!({ "issuer": "https://id.example.com", "clientId": "spa", "scope": "openid \"x\"" }), "scope"),
-            (json!({ "issuer": "https://id.example.com", "clientId": "spa", "postLogoutRedirectUri": [] }), "postLogoutRedirectUri"),
-            (json!({ "mode": "cookie", "sessionUrl": "/s", "issuer": "https://id.example.com", "clientId": "spa" }), "issuer"),
+            (
+                json!({ "issuer": "https://id.example.com", "clientId": "spa", "postLogoutRedirectUri": [] }),
+                "postLogoutRedirectUri",
+            ),
+            (
+                json!({ "mode": "cookie", "sessionUrl": "/s", "issuer": "https://id.example.com", "clientId": "spa" }),
+                "issuer",
+            ),
         ] {
             assert_eq!(field_of(parse(config.clone())), field, "{config}");
         }
@@ -495,16 +527,28 @@ mod tests {
         let c = parse(json!({ "mode": "cookie", "sessionUrl": "/session", "idleTimeoutMs": 900000,
             "idleWarningMs": 60000, "maxSessionMs": 28800000 }))
         .unwrap();
-        assert_eq!((c.mode, c.session_url.as_deref(), c.csrf_header.as_str()), (Mode::Cookie, Some("/session"), "X-CSRF-Token"));
-        assert_eq!((c.idle_timeout_ms, c.idle_warning_ms, c.max_session_ms), (Some(900_000.0), Some(60_000.0), Some(28_800_000.0)));
+        assert_eq!(
+            (c.mode, c.session_url.as_deref(), c.csrf_header.as_str()),
+            (Mode::Cookie, Some("/session"), "X-CSRF-Token")
+        );
+        assert_eq!(
+            (c.idle_timeout_ms, c.idle_warning_ms, c.max_session_ms),
+            (Some(900_000.0), Some(60_000.0), Some(28_800_000.0))
+        );
     }
 
     #[test]
     fn openid_connect_is_read() {
         let c = parse(json!({ "issuer": "https://id.example.com", "clientId": "spa" })).unwrap();
         let o = c.oidc.clone().unwrap();
-        assert_eq!((c.token_url.as_str(), o.scope.as_str(), o.discovers(), c.revokes()), ("", "openid offline_access", true, true));
-        let c = parse(json!({ "authorizationUrl": "/authorize", "tokenUrl": "/token", "clientId": "spa", "scope": "openid" })).unwrap();
+        assert_eq!(
+            (c.token_url.as_str(), o.scope.as_str(), o.discovers(), c.revokes()),
+            ("", "openid offline_access", true, true)
+        );
+        let c = parse(
+            json!({ "authorizationUrl": "/authorize", "tokenUrl": "/token", "clientId": "spa", "scope": "openid" }),
+        )
+        .unwrap();
         let o = c.oidc.unwrap();
         assert_eq!((o.discovers(), o.scope.as_str(), c.revoke_url.is_some()), (false, "openid", false));
     }

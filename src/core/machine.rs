@@ -339,13 +339,32 @@ enum Flight {
     Idle,
     /// Waiting for the lock; at `steal_at` a claim, settled at `claim_until`, decides
     /// whether this tab steals it.
-    Locking { plan: Plan, steal_at: f64, claim_until: Option<f64>, stealing: bool },
+    Locking {
+        plan: Plan,
+        steal_at: f64,
+        claim_until: Option<f64>,
+        stealing: bool,
+    },
     /// Without Web Locks: claimed the refresh, settled at `until`.
-    Claiming { plan: Plan, until: f64 },
+    Claiming {
+        plan: Plan,
+        until: f64,
+    },
     /// Waiting for another tab's refresh to report back (or, `late`, for the news a frozen
     /// or throttled tab may not have read yet), holding the lock if `locked`.
-    AwaitPeer { plan: Plan, until: f64, locked: bool, late: bool },
-    Sending { id: u32, refresh_token: String, locked: bool, for_401: bool, sent_at: f64 },
+    AwaitPeer {
+        plan: Plan,
+        until: f64,
+        locked: bool,
+        late: bool,
+    },
+    Sending {
+        id: u32,
+        refresh_token: String,
+        locked: bool,
+        for_401: bool,
+        sent_at: f64,
+    },
 }
 
 /// Another tab's refresh this tab knows of: claimed, or announced as sent (`sending`).
@@ -1016,7 +1035,10 @@ impl Machine {
     fn send(&mut self, now: f64, plan: Plan, locked: bool, announce: bool) {
         // Cookie mode renews with the session endpoint, under the CSRF token.
         let cookie = self.cfg.mode == Mode::Cookie;
-        let token = self.held.as_ref().and_then(|h| h.tokens.refresh_token.clone().or(cookie.then(|| h.tokens.access_token.clone())));
+        let token = self
+            .held
+            .as_ref()
+            .and_then(|h| h.tokens.refresh_token.clone().or(cookie.then(|| h.tokens.access_token.clone())));
         let Some(refresh_token) = token else {
             if locked {
                 self.release_lock();
@@ -1342,7 +1364,8 @@ impl Machine {
         if from_peer.is_none() {
             self.post(Message::Logout { seq: self.seq, reason });
         }
-        let failure = if reason == LogoutReason::RefreshRejected { Error::RefreshRejected } else { Error::NotAuthenticated };
+        let failure =
+            if reason == LogoutReason::RefreshRejected { Error::RefreshRejected } else { Error::NotAuthenticated };
         self.settle_waiters(now, Some(failure));
         if held.is_some() {
             self.emit(Event::Logout { reason });

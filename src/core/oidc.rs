@@ -61,7 +61,10 @@ impl Discovery {
         match self.issuer {
             Field::Valid(i) if i == issuer => {}
             Field::Valid(_) => {
-                return Err(discovery_err("issuer", "does not equal config.issuer (they must match exactly, trailing slash included)"))
+                return Err(discovery_err(
+                    "issuer",
+                    "does not equal config.issuer (they must match exactly, trailing slash included)",
+                ))
             }
             _ => return Err(discovery_err("issuer", "is missing")),
         }
@@ -69,7 +72,9 @@ impl Discovery {
             Field::Valid(m) if !m.iter().any(|m| m == "S256") => {
                 return Err(discovery_err("code_challenge_methods_supported", "does not include S256"))
             }
-            Field::Invalid => return Err(discovery_err("code_challenge_methods_supported", "must be an array of strings")),
+            Field::Invalid => {
+                return Err(discovery_err("code_challenge_methods_supported", "must be an array of strings"))
+            }
             _ => {}
         }
         Ok(ProviderUrls {
@@ -195,7 +200,10 @@ impl RawLoginOptions {
             Field::Absent => Default::default(),
             Field::Valid(map) => map,
             Field::Invalid => {
-                return Err(Error::InvalidArgument("loginWithRedirect(options.extraParams)", "must be an object of strings"))
+                return Err(Error::InvalidArgument(
+                    "loginWithRedirect(options.extraParams)",
+                    "must be an object of strings",
+                ))
             }
         };
         if extra.keys().any(|k| RESERVED.contains(&k.as_str()) || k.is_empty()) {
@@ -214,7 +222,12 @@ impl RawLoginOptions {
 
 /// The authorization request's query parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OpenID
 /// Connect Core §3.1.2.1), `challenge` being the verifier's S256 hash in base64url.
-pub fn authorize_params(client: &Client, pending: &Pending, challenge: &str, options: &LoginOptions) -> Vec<(String, String)> {
+pub fn authorize_params(
+    client: &Client,
+    pending: &Pending,
+    challenge: &str,
+    options: &LoginOptions,
+) -> Vec<(String, String)> {
     let mut params: Vec<(String, String)> = [
         ("response_type", "code"),
         ("client_id", client.id),
@@ -247,11 +260,18 @@ pub enum Callback {
 /// `state` is checked first, for errors too: an error the provider did not send for this
 /// login is not reported as the provider's. With RFC 9207's `iss` parameter present, it must
 /// be the configured issuer (a mix-up between providers is refused).
-pub fn check_callback(params: &[(String, String)], pending: Option<&Pending>, issuer: Option<&str>) -> Result<Callback, Error> {
+pub fn check_callback(
+    params: &[(String, String)],
+    pending: Option<&Pending>,
+    issuer: Option<&str>,
+) -> Result<Callback, Error> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let (code, error) = (get("code"), get("error"));
     if code.is_none() && error.is_none() {
-        return Err(Error::InvalidArgument("handleRedirectCallback(url)", "has neither code nor error: not a sign-in callback"));
+        return Err(Error::InvalidArgument(
+            "handleRedirectCallback(url)",
+            "has neither code nor error: not a sign-in callback",
+        ));
     }
     let Some(pending) = pending else {
         return Err(Error::InvalidState("no sign-in is in progress in this tab (a replayed or foreign callback)"));
@@ -415,7 +435,10 @@ mod tests {
             "token_endpoint": "https://id.example.com/token", "revocation_endpoint": "https://id.example.com/revoke",
             "code_challenge_methods_supported": ["plain", "S256"] });
         let urls = doc(full.clone()).validate(ISSUER).unwrap();
-        assert_eq!((urls.token.as_str(), urls.revocation.as_deref(), urls.end_session), ("https://id.example.com/token", Some("https://id.example.com/revoke"), None));
+        assert_eq!(
+            (urls.token.as_str(), urls.revocation.as_deref(), urls.end_session),
+            ("https://id.example.com/token", Some("https://id.example.com/revoke"), None)
+        );
         for (change, field) in [
             (json!({ "issuer": "https://id.example.com/" }), "issuer"),
             (json!({ "issuer": null }), "issuer"),
@@ -431,18 +454,33 @@ mod tests {
             }
             assert!(matches!(doc(v).validate(ISSUER), Err(Error::Discovery(f, _)) if f == field), "{change}");
         }
-        assert_eq!(discovery_url("https://id.example.com/realms/a/"), "https://id.example.com/realms/a/.well-known/openid-configuration");
+        assert_eq!(
+            discovery_url("https://id.example.com/realms/a/"),
+            "https://id.example.com/realms/a/.well-known/openid-configuration"
+        );
     }
 
     #[test]
     fn the_authorization_request_carries_pkce_state_and_nonce() {
         let client = Client { id: "spa", redirect_uri: "https://app.example/cb", scope: "openid offline_access" };
-        let options: RawLoginOptions = serde_json::from_value(json!({ "prompt": "login", "extraParams": { "ui_locales": "fr" } })).unwrap();
+        let options: RawLoginOptions =
+            serde_json::from_value(json!({ "prompt": "login", "extraParams": { "ui_locales": "fr" } })).unwrap();
         let p = authorize_params(&client, &pending(), "CHALLENGE", &options.validate().unwrap());
         let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        assert_eq!((get("response_type"), get("code_challenge_method"), get("code_challenge")), (Some("code"), Some("S256"), Some("CHALLENGE")));
-        assert_eq!((get("state"), get("prompt"), get("ui_locales"), get("login_hint")), (Some(&*"s".repeat(43)), Some("login"), Some("fr"), None));
-        for bad in [json!({ "extraParams": { "state": "x" } }), json!({ "extraParams": { "a": 1 } }), json!({ "prompt": "" }), json!({ "loginHint": 3 })] {
+        assert_eq!(
+            (get("response_type"), get("code_challenge_method"), get("code_challenge")),
+            (Some("code"), Some("S256"), Some("CHALLENGE"))
+        );
+        assert_eq!(
+            (get("state"), get("prompt"), get("ui_locales"), get("login_hint")),
+            (Some(&*"s".repeat(43)), Some("login"), Some("fr"), None)
+        );
+        for bad in [
+            json!({ "extraParams": { "state": "x" } }),
+            json!({ "extraParams": { "a": 1 } }),
+            json!({ "prompt": "" }),
+            json!({ "loginHint": 3 }),
+        ] {
             let options: RawLoginOptions = serde_json::from_value(bad.clone()).unwrap();
             assert!(matches!(options.validate(), Err(Error::InvalidArgument(..))), "{bad}");
         }
@@ -460,7 +498,10 @@ mod tests {
         let mixup = params(&[("code", "abc"), ("state", &state), ("iss", "https://evil.example")]);
         assert!(matches!(check_callback(&mixup, Some(&p), Some(ISSUER)), Err(Error::InvalidState(_))));
         let denied = params(&[("error", "access_denied"), ("error_description", "no"), ("state", &state)]);
-        assert_eq!(check_callback(&denied, Some(&p), Some(ISSUER)), Err(Error::OAuth("access_denied".into(), Some("no".into()))));
+        assert_eq!(
+            check_callback(&denied, Some(&p), Some(ISSUER)),
+            Err(Error::OAuth("access_denied".into(), Some("no".into())))
+        );
         let forged = params(&[("error", "access_denied")]);
         assert!(matches!(check_callback(&forged, Some(&p), Some(ISSUER)), Err(Error::InvalidState(_))));
         assert!(matches!(check_callback(&params(&[("x", "1")]), Some(&p), None), Err(Error::InvalidArgument(..))));
@@ -519,7 +560,10 @@ mod tests {
             for (k, x) in change.as_object().unwrap() {
                 v[k] = x.clone();
             }
-            assert!(matches!(check_id_claims(claims(v), &expected), Err(Error::IdToken(f, _)) if f == field), "{change}");
+            assert!(
+                matches!(check_id_claims(claims(v), &expected), Err(Error::IdToken(f, _)) if f == field),
+                "{change}"
+            );
         }
     }
 }

@@ -203,7 +203,8 @@ impl Wire {
             "tokens" => {
                 let why = self.why.as_deref().and_then(Why::parse).ok_or("message with a bad reason ignored")?;
                 let origin = self.origin.filter(|o| !o.is_empty() && o.len() <= MAX_TAB_ID).ok_or("bad origin")?;
-                let tokens = self.tokens.filter(|t| t.validate().is_ok()).ok_or("message with invalid tokens ignored")?;
+                let tokens =
+                    self.tokens.filter(|t| t.validate().is_ok()).ok_or("message with invalid tokens ignored")?;
                 Message::Tokens { stamp: Stamp { seq: self.seq, origin }, tokens, why, after_401: self.after_401 }
             }
             "logout" => {
@@ -281,7 +282,12 @@ mod tests {
         .is_err());
         let mut bad = sample(1.0);
         bad.access_token = "has space".into();
-        let t = Message::Tokens { stamp: Stamp { seq: 1, origin: "a".into() }, tokens: bad, why: Why::Login, after_401: false };
+        let t = Message::Tokens {
+            stamp: Stamp { seq: 1, origin: "a".into() },
+            tokens: bad,
+            why: Why::Login,
+            after_401: false,
+        };
         assert!(Wire::seal("app", "a", &t).open("app", "b").is_err(), "invalid tokens");
         // Wrong shapes do not even deserialize; right shapes with nothing in them are refused.
         for garbage in [json!(42), json!("logout"), json!(null), json!({ "v": "2" }), json!({ "seq": -1 })] {

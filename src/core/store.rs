@@ -97,7 +97,10 @@ mod tests {
         assert_eq!(read(with("v", json!(1)), "app"), Stored::OtherVersion, "an older release's record");
         assert!(matches!(read(good.clone(), "other"), Stored::Invalid(_)), "other namespace");
         assert!(matches!(read(with("tokens", json!({ "access_token": 5 })), "app"), Stored::Invalid(_)));
-        assert!(matches!(read(with("tokens", json!({ "access_token": "a b", "issued_at": 1, "expires_at": 2 })), "app"), Stored::Invalid(_)));
+        assert!(matches!(
+            read(with("tokens", json!({ "access_token": "a b", "issued_at": 1, "expires_at": 2 })), "app"),
+            Stored::Invalid(_)
+        ));
         for garbage in [json!({}), json!([1, 2]), json!(null), json!("x")] {
             assert!(matches!(read(garbage.clone(), "app"), Stored::Invalid(_)), "{garbage}");
         }

@@ -142,7 +142,9 @@ fn expires_in(field: Field<Seconds>) -> Result<Option<f64>, Error> {
     let secs = match field {
         Field::Absent => return Ok(None),
         Field::Valid(Seconds(Some(n))) => n,
-        Field::Valid(Seconds(None)) => return Err(Error::TokenResponse("expires_in", "must be a whole number of seconds")),
+        Field::Valid(Seconds(None)) => {
+            return Err(Error::TokenResponse("expires_in", "must be a whole number of seconds"))
+        }
         Field::Invalid => return Err(Error::TokenResponse("expires_in", "must be a number of seconds")),
     };
     if !secs.is_finite() || secs <= 0.0 {
@@ -188,7 +190,8 @@ impl TokenSet {
             Field::Invalid => return Err(Error::TokenResponse("token_type", "must be a string")),
         }
         let access_token = token(r.access_token, "access_token", true)?.unwrap_or_default();
-        let refresh_token = token(r.refresh_token, "refresh_token", false)?.or_else(|| previous_refresh.map(str::to_string));
+        let refresh_token =
+            token(r.refresh_token, "refresh_token", false)?.or_else(|| previous_refresh.map(str::to_string));
         let id_token = token(r.id_token, "id_token", false)?;
         let scope = match r.scope {
             Field::Valid(s) if s.len() <= MAX_TOKEN_LEN => Some(s),
@@ -212,20 +215,37 @@ impl TokenSet {
                 at.min(now + MAX_LIFETIME_S * 1000.0)
             }
         };
-        Ok(TokenSet { access_token, refresh_token, id_token, scope, issued_at: now, expires_at, login_at: None, user: None })
+        Ok(TokenSet {
+            access_token,
+            refresh_token,
+            id_token,
+            scope,
+            issued_at: now,
+            expires_at,
+            login_at: None,
+            user: None,
+        })
     }
 
     /// Validates a cookie session's body that arrived at `now`: the CSRF token (kept in
     /// memory as this set's `access_token`; the session itself is the HttpOnly cookie), the
     /// server's `expiresAt` (its clock: corrected by the skew seen in `server_date`), and the
     /// user (JSON text, at most 16 KB).
-    pub fn from_session(r: SessionResponse, user: Option<String>, now: f64, server_date: Option<f64>) -> Result<TokenSet, Error> {
+    pub fn from_session(
+        r: SessionResponse,
+        user: Option<String>,
+        now: f64,
+        server_date: Option<f64>,
+    ) -> Result<TokenSet, Error> {
         let csrf = match r.csrf_token {
             Field::Valid(s) if header_safe(&s) => s,
             Field::Absent => return Err(Error::TokenResponse("csrfToken", "is missing")),
             _ => return Err(Error::TokenResponse("csrfToken", "must be a short string of visible ASCII")),
         };
-        let server_expiry = r.expires_at.valid().filter(|e| e.is_finite())
+        let server_expiry = r
+            .expires_at
+            .valid()
+            .filter(|e| e.is_finite())
             .ok_or(Error::TokenResponse("expiresAt", "must be epoch milliseconds"))?;
         let shift = skew(now, server_date);
         let expires_at = server_expiry + shift;
@@ -237,7 +257,9 @@ impl TokenSet {
         }
         let login_at = match r.login_at {
             Field::Absent => None,
-            Field::Valid(t) if t.is_finite() && t + shift <= now + 60_000.0 && times_ok(t + shift, expires_at) => Some(t + shift),
+            Field::Valid(t) if t.is_finite() && t + shift <= now + 60_000.0 && times_ok(t + shift, expires_at) => {
+                Some(t + shift)
+            }
             _ => return Err(Error::TokenResponse("loginAt", "must be epoch milliseconds in the past year")),
         };
         Ok(TokenSet {
@@ -396,14 +418,29 @@ mod tests {
         assert_eq!(field(parse(json!({ "access_token": "", "expires_in": 1 }))), "access_token");
         assert_eq!(field(parse(json!({ "access_token": "a b", "expires_in": 1 }))), "access_token");
         assert_eq!(field(parse(json!({ "access_token": "a", "expires_in": 1, "token_type": "MAC" }))), "token_type");
-        assert_eq!(field(parse(json!({ "access_token": "a", "expires_in": 1, "refresh_token": true }))), "refresh_token");
+        assert_eq!(
+            field(parse(json!({ "access_token": "a", "expires_in": 1, "refresh_token": true }))),
+            "refresh_token"
+        );
         assert_eq!(field(parse(json!({ "access_token": "a", "expires_in": 1, "scope": 2 }))), "scope");
-        assert_eq!(field(parse(json!({ "access_token": "x".repeat(MAX_TOKEN_LEN + 1), "expires_in": 1 }))), "access_token");
+        assert_eq!(
+            field(parse(json!({ "access_token": "x".repeat(MAX_TOKEN_LEN + 1), "expires_in": 1 }))),
+            "access_token"
+        );
     }
 
     #[test]
     fn absurd_expires_in_is_refused() {
-        for bad in [json!(0), json!(-5), json!(1e12), json!("soon"), json!("1.5"), json!("-3"), json!("99999999999999"), json!(true)] {
+        for bad in [
+            json!(0),
+            json!(-5),
+            json!(1e12),
+            json!("soon"),
+            json!("1.5"),
+            json!("-3"),
+            json!("99999999999999"),
+            json!(true),
+        ] {
             assert_eq!(field(parse(json!({ "access_token": "a", "expires_in": bad.clone() }))), "expires_in", "{bad}");
         }
     }
@@ -434,13 +471,22 @@ mod tests {
     fn cookie_sessions_are_read_with_the_servers_clock_corrected() {
         let body = |v: Value| serde_json::from_value::<SessionResponse>(v).unwrap();
         let server_now = NOW - 60_000.0; // the server's clock is a minute behind ours
-        let t = TokenSet::from_session(body(json!({ "csrfToken": "c1", "expiresAt": server_now + 900_000.0 })),
-            Some(r#"{"name":"Demo"}"#.into()), NOW, Some(server_now))
+        let t = TokenSet::from_session(
+            body(json!({ "csrfToken": "c1", "expiresAt": server_now + 900_000.0 })),
+            Some(r#"{"name":"Demo"}"#.into()),
+            NOW,
+            Some(server_now),
+        )
         .unwrap();
         assert_eq!((t.access_token.as_str(), t.expires_at, t.refresh_token.as_deref()), ("c1", NOW + 900_000.0, None));
         assert!(t.validate().is_ok());
-        for bad in [json!({ "expiresAt": NOW + 1.0 }), json!({ "csrfToken": "a b", "expiresAt": NOW + 1.0 }),
-            json!({ "csrfToken": "c" }), json!({ "csrfToken": "c", "expiresAt": "soon" }), json!({ "csrfToken": "c", "expiresAt": NOW - 5.0 })] {
+        for bad in [
+            json!({ "expiresAt": NOW + 1.0 }),
+            json!({ "csrfToken": "a b", "expiresAt": NOW + 1.0 }),
+            json!({ "csrfToken": "c" }),
+            json!({ "csrfToken": "c", "expiresAt": "soon" }),
+            json!({ "csrfToken": "c", "expiresAt": NOW - 5.0 }),
+        ] {
             assert!(TokenSet::from_session(body(bad.clone()), None, NOW, None).is_err(), "{bad}");
         }
     }

@@ -117,34 +117,35 @@ impl Driver {
         let (ready, ready_resolve) = pending();
         let d = Rc::new_cyclic(|me: &Weak<Driver>| {
             let handler_owner = me.clone();
-            let on_response = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(move |retry, seq, response| {
-                match handler_owner.upgrade() {
-                    Some(d) => http::on_response(&d, retry, seq, response),
-                    None => response,
-                }
-            });
+            let on_response =
+                Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(move |retry, seq, response| {
+                    match handler_owner.upgrade() {
+                        Some(d) => http::on_response(&d, retry, seq, response),
+                        None => response,
+                    }
+                });
             Driver {
-            machine: RefCell::new(machine),
-            queue: RefCell::default(),
-            config,
-            endpoints,
-            tab_id,
-            events: Events::default(),
-            store,
-            provider: RefCell::default(),
-            locks: Locks::default(),
-            bus: RefCell::new(None),
-            deadline: RefCell::default(),
-            listeners: RefCell::default(),
-            waiting: RefCell::default(),
-            answers: RefCell::default(),
-            next_ticket: Cell::new(0),
-            ready,
-            ready_resolve: RefCell::new(ready_resolve),
-            deferred: RefCell::new(Some(Vec::new())),
-            on_response: on_response.into_js_value().unchecked_into(),
-            me: me.clone(),
-        }
+                machine: RefCell::new(machine),
+                queue: RefCell::default(),
+                config,
+                endpoints,
+                tab_id,
+                events: Events::default(),
+                store,
+                provider: RefCell::default(),
+                locks: Locks::default(),
+                bus: RefCell::new(None),
+                deadline: RefCell::default(),
+                listeners: RefCell::default(),
+                waiting: RefCell::default(),
+                answers: RefCell::default(),
+                next_ticket: Cell::new(0),
+                ready,
+                ready_resolve: RefCell::new(ready_resolve),
+                deferred: RefCell::new(Some(Vec::new())),
+                on_response: on_response.into_js_value().unchecked_into(),
+                me: me.clone(),
+            }
         });
         let ns = &d.config.namespace;
         if d.config.cross_tab {

@@ -35,8 +35,7 @@ pub fn payload(event: &Event) -> JsValue {
         Event::IdleWarning { logout_at } => p.logout_at = Some(*logout_at),
         Event::Error(_) | Event::Active => {}
     }
-    let value = serde_wasm_bindgen::to_value(&p)
-        .unwrap_or_else(|_| js_sys::Object::new().into());
+    let value = serde_wasm_bindgen::to_value(&p).unwrap_or_else(|_| js_sys::Object::new().into());
     if let Event::Error(e) = event {
         // Setting a property on a fresh plain object cannot fail.
         let _ = Reflect::set(&value, &"error".into(), &to_js(e));

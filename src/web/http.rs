@@ -12,10 +12,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{RequestCache, RequestCredentials, RequestInit, RequestRedirect, Response};
 
+use crate::core::config::Mode;
 use crate::core::error::Error;
 use crate::core::machine::{Answer, Input, Reply};
 use crate::core::policy::{self, clamp_delay};
-use crate::core::config::Mode;
 use crate::core::token::{jwt_payload, JwtTimes, SessionResponse, TokenResponse, TokenSet};
 
 use super::callbacks::promise;
@@ -392,13 +392,15 @@ async fn with_cookie(d: Rc<Driver>, request: web_sys::Request) -> Result<JsValue
             d.ask(|ticket| Input::Unauthorized { ticket, seq }).await;
             Ok(response)
         }
-        403 if unsafe_method && names_csrf(&response).await => match d.ask(|ticket| Input::CsrfRejected { ticket }).await {
-            Answer::Token { token, .. } => {
-                retry.headers().set(header, &token)?;
-                JsFuture::from(global_fetch(&retry)).await
+        403 if unsafe_method && names_csrf(&response).await => {
+            match d.ask(|ticket| Input::CsrfRejected { ticket }).await {
+                Answer::Token { token, .. } => {
+                    retry.headers().set(header, &token)?;
+                    JsFuture::from(global_fetch(&retry)).await
+                }
+                _ => Ok(response),
             }
-            _ => Ok(response),
-        },
+        }
         _ => Ok(response),
     }
 }

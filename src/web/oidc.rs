@@ -90,7 +90,8 @@ pub fn random(n: usize) -> Result<String, Error> {
 
 /// The PKCE S256 challenge: base64url(SHA-256(verifier)) (RFC 7636 §4.2).
 pub async fn challenge(verifier: &str) -> Result<String, Error> {
-    let missing = Error::InvalidArgument("loginWithRedirect()", "needs crypto.subtle (a secure context: https or localhost)");
+    let missing =
+        Error::InvalidArgument("loginWithRedirect()", "needs crypto.subtle (a secure context: https or localhost)");
     let subtle = web_sys::window().and_then(|w| w.crypto().ok()).map(|c| c.subtle()).ok_or(missing.clone())?;
     let digest = subtle.digest_with_str_and_u8_array("SHA-256", verifier.as_bytes()).map_err(|_| missing.clone())?;
     let digest = JsFuture::from(digest).await.map_err(|_| missing)?;
@@ -110,7 +111,8 @@ fn session_storage() -> Result<web_sys::Storage, Error> {
 /// The login in progress here, if any (a damaged one is an error naming it).
 fn read_pending(d: &Driver) -> Result<Option<Pending>, Error> {
     let Some(text) = session_storage()?.get_item(&pending_key(d)).ok().flatten() else { return Ok(None) };
-    let value = js_sys::JSON::parse(&text).map_err(|_| Error::InvalidState("the stored sign-in is not JSON; sign in again"))?;
+    let value =
+        js_sys::JSON::parse(&text).map_err(|_| Error::InvalidState("the stored sign-in is not JSON; sign in again"))?;
     let pending: Pending = serde_wasm_bindgen::from_value(value)
         .map_err(|_| Error::InvalidState("the stored sign-in is malformed; sign in again"))?;
     pending.validate().map(Some)
@@ -123,7 +125,11 @@ fn page() -> Result<web_sys::Location, Error> {
 /// `loginWithRedirect`: keeps a new login transaction in `sessionStorage` and sends the
 /// browser to the authorization endpoint.
 pub async fn login_with_redirect(d: Rc<Driver>, options: LoginOptions, app_state: Option<String>) -> Result<(), Error> {
-    let oidc = d.config.oidc.clone().ok_or(Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)"))?;
+    let oidc = d
+        .config
+        .oidc
+        .clone()
+        .ok_or(Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)"))?;
     let provider = provider(&d).await?;
     let authorization = provider.authorization.as_deref().unwrap_or_default();
     let pending = Pending {
@@ -141,7 +147,8 @@ pub async fn login_with_redirect(d: Rc<Driver>, options: LoginOptions, app_state
         scope: &oidc.scope,
     };
     let params = oidc::authorize_params(&client, &pending, &challenge, &options);
-    let url = web_sys::Url::new(authorization).map_err(|_| Error::Discovery("authorization_endpoint", "is not a URL"))?;
+    let url =
+        web_sys::Url::new(authorization).map_err(|_| Error::Discovery("authorization_endpoint", "is not a URL"))?;
     for (k, v) in &params {
         url.search_params().append(k, v);
     }
@@ -184,13 +191,20 @@ fn clean_address_bar(url: &web_sys::Url) {
 /// `handleRedirectCallback`: checks the callback against the login in progress, exchanges
 /// the code, checks the ID token and installs the tokens. Resolves to the `appState` (JSON).
 pub async fn handle_callback(d: Rc<Driver>, raw_url: String) -> Result<Option<String>, Error> {
-    let oidc = d.config.oidc.clone().ok_or(Error::Config("issuer".into(), "is required for handleRedirectCallback (or authorizationUrl)"))?;
+    let oidc = d
+        .config
+        .oidc
+        .clone()
+        .ok_or(Error::Config("issuer".into(), "is required for handleRedirectCallback (or authorizationUrl)"))?;
     let base = page()?.href().unwrap_or_default();
     let url = web_sys::Url::new_with_base(&raw_url, &base)
         .map_err(|_| Error::InvalidArgument("handleRedirectCallback(url)", "is not a URL"))?;
     let params = query(&url);
     let pending = read_pending(&d);
-    let checked = pending.as_ref().map_err(Clone::clone).and_then(|p| oidc::check_callback(&params, p.as_ref(), oidc.issuer.as_deref()));
+    let checked = pending
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|p| oidc::check_callback(&params, p.as_ref(), oidc.issuer.as_deref()));
     let (discard, clean) = oidc::callback_disposal(&checked, pending.is_err());
     if discard {
         let _ = session_storage().map(|s| s.remove_item(&pending_key(&d)));
@@ -219,13 +233,19 @@ pub async fn handle_callback(d: Rc<Driver>, raw_url: String) -> Result<Option<St
     match tokens.id_token.as_deref() {
         Some(id_token) => {
             let claims = http::claims(id_token).ok_or(Error::IdToken("id_token", "is not a JWT"))?;
-            let claims: IdClaims =
-                serde_wasm_bindgen::from_value(claims).map_err(|_| Error::IdToken("id_token", "has unreadable claims"))?;
-            let expected =
-                Expected { issuer: oidc.issuer.as_deref(), client_id, nonce: &pending.nonce, now: raw.date.unwrap_or(now) };
+            let claims: IdClaims = serde_wasm_bindgen::from_value(claims)
+                .map_err(|_| Error::IdToken("id_token", "has unreadable claims"))?;
+            let expected = Expected {
+                issuer: oidc.issuer.as_deref(),
+                client_id,
+                nonce: &pending.nonce,
+                now: raw.date.unwrap_or(now),
+            };
             oidc::check_id_claims(claims, &expected)?;
         }
-        None if oidc::id_token_required(&oidc.scope) => return Err(Error::IdToken("id_token", "is missing from the token response (scope has openid)")),
+        None if oidc::id_token_required(&oidc.scope) => {
+            return Err(Error::IdToken("id_token", "is missing from the token response (scope has openid)"))
+        }
         None => {}
     }
     d.input(crate::core::machine::Input::SignIn { tokens, ticket: None });
@@ -234,7 +254,11 @@ pub async fn handle_callback(d: Rc<Driver>, raw_url: String) -> Result<Option<St
 
 /// After logout: the provider's end-session URL with `id_token_hint`, `client_id` and
 /// `post_logout_redirect_uri`, if it has one.
-pub async fn end_session_url(d: &Driver, id_token: Option<String>, return_to: Option<String>) -> Result<Option<String>, Error> {
+pub async fn end_session_url(
+    d: &Driver,
+    id_token: Option<String>,
+    return_to: Option<String>,
+) -> Result<Option<String>, Error> {
     if d.config.oidc.is_none() {
         return Ok(None);
     }

@@ -219,7 +219,10 @@ fn endpoint(field: &str, raw: &str, base: &str) -> Result<String, Error> {
 /// An entry of `allowedOrigins`: an origin alone (scheme, host, port).
 fn allowed_origin(raw: &str) -> Result<String, Error> {
     let bad = || {
-        config_error("allowedOrigins", "must list origins like \"https://api.example.com\" (scheme, host, port; no path)")
+        config_error(
+            "allowedOrigins",
+            "must list origins like \"https://api.example.com\" (scheme, host, port; no path)",
+        )
     };
     let url = web_sys::Url::new(raw).map_err(|_| bad())?;
     let bare = url.pathname() == "/" && url.search().is_empty() && url.hash().is_empty();
@@ -276,7 +279,10 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
         authorization_url: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
         end_session_url: resolve("endSessionUrl", oidc.and_then(|o| o.end_session_url.as_ref()))?,
         redirect_uri: resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here),
-        post_logout_redirect_uri: resolve("postLogoutRedirectUri", oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()))?,
+        post_logout_redirect_uri: resolve(
+            "postLogoutRedirectUri",
+            oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()),
+        )?,
     };
     Ok((config, endpoints))
 }
@@ -305,11 +311,9 @@ fn login_options(value: JsValue) -> Result<(LoginOptions, Option<String>), Error
     let app_state = match app_state.is_undefined() {
         true => None,
         false => Some(
-            js_sys::JSON::stringify(&app_state)
-                .ok()
-                .and_then(|s| s.as_string())
-                .filter(|s| s.len() <= 65_536)
-                .ok_or(Error::InvalidArgument("loginWithRedirect(options.appState)", "must be JSON data of at most 64 KB"))?,
+            js_sys::JSON::stringify(&app_state).ok().and_then(|s| s.as_string()).filter(|s| s.len() <= 65_536).ok_or(
+                Error::InvalidArgument("loginWithRedirect(options.appState)", "must be JSON data of at most 64 KB"),
+            )?,
         ),
     };
     let raw: RawLoginOptions =
@@ -556,13 +560,12 @@ impl Session {
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, name: JsValue, callback: JsValue) -> Result<Function, JsValue> {
         let d = self.live()?;
-        let name = name
-            .as_string()
-            .and_then(|n| EVENT_NAMES.iter().find(|e| **e == n).copied())
-            .ok_or(Error::InvalidArgument(
+        let name = name.as_string().and_then(|n| EVENT_NAMES.iter().find(|e| **e == n).copied()).ok_or(
+            Error::InvalidArgument(
                 "on(name)",
                 "must be one of login, refresh, logout, expired, error, idle_warning, active",
-            ))?;
+            ),
+        )?;
         let callback: Function =
             callback.dyn_into().map_err(|_| Error::InvalidArgument("on(callback)", "must be a function"))?;
         let id = d.events.add(name, callback);

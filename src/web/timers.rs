@@ -40,7 +40,11 @@ pub struct Listener {
 
 impl Listener {
     /// Adds `callback` for `name` events on `target`.
-    pub fn new(target: &web_sys::EventTarget, name: &'static str, callback: impl FnMut(JsValue) + 'static) -> Option<Self> {
+    pub fn new(
+        target: &web_sys::EventTarget,
+        name: &'static str,
+        callback: impl FnMut(JsValue) + 'static,
+    ) -> Option<Self> {
         let callback = callbacks::callback(callback);
         target.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref()).ok()?;
         Some(Listener { target: target.clone(), name, callback })

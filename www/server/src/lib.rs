@@ -216,7 +216,10 @@ async fn cors_for(req: Request, next: Next, allow: fn(&str) -> bool) -> Response
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, x-test, x-csrf-token"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-test, x-csrf-token"),
+        );
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("www-authenticate, date"));
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         h.insert(header::VARY, HeaderValue::from_static("origin"));
@@ -376,7 +379,12 @@ fn authorize_cookie(s: &Shared, id: &str, method: &Method, headers: &HeaderMap) 
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(session::cookie_value).map(str::to_owned)
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session::cookie_value)
+        .map(str::to_owned)
 }
 
 /// Is the request addressed to a loopback host (where browsers keep non-Secure cookies)?

@@ -118,7 +118,12 @@ impl Sessions {
 
     fn body(&self, id: &str) -> Option<SessionBody> {
         let s = self.live.get(id)?;
-        Some(SessionBody { csrf_token: s.csrf.clone(), expires_at: self.ends_at(s), login_at: s.login_ms, user: s.user.clone() })
+        Some(SessionBody {
+            csrf_token: s.csrf.clone(),
+            expires_at: self.ends_at(s),
+            login_at: s.login_ms,
+            user: s.user.clone(),
+        })
     }
 
     /// `GET /session`: the live session behind a cookie, without extending it.

@@ -330,7 +330,8 @@ async fn cookie_login_sets_an_httponly_cookie_and_answers_the_session() {
     assert!(bad.header("set-cookie").is_none());
     // Anywhere but loopback the cookie is Secure.
     let far_host = [JSON, ("Host", "app.example")];
-    let far = http(s.main, "POST", "/session/login", &far_host, r#"{"username":"demo","password":"demo"}"#).await.unwrap();
+    let far =
+        http(s.main, "POST", "/session/login", &far_host, r#"{"username":"demo","password":"demo"}"#).await.unwrap();
     assert!(session_cookie(&far).1.ends_with("Secure"));
 }
 
@@ -376,7 +377,8 @@ async fn cookie_session_refresh_rotates_the_id_and_logout_ends_it() {
     assert_eq!(stats(s.main).await["session_refreshes"], 1);
     // The old id still works for a moment (requests in flight), then logout ends both.
     assert_eq!(http(s.main, "GET", "/api/me", &[("Cookie", &cookie)], "").await.unwrap().status, 200);
-    let out = http(s.main, "POST", "/session/logout", &[("Cookie", &rotated), ("X-CSRF-Token", csrf)], "").await.unwrap();
+    let out =
+        http(s.main, "POST", "/session/logout", &[("Cookie", &rotated), ("X-CSRF-Token", csrf)], "").await.unwrap();
     assert_eq!(out.status, 204);
     assert!(session_cookie(&out).1.contains("Max-Age=0"));
     for c in [&cookie, &rotated] {
@@ -404,7 +406,9 @@ async fn foreign_origin_counts_cookies_and_serves_a_forging_page() {
     let s = start(30).await;
     http(s.foreign, "GET", "/x", &[("Cookie", "ws_sid=stolen")], "").await.unwrap();
     assert_eq!(stats(s.foreign).await["cookie_seen"], 1);
-    let page = http(s.foreign, "GET", "/attack.html?to=http://127.0.0.1:1/api/counter%22%3E%3Cscript%3E", &[], "").await.unwrap();
+    let page = http(s.foreign, "GET", "/attack.html?to=http://127.0.0.1:1/api/counter%22%3E%3Cscript%3E", &[], "")
+        .await
+        .unwrap();
     assert!(page.body.contains(r#"action="http://127.0.0.1:1/api/counterscript""#), "{} {}", page.status, page.body);
     assert!(page.body.contains("submit()"));
 }
