@@ -73,11 +73,11 @@ const provider = new Provider(issuer, {
     },
   },
   renderError: async (ctx, out) => {
+    const text = (s) => String(s ?? "").replace(/[<>&"]/g, "");
     ctx.type = "html";
-    ctx.body = page("Error", `<h1>${out.error}</h1><p>${String(out.error_description || "").replace(/[<&]/g, "")}</p>`);
+    ctx.body = page("Error", `<h1>${text(out.error)}</h1><p>${text(out.error_description)}</p>`);
   },
 });
-provider.proxy = false;
 
 provider.on("grant.success", (ctx) => {
   if (ctx.oidc.params.grant_type === "refresh_token") stats.refreshes++;
