@@ -63,6 +63,9 @@ pub struct Driver {
     pub store: Store,
     /// The provider's endpoints, once known (discovery runs at first need).
     pub provider: RefCell<Option<Rc<super::oidc::Provider>>>,
+    /// The sign-in callback handled here (its URL) and its outcome: a second call for the
+    /// same URL (a component mounted twice) gets the same promise instead of a refusal.
+    pub callback: RefCell<Option<(String, Promise)>>,
     /// Web Locks.
     pub locks: Locks,
     bus: RefCell<Option<Bus>>,
@@ -133,6 +136,7 @@ impl Driver {
                 events: Events::default(),
                 store,
                 provider: RefCell::default(),
+            callback: RefCell::default(),
                 locks: Locks::default(),
                 bus: RefCell::new(None),
                 deadline: RefCell::default(),

@@ -546,13 +546,25 @@ impl Session {
             None => page_url(),
             Some(u) => u.as_string().ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string")),
         };
-        promise(async move {
-            let app_state = oidc::handle_callback(d, url?).await?;
+        let url = match url {
+            Ok(url) => url,
+            Err(e) => return reject(e),
+        };
+        // React's StrictMode and the like call this twice for one callback: one exchange,
+        // one answer for both.
+        if let Some((_, same)) = d.callback.borrow().as_ref().filter(|(handled, _)| *handled == url) {
+            return same.clone();
+        }
+        let key = url.clone();
+        let answer = promise(async move {
+            let app_state = oidc::handle_callback(d, url).await?;
             let app_state = app_state.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED);
             let result = Object::new();
             let _ = js_sys::Reflect::set(&result, &"appState".into(), &app_state);
             Ok(result.into())
-        })
+        });
+        *self.driver.callback.borrow_mut() = Some((key, answer.clone()));
+        answer
     }
 
     /// Subscribes to `login`, `refresh`, `logout`, `expired` or `error`; returns the

@@ -111,109 +111,119 @@ for (const engine of engines) {
   }
 }
 
-test("a wrong state is refused and leaves the real callback usable; a replayed callback is refused", async () => {
-  const t = await setup();
-  try {
-    const config = t.config();
-    const page = await openTab(t, config);
-    const url = await viaProvider(t, page);
-    await page.evaluate((c) => { window.makeSession(c); }, config);
-    const forged = url.replace(/state=[^&]+/, "state=" + "x".repeat(43));
-    const wrong = await callback(page, forged);
-    assert.equal(wrong.code, "invalid_state", JSON.stringify(wrong));
-    assert.equal(await signedIn(page), false);
-    assert.deepEqual(await callback(page, url), { ok: true });
-    assert.equal(await signedIn(page), true);
-    const replay = await callback(page, url);
-    assert.equal(replay.code, "invalid_state", JSON.stringify(replay));
-    const stats = await t.provider.stats();
-    assert.equal(stats.codes, 1, "the replayed code never reached the provider");
-    assert.equal(stats.code_rejected, 0);
-  } finally { await t.close(); }
-});
+for (const engine of engines) {
+  test(`[${engine}] a wrong state is refused and leaves the real callback usable; a replayed callback is refused`, async () => {
+    const t = await setup(engine);
+    try {
+      const config = t.config();
+      const page = await openTab(t, config);
+      const url = await viaProvider(t, page);
+      await page.evaluate((c) => { window.makeSession(c); }, config);
+      const forged = url.replace(/state=[^&]+/, "state=" + "x".repeat(43));
+      const wrong = await callback(page, forged);
+      assert.equal(wrong.code, "invalid_state", JSON.stringify(wrong));
+      assert.equal(await signedIn(page), false);
+      // Called twice at once for the same callback (a component mounted twice): one code
+      // exchange, the same answer for both.
+      const both = await page.evaluate(async (url) => {
+        const answers = await Promise.allSettled([window.session.handleRedirectCallback(url), window.session.handleRedirectCallback(url)]);
+        return answers.map((a) => a.status);
+      }, url);
+      assert.deepEqual(both, ["fulfilled", "fulfilled"]);
+      assert.equal(await signedIn(page), true);
+      // The same callback URL again, from history: a new page load, the sign-in used up.
+      await load(page, url, config);
+      const replay = await callback(page, url);
+      assert.equal(replay.code, "invalid_state", JSON.stringify(replay));
+      const stats = await t.provider.stats();
+      assert.equal(stats.codes, 1, "the replayed code never reached the provider");
+      assert.equal(stats.code_rejected, 0);
+    } finally { await t.close(); }
+  });
 
-test("access_denied at the provider rejects with oauth_error and its description", async () => {
-  const t = await setup();
-  try {
-    const config = t.config();
-    const page = await openTab(t, config);
-    const url = await viaProvider(t, page, {}, { cancel: true });
-    assert.match(url, /error=access_denied/);
-    await page.evaluate((c) => { window.makeSession(c); }, config);
-    const result = await callback(page);
-    assert.equal(result.code, "oauth_error", JSON.stringify(result));
-    assert.equal(result.error, "access_denied");
-    assert.equal(result.errorDescription, "End-User aborted interaction");
-    assert.equal(page.url(), t.app, "the error is gone from the address bar");
-    assert.equal(await signedIn(page), false);
-    assert.equal((await t.provider.stats()).codes, 0);
-  } finally { await t.close(); }
-});
+  test(`[${engine}] access_denied at the provider rejects with oauth_error and its description`, async () => {
+    const t = await setup(engine);
+    try {
+      const config = t.config();
+      const page = await openTab(t, config);
+      const url = await viaProvider(t, page, {}, { cancel: true });
+      assert.match(url, /error=access_denied/);
+      await page.evaluate((c) => { window.makeSession(c); }, config);
+      const result = await callback(page);
+      assert.equal(result.code, "oauth_error", JSON.stringify(result));
+      assert.equal(result.error, "access_denied");
+      assert.equal(result.errorDescription, "End-User aborted interaction");
+      assert.equal(page.url(), t.app, "the error is gone from the address bar");
+      assert.equal(await signedIn(page), false);
+      assert.equal((await t.provider.stats()).codes, 0);
+    } finally { await t.close(); }
+  });
 
-test("3 tabs over several token lifetimes: no refresh rejected by the provider, no failed userinfo call", async () => {
-  const t = await setup(engines[0], { accessTtl: 4 });
-  try {
-    const config = t.config();
-    const tabs = [await openTab(t, config), await openTab(t, config), await openTab(t, config)];
-    const url = await viaProvider(t, tabs[0]);
-    await tabs[0].evaluate((c) => { window.makeSession(c); }, config);
-    assert.deepEqual(await callback(tabs[0], url), { ok: true });
-    for (const page of tabs) await until(() => signedIn(page), { what: "every tab signed in" });
-    const loops = tabs.map((page) => page.evaluate(async (url) => {
-      const statuses = {};
-      while (!window.stopCalls) {
-        const r = await window.session.fetch(url);
-        statuses[r.status] = (statuses[r.status] || 0) + 1;
-        await new Promise((r) => setTimeout(r, 100));
+  test(`[${engine}] 3 tabs over several token lifetimes: no refresh rejected by the provider, no failed userinfo call`, async () => {
+    const t = await setup(engine, { accessTtl: 4 });
+    try {
+      const config = t.config();
+      const tabs = [await openTab(t, config), await openTab(t, config), await openTab(t, config)];
+      const url = await viaProvider(t, tabs[0]);
+      await tabs[0].evaluate((c) => { window.makeSession(c); }, config);
+      assert.deepEqual(await callback(tabs[0], url), { ok: true });
+      for (const page of tabs) await until(() => signedIn(page), { what: "every tab signed in" });
+      const loops = tabs.map((page) => page.evaluate(async (url) => {
+        const statuses = {};
+        while (!window.stopCalls) {
+          const r = await window.session.fetch(url);
+          statuses[r.status] = (statuses[r.status] || 0) + 1;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return statuses;
+      }, t.provider.issuer + "/me"));
+      // Rotating refresh tokens, 4 s access tokens: wait for 5 refreshes (about 5 lifetimes).
+      await until(async () => (await t.provider.stats()).refreshes >= 5, { timeout: 60000, interval: 250, what: "5 refreshes" });
+      for (const page of tabs) await page.evaluate(() => { window.stopCalls = true; });
+      const results = await Promise.all(loops);
+      const stats = await t.provider.stats();
+      console.log(`provider: ${JSON.stringify(stats)} calls per tab: ${JSON.stringify(results)}`);
+      assert.equal(stats.refresh_rejected, 0, "a refresh was rejected (a rotated refresh token sent twice?)");
+      assert.equal(stats.grants_revoked, 0);
+      assert.equal(stats.userinfo_rejected, 0);
+      for (const r of results) {
+        assert.deepEqual(Object.keys(r), ["200"], `a userinfo call failed: ${JSON.stringify(r)}`);
       }
-      return statuses;
-    }, t.provider.issuer + "/me"));
-    // Rotating refresh tokens, 4 s access tokens: wait for 5 refreshes (about 5 lifetimes).
-    await until(async () => (await t.provider.stats()).refreshes >= 5, { timeout: 60000, interval: 250, what: "5 refreshes" });
-    for (const page of tabs) await page.evaluate(() => { window.stopCalls = true; });
-    const results = await Promise.all(loops);
-    const stats = await t.provider.stats();
-    console.log(`provider: ${JSON.stringify(stats)} calls per tab: ${JSON.stringify(results)}`);
-    assert.equal(stats.refresh_rejected, 0, "a refresh was rejected (a rotated refresh token sent twice?)");
-    assert.equal(stats.grants_revoked, 0);
-    assert.equal(stats.userinfo_rejected, 0);
-    for (const r of results) {
-      assert.deepEqual(Object.keys(r), ["200"], `a userinfo call failed: ${JSON.stringify(r)}`);
-    }
-  } finally { await t.close(); }
-});
+    } finally { await t.close(); }
+  });
 
-test("logout revokes at the provider, reaches every tab and ends the provider's session", async () => {
-  const t = await setup();
-  try {
-    const config = t.config({ postLogoutRedirectUri: t.app });
-    const [a, b] = [await openTab(t, config), await openTab(t, config)];
-    const url = await viaProvider(t, a);
-    await a.evaluate((c) => { window.makeSession(c); }, config);
-    assert.deepEqual(await callback(a, url), { ok: true });
-    await until(() => signedIn(b), { what: "tab b signed in" });
-    await attempt(a, () => { window.session.logout(); });
-    await until(() => a.url().startsWith(t.provider.issuer + "/session/end"), { what: "the provider's logout page" });
-    assert.match(a.url(), /id_token_hint=/);
-    assert.match(a.url(), /post_logout_redirect_uri=/);
-    await until(() => attempt(a, () => !!document.querySelector("button[name=logout]")), { what: "the logout form" });
-    await attempt(a, () => document.querySelector("button[name=logout]").click());
-    await until(() => a.url().startsWith(t.app), { timeout: 20000, what: "the redirect back after logout" });
-    await until(() => b.evaluate(() => window.events.some((e) => e.type === "logout" && e.reason === "other_tab")),
-      { what: "tab b's logout" });
-    assert.equal(await signedIn(b), false);
-    const stats = await t.provider.stats();
-    assert.equal(stats.revocations, 1, "the refresh token was revoked");
-    assert.ok(stats.grants_revoked >= 1, "revoking the refresh token revoked the grant");
-    assert.equal(stats.ended_sessions, 1);
-    // The provider's session is over: a silent sign-in now needs a login.
-    await until(() => attempt(a, () => window.fixtureReady === true), { what: "the app" });
-    await a.evaluate((c) => { window.makeSession(c); }, config);
-    const silent = await viaProvider(t, a, { prompt: "none" });
-    assert.match(silent, /error=login_required/);
-    await a.evaluate((c) => { window.makeSession(c); }, config);
-    const result = await callback(a);
-    assert.equal(result.code, "oauth_error");
-    assert.equal(result.error, "login_required");
-  } finally { await t.close(); }
-});
+  test(`[${engine}] logout revokes at the provider, reaches every tab and ends the provider's session`, async () => {
+    const t = await setup(engine);
+    try {
+      const config = t.config({ postLogoutRedirectUri: t.app });
+      const [a, b] = [await openTab(t, config), await openTab(t, config)];
+      const url = await viaProvider(t, a);
+      await a.evaluate((c) => { window.makeSession(c); }, config);
+      assert.deepEqual(await callback(a, url), { ok: true });
+      await until(() => signedIn(b), { what: "tab b signed in" });
+      await attempt(a, () => { window.session.logout(); });
+      await until(() => a.url().startsWith(t.provider.issuer + "/session/end"), { what: "the provider's logout page" });
+      assert.match(a.url(), /id_token_hint=/);
+      assert.match(a.url(), /post_logout_redirect_uri=/);
+      await until(() => attempt(a, () => !!document.querySelector("button[name=logout]")), { what: "the logout form" });
+      await attempt(a, () => document.querySelector("button[name=logout]").click());
+      await until(() => a.url().startsWith(t.app), { timeout: 20000, what: "the redirect back after logout" });
+      await until(() => b.evaluate(() => window.events.some((e) => e.type === "logout" && e.reason === "other_tab")),
+        { what: "tab b's logout" });
+      assert.equal(await signedIn(b), false);
+      const stats = await t.provider.stats();
+      assert.equal(stats.revocations, 1, "the refresh token was revoked");
+      assert.ok(stats.grants_revoked >= 1, "revoking the refresh token revoked the grant");
+      assert.equal(stats.ended_sessions, 1);
+      // The provider's session is over: a silent sign-in now needs a login.
+      await until(() => attempt(a, () => window.fixtureReady === true), { what: "the app" });
+      await a.evaluate((c) => { window.makeSession(c); }, config);
+      const silent = await viaProvider(t, a, { prompt: "none" });
+      assert.match(silent, /error=login_required/);
+      await a.evaluate((c) => { window.makeSession(c); }, config);
+      const result = await callback(a);
+      assert.equal(result.code, "oauth_error");
+      assert.equal(result.error, "login_required");
+    } finally { await t.close(); }
+  });
+}
