@@ -62,7 +62,7 @@ test-e2e: server
 ## fuzz: the parsers and the machine under property-based fuzzing (PROPTEST_CASES a property,
 ## 100000), then the simulation over SIM_SEEDS (100000) more schedules from SIM_FIRST_SEED (2000)
 fuzz: setup
-	@PROPTEST_CASES=$${PROPTEST_CASES:-100000} scripts/count.sh "fuzz ($${PROPTEST_CASES:-100000} cases x 6 properties)" \
+	@PROPTEST_CASES=$${PROPTEST_CASES:-100000} scripts/count.sh "fuzz ($${PROPTEST_CASES:-100000} cases x 7 properties)" \
 	  cargo test -q --release --test fuzz
 	@SIM_SEEDS=$${SIM_SEEDS:-100000} SIM_FIRST_SEED=$${SIM_FIRST_SEED:-2000} scripts/count.sh "simulation" \
 	  cargo test -q --release --test sim random_schedules -- --nocapture

@@ -10,10 +10,41 @@ use serde_json::{json, Map, Value};
 use wasm_session::core::config::{self, Config, RawConfig, StorageMode, OPTIONS};
 use wasm_session::core::events::LogoutReason;
 use wasm_session::core::machine::{Answer, Boot, Effect, Input, Machine, Reply, Transport};
+use wasm_session::core::oidc;
 use wasm_session::core::policy::{self, Backoff};
 use wasm_session::core::protocol::{Envelope, Message, Stamp, Why, Wire};
 use wasm_session::core::store::{Record, Stored};
 use wasm_session::core::token::{self, JwtTimes, TokenResponse, TokenSet, MAX_TOKEN_LEN};
+
+/// The options that decide between a token endpoint and discovery: few, so that valid
+/// OpenID Connect configs come up often.
+const OIDC_OPTIONS: &[&str] = &["issuer", "clientId", "tokenUrl", "authorizationUrl", "scope"];
+
+const OIDC_FIELDS: &[&str] = &[
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "revocation_endpoint",
+    "end_session_endpoint",
+    "code_challenge_methods_supported",
+    "v",
+    "state",
+    "nonce",
+    "verifier",
+    "redirect_uri",
+    "app_state",
+    "iss",
+    "aud",
+    "azp",
+    "exp",
+    "iat",
+    "code",
+    "error",
+    "error_description",
+    "prompt",
+    "loginHint",
+    "extraParams",
+];
 
 const FIELDS: &[&str] = &[
     "access_token",
@@ -80,6 +111,13 @@ fn value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A flat object of mostly strings: configs and parameters that are nearly right.
+fn flat_record(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![4 => text().prop_map(Value::String), 1 => number(), 1 => Just(Value::Null)];
+    prop::collection::vec((prop::sample::select(keys), leaf), 0..6)
+        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>()))
+}
+
 /// An object whose keys are mostly the ones a reader looks for.
 fn record(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
     prop::collection::vec((prop::sample::select(keys), value()), 0..10)
@@ -97,11 +135,16 @@ fn header_safe(s: &str) -> bool {
 
 proptest! {
     #[test]
-    fn config_never_panics_and_accepts_only_sane_values(v in record(&OPTIONS)) {
+    fn config_never_panics_and_accepts_only_sane_values(v in prop_oneof![record(&OPTIONS), flat_record(OIDC_OPTIONS)]) {
         let keys: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
         if let Some(raw) = read::<RawConfig>(&v) {
             if let Ok(c) = Config::from_raw(&keys, raw) {
-                prop_assert!(!c.token_url.trim().is_empty());
+                // An empty token endpoint only where it is not needed or will be discovered.
+                let discovered = c.oidc.as_ref().is_some_and(|o| o.discovers());
+                prop_assert!(!c.token_url.trim().is_empty() || discovered || c.mode == config::Mode::Cookie);
+                if let Some(o) = &c.oidc {
+                    prop_assert!(c.client_id.is_some() && !o.scope.is_empty());
+                }
                 for ms in [c.refresh_lead_ms, c.request_timeout_ms, c.retry_base_ms, c.retry_max_ms, c.lock_timeout_ms, c.restore_timeout_ms] {
                     prop_assert!(ms.is_finite() && ms >= 0.0);
                 }
@@ -143,6 +186,39 @@ proptest! {
         let version = v.get("v").and_then(Value::as_f64);
         if let Stored::Valid(r) = Stored::classify(version, read::<Record>(&v), "default") {
             prop_assert!(r.tokens.validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn openid_connect_inputs_never_panic_and_pass_only_when_sane(v in prop_oneof![record(OIDC_FIELDS), flat_record(OIDC_FIELDS)], now in any::<f64>()) {
+        let issuer = "https://id.example.com";
+        if let Some(doc) = read::<oidc::Discovery>(&v) {
+            if let Ok(urls) = doc.validate(issuer) {
+                prop_assert!(!urls.authorization.is_empty() && !urls.token.is_empty());
+            }
+        }
+        let pending = read::<oidc::Pending>(&v).and_then(|p| p.validate().ok());
+        if let Some(p) = &pending {
+            prop_assert!(oidc::valid_verifier(&p.verifier) && oidc::valid_secret(&p.state) && oidc::valid_secret(&p.nonce));
+        }
+        // The object's string fields as a callback's query parameters.
+        let params: Vec<(String, String)> = v.as_object().into_iter().flatten()
+            .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string()))).collect();
+        if let Ok(oidc::Callback::Code(code)) = oidc::check_callback(&params, pending.as_ref(), Some(issuer)) {
+            let state = params.iter().find(|(k, _)| k == "state").map(|(_, s)| s.as_str());
+            prop_assert!(!code.is_empty() && pending.as_ref().is_some_and(|p| Some(p.state.as_str()) == state));
+        }
+        if let Some(claims) = read::<oidc::IdClaims>(&v) {
+            let expected = oidc::Expected { issuer: Some(issuer), client_id: "spa", nonce: "n", now };
+            if oidc::check_id_claims(claims, &expected).is_ok() {
+                prop_assert_eq!(v.get("iss").and_then(Value::as_str), Some(issuer));
+                prop_assert_eq!(v.get("nonce").and_then(Value::as_str), Some("n"));
+            }
+        }
+        if let Some(options) = read::<oidc::RawLoginOptions>(&v) {
+            if let Ok(o) = options.validate() {
+                prop_assert!(o.extra.keys().all(|k| !["state", "nonce", "code_challenge", "redirect_uri"].contains(&k.as_str())));
+            }
         }
     }
 

@@ -136,7 +136,7 @@ impl Driver {
                 events: Events::default(),
                 store,
                 provider: RefCell::default(),
-            callback: RefCell::default(),
+                callback: RefCell::default(),
                 locks: Locks::default(),
                 bus: RefCell::new(None),
                 deadline: RefCell::default(),
