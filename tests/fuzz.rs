@@ -217,7 +217,7 @@ proptest! {
         }
         if let Some(options) = read::<oidc::RawLoginOptions>(&v) {
             if let Ok(o) = options.validate() {
-                prop_assert!(o.extra.keys().all(|k| !["state", "nonce", "code_challenge", "redirect_uri"].contains(&k.as_str())));
+                prop_assert!(o.extra.iter().all(|(k, _)| !["state", "nonce", "code_challenge", "redirect_uri"].contains(&k.as_str())));
             }
         }
     }

@@ -151,7 +151,32 @@ impl Pending {
 pub struct RawLoginOptions {
     pub prompt: Field<String>,
     pub login_hint: Field<String>,
-    pub extra_params: Field<std::collections::BTreeMap<String, String>>,
+    pub extra_params: Field<Params>,
+}
+
+/// `extraParams`: an object of strings, as (name, value) pairs in their order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Params {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor into a list: a map type would bring a BTreeMap's code (~4 KB of wasm).
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Params;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+                let mut list = Vec::new();
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    list.push(pair);
+                }
+                Ok(Params(list))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Parameters the SDK sets itself; `extraParams` may not replace them.
@@ -185,7 +210,7 @@ pub struct LoginOptions {
     /// `login_hint`.
     pub login_hint: Option<String>,
     /// More parameters, none of the SDK's own.
-    pub extra: std::collections::BTreeMap<String, String>,
+    pub extra: Vec<(String, String)>,
 }
 
 impl RawLoginOptions {
@@ -197,8 +222,8 @@ impl RawLoginOptions {
             _ => Err(Error::InvalidArgument(name, "must be a non-empty string of at most 1024 characters")),
         };
         let extra = match self.extra_params {
-            Field::Absent => Default::default(),
-            Field::Valid(map) => map,
+            Field::Absent => Vec::new(),
+            Field::Valid(Params(list)) => list,
             Field::Invalid => {
                 return Err(Error::InvalidArgument(
                     "loginWithRedirect(options.extraParams)",
@@ -206,7 +231,7 @@ impl RawLoginOptions {
                 ))
             }
         };
-        if extra.keys().any(|k| RESERVED.contains(&k.as_str()) || k.is_empty()) {
+        if extra.iter().any(|(k, _)| RESERVED.contains(&k.as_str()) || k.is_empty()) {
             return Err(Error::InvalidArgument(
                 "loginWithRedirect(options.extraParams)",
                 "must not set response_type, client_id, redirect_uri, scope, state, nonce, code_challenge(_method) or response_mode",
