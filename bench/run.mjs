@@ -3,7 +3,7 @@
 // local server (release build), as in the end-to-end tests.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { startServer, launch, openTab, median, root } from "../tests/e2e/harness.mjs";
+import { startServer, startProvider, launch, openTab, median, root, until } from "../tests/e2e/harness.mjs";
 import { sizes } from "./size.mjs";
 
 const results = [];
@@ -198,12 +198,56 @@ async function memory(browser, server) {
   await context.close();
 }
 
+/**
+ * OpenID Connect against oidc-provider: the whole sign-in with the provider's session
+ * already there (loginWithRedirect → provider → back → signed in, measured in Node), and
+ * `handleRedirectCallback` alone (code exchange, ID token checks, tokens installed).
+ */
+async function openid(browser, server) {
+  const provider = await startProvider(server.main);
+  const context = await browser.newContext();
+  const page = await openTab(context, server);
+  const app = server.main + "/e2e.html";
+  const config = { issuer: provider.issuer, clientId: "demo-spa", redirectUri: app };
+  const safe = (fn, arg) => page.evaluate(fn, arg).catch(() => null);
+  const round = async (first) => {
+    await page.evaluate((c) => { window.makeSession(c); }, config);
+    const t0 = Date.now();
+    await safe(() => { window.session.loginWithRedirect(); });
+    if (first) {
+      await until(() => page.url().includes("/interaction/"), { timeout: 20000 });
+      await until(() => safe(() => !!document.querySelector("input[name=login]")));
+      await safe(() => {
+        document.querySelector("input[name=login]").value = "bench";
+        document.querySelector("input[name=password]").value = "bench";
+        document.querySelector("form").submit();
+      });
+    }
+    await until(() => page.url().startsWith(app + "?code="), { timeout: 20000, interval: 5 });
+    await until(() => safe(() => window.fixtureReady === true), { interval: 5 });
+    const ms = await page.evaluate(async (c) => {
+      const s = window.makeSession(c);
+      const t = performance.now();
+      await s.handleRedirectCallback();
+      return performance.now() - t;
+    }, config);
+    return { callback: ms, total: Date.now() - t0 };
+  };
+  await round(true);
+  const rounds = [];
+  for (let i = 0; i < 15; i++) rounds.push(await round(false));
+  figure("oidc.callback.median", median(rounds.map((r) => r.callback)), "ms");
+  figure("oidc.signin_with_provider_session.median", median(rounds.map((r) => r.total)), "ms");
+  await context.close();
+  await provider.stop();
+}
+
 const server = await startServer({ ACCESS_TTL: "3600" });
 const browser = await launch();
 try {
-  // `node bench/run.mjs [size] [request] [concurrency] [startup] [crosstab] [memory]`: some.
+  // `node bench/run.mjs [size] [request] [concurrency] [startup] [crosstab] [memory] [oidc]`: some.
   const only = process.argv.slice(2);
-  const sections = { size, request: perRequest, concurrency, startup, crosstab: crossTab, memory };
+  const sections = { size, request: perRequest, concurrency, startup, crosstab: crossTab, memory, oidc: openid };
   for (const [name, run] of Object.entries(sections)) {
     if (only.length === 0 || only.includes(name)) await run(browser, server);
   }
