@@ -25,10 +25,9 @@ use super::timers::{self, Deadline, Listener};
 
 /// Absolute URLs and origins, resolved against the page once, at construction.
 pub struct Endpoints {
-    /// The token endpoint.
-    pub token_url: String,
-    /// The revocation endpoint.
-    pub revoke_url: Option<String>,
+    /// The auth server's endpoints as configured (`tokenUrl`, `revokeUrl`, and for OpenID
+    /// Connect `authorizationUrl`, `endSessionUrl`); discovery fills in the rest.
+    pub configured: super::oidc::Provider,
     /// Cookie mode: the session endpoint.
     pub session_url: Option<String>,
     /// Serialized origins that may receive the token: the page's own (unless it is plain
@@ -36,10 +35,6 @@ pub struct Endpoints {
     pub token_origins: Vec<String>,
     /// OpenID Connect: the issuer.
     pub issuer: Option<String>,
-    /// OpenID Connect: the authorization endpoint, when given directly.
-    pub authorization_url: Option<String>,
-    /// OpenID Connect: the end-session endpoint, when given directly.
-    pub end_session_url: Option<String>,
     /// OpenID Connect: where the provider sends the browser back.
     pub redirect_uri: String,
     /// OpenID Connect: where the provider sends the browser after logout.

@@ -21,7 +21,7 @@ use super::http::{self, Body};
 
 /// A provider's endpoints, absolute and checked: from the config, and from the discovery
 /// document for those the config leaves out.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Provider {
     /// Where the browser goes to sign in (`None`: this session has no redirect sign-in).
     pub authorization: Option<String>,
@@ -47,14 +47,8 @@ pub async fn provider(d: &Driver) -> Result<Rc<Provider>, Error> {
     if let Some(p) = d.provider.borrow().clone() {
         return Ok(p);
     }
-    let e = &d.endpoints;
-    let mut p = Provider {
-        authorization: e.authorization_url.clone(),
-        token: e.token_url.clone(),
-        revocation: e.revoke_url.clone(),
-        end_session: e.end_session_url.clone(),
-    };
-    if let (Some(issuer), true) = (&e.issuer, d.config.oidc.as_ref().is_some_and(|o| o.discovers())) {
+    let mut p = d.endpoints.configured.clone();
+    if let (Some(issuer), true) = (&d.endpoints.issuer, d.config.oidc.as_ref().is_some_and(|o| o.discovers())) {
         let raw = http::call(&oidc::discovery_url(issuer), None, None, false, d.config.request_timeout_ms).await?;
         let body = raw.body.filter(|b| raw.status == 200 && b.is_object() && !Array::is_array(b));
         let body = body.ok_or(Error::Discovery("(document)", "is not a JSON object (HTTP status other than 200?)"))?;

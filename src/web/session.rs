@@ -266,18 +266,21 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     let resolve = |field: &str, raw: Option<&String>| raw.map(|u| endpoint(field, u, &base)).transpose();
     // The default redirect URI is the page itself, without query or fragment.
     let here = format!("{}{}", page.origin(), page.pathname());
-    let endpoints = Endpoints {
-        token_url: match config.mode {
+    let configured = super::oidc::Provider {
+        authorization: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
+        token: match config.mode {
             Mode::Token if config.token_url.is_empty() => String::new(), // to be discovered
             Mode::Token => endpoint("tokenUrl", &config.token_url, &base)?,
             Mode::Cookie => String::new(),
         },
-        session_url: config.session_url.as_deref().map(|u| endpoint("sessionUrl", u, &base)).transpose()?,
-        revoke_url: config.revoke_url.as_deref().map(|u| endpoint("revokeUrl", u, &base)).transpose()?,
+        revocation: resolve("revokeUrl", config.revoke_url.as_ref())?,
+        end_session: resolve("endSessionUrl", oidc.and_then(|o| o.end_session_url.as_ref()))?,
+    };
+    let endpoints = Endpoints {
+        configured,
+        session_url: resolve("sessionUrl", config.session_url.as_ref())?,
         token_origins,
         issuer: issuer.map(str::to_string),
-        authorization_url: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
-        end_session_url: resolve("endSessionUrl", oidc.and_then(|o| o.end_session_url.as_ref()))?,
         redirect_uri: resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here),
         post_logout_redirect_uri: resolve(
             "postLogoutRedirectUri",

@@ -3,7 +3,7 @@
 // tabs adopting the sign-in, rotating refresh tokens across tabs, and logout at the provider.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, startProvider, launchEngine, engines, until } from "./harness.mjs";
+import { startServer, startProvider, launchEngine, engines, until, openTab as openFixture } from "./harness.mjs";
 
 const browsers = {};
 before(async () => { for (const e of engines) browsers[e] = await launchEngine(e); });
@@ -29,10 +29,10 @@ async function load(page, url, config) {
   await page.evaluate((c) => { window.makeSession(c); }, config);
 }
 
+/** A new tab on the fixture page, with its session. */
 async function openTab(t, config) {
-  const page = await t.context.newPage();
-  page.on("pageerror", (e) => console.error("page error:", e.message));
-  await load(page, t.app, config);
+  const page = await openFixture(t.context, t.server);
+  await page.evaluate((c) => { window.makeSession(c); }, config);
   return page;
 }
 
