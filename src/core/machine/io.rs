@@ -1,0 +1,270 @@
+//! The machine's vocabulary with its driver: what can happen ([`Input`]), what to do
+//! ([`Effect`]), what a waiting caller gets ([`Answer`]), and the effects collector the
+//! small machines write to ([`Out`]).
+
+use crate::core::config::StorageMode;
+use crate::core::error::Error;
+use crate::core::events::Event;
+use crate::core::protocol::{Envelope, Message};
+use crate::core::store::{Record, Stored};
+use crate::core::token::{JwtTimes, TokenResponse, TokenSet};
+
+/// Identifies a waiting caller (a promise in the driver).
+pub type Ticket = u32;
+
+/// How this tab reaches the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// BroadcastChannel.
+    Broadcast,
+    /// `storage` events on a localStorage key (no BroadcastChannel). Tokens never travel
+    /// this way; in `local` mode tabs read them from the stored session instead.
+    StorageBus,
+    /// Alone (`crossTab: false`, or neither is available).
+    None,
+}
+
+/// An auth server's answer to a refresh, as the driver read it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// 2xx with a JSON object body.
+    Tokens {
+        /// The body.
+        response: TokenResponse,
+        /// `exp`/`iat` of the access token if it is a JWT.
+        jwt: Option<JwtTimes>,
+        /// The `Date` header (epoch ms).
+        date: Option<f64>,
+    },
+    /// Not 2xx.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The RFC 6749 §5.2 `error` of a JSON body, if there was one.
+        oauth_error: Option<String>,
+    },
+    /// Cookie mode: 2xx with a valid session body.
+    Session(TokenSet),
+    /// 2xx but not a JSON object, or too large.
+    Garbled,
+    /// No answer: network error, CORS, dropped connection.
+    Network,
+    /// No answer within the request timeout.
+    Timeout,
+}
+
+/// What a new session finds: what storage held, and what the page offers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Boot {
+    /// The stored record.
+    pub stored: Stored,
+    /// The storage mode in use (memory if the requested storage was unavailable).
+    pub storage: StorageMode,
+    /// Why the requested storage was unavailable, if it was.
+    pub storage_error: Option<Error>,
+    /// How this tab reaches the others.
+    pub transport: Transport,
+    /// The page has Web Locks.
+    pub locks: bool,
+    /// `navigator.onLine`.
+    pub online: bool,
+}
+
+/// Something that happened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// The session was created.
+    Start(Boot),
+    /// Whether other tabs of this namespace are open (their presence locks).
+    Presence {
+        /// At least one is.
+        others: bool,
+    },
+    /// Validated tokens from `login()` (its reply) or `setTokens()`.
+    SignIn {
+        /// The tokens.
+        tokens: TokenSet,
+        /// The caller to answer.
+        ticket: Option<Ticket>,
+    },
+    /// A request wants the access token.
+    TokenWanted {
+        /// The caller.
+        ticket: Ticket,
+    },
+    /// A request with the token of counter `seq` got a 401: may it retry with another?
+    Unauthorized {
+        /// The caller.
+        ticket: Ticket,
+        /// The counter of the token set it used.
+        seq: u64,
+    },
+    /// `refresh()`.
+    Refresh {
+        /// The caller.
+        ticket: Ticket,
+    },
+    /// `logout()`.
+    Logout {
+        /// The caller.
+        ticket: Ticket,
+    },
+    /// `dispose()`.
+    Dispose,
+    /// The timer fired.
+    Tick,
+    /// The page woke up: visible again, focused, shown from the back-forward cache.
+    Wake,
+    /// The browser went online or offline.
+    Online(bool),
+    /// The answer to [`Effect::Refresh`] `id`.
+    RefreshReply {
+        /// The request.
+        id: u32,
+        /// Its outcome.
+        reply: Reply,
+    },
+    /// The outcome of [`Effect::Revoke`].
+    RevokeReply {
+        /// The caller to answer.
+        ticket: Option<Ticket>,
+        /// What went wrong, if anything.
+        error: Option<Error>,
+    },
+    /// A valid message from another tab.
+    Message(Envelope),
+    /// Another tab wrote the stored session (`local` mode).
+    StorageChanged(Stored),
+    /// The refresh lock is ours (request `id`).
+    LockGranted {
+        /// The request.
+        id: u32,
+        /// It was taken from a holder that did not release it.
+        stolen: bool,
+        /// Another tab held it when it was requested: handed over, not found free.
+        waited: bool,
+        /// In `local` mode, the stored session read when the lock was granted.
+        stored: Option<Stored>,
+    },
+    /// The user did something (pointer, key, touch, the tab shown again).
+    Activity,
+    /// Cookie mode: the answer to [`Effect::ReadSession`].
+    SessionRead {
+        /// What the session endpoint said.
+        reply: Reply,
+    },
+    /// Cookie mode: a request got a 403 naming a CSRF failure: may it retry with a fresh token?
+    CsrfRejected {
+        /// The caller.
+        ticket: Ticket,
+    },
+    /// Another tab stole the lock this tab held (request `id`).
+    LockLost {
+        /// The request.
+        id: u32,
+    },
+}
+
+/// What a waiting caller gets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// The access token to use, and the counter of its set (for [`Input::Unauthorized`]).
+    Token {
+        /// The token.
+        token: String,
+        /// Its set's counter.
+        seq: u64,
+    },
+    /// No token: signed out (a request goes without one), or a 401 that stays a 401.
+    NoToken,
+    /// Done (`refresh()`, `logout()`, `login()`).
+    Done,
+    /// Failed.
+    Failed(Error),
+}
+
+/// Something to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Arm the one timer for this absolute time (epoch ms), replacing the pending one;
+    /// `None` cancels it.
+    Timer(Option<f64>),
+    /// Post a message to the other tabs.
+    Post(Message),
+    /// Write the stored session.
+    Save(Record),
+    /// Remove the stored session.
+    Clear,
+    /// Emit an event to the app.
+    Emit(Event),
+    /// Answer a waiting caller.
+    Answer(Ticket, Answer),
+    /// Start-up restore is done: resolve `ready` with whether there is a session.
+    Ready(bool),
+    /// POST the refresh grant with this refresh token (cookie mode: extend the session,
+    /// `POST {sessionUrl}/refresh`, under this CSRF token); answer with [`Input::RefreshReply`].
+    Refresh {
+        /// Request id.
+        id: u32,
+        /// The refresh token (cookie mode: the CSRF token) to send.
+        refresh_token: String,
+    },
+    /// Cookie mode: read the session (`GET {sessionUrl}`); answer with [`Input::SessionRead`].
+    ReadSession,
+    /// Revoke this token (RFC 7009), or in cookie mode end the server session (`POST
+    /// {sessionUrl}/logout`); answer with [`Input::RevokeReply`].
+    Revoke {
+        /// The token.
+        token: String,
+        /// The caller to answer once done.
+        ticket: Option<Ticket>,
+    },
+    /// Request the refresh lock (taking it from its holder if `steal`); answer with
+    /// [`Input::LockGranted`] of the same `id`.
+    AcquireLock {
+        /// The request.
+        id: u32,
+        /// Take it over.
+        steal: bool,
+    },
+    /// Release the lock held by request `id`, or give that request up if not granted yet.
+    ReleaseLock {
+        /// The request.
+        id: u32,
+    },
+}
+
+/// The effects of one input, in order, and what gates them: nothing goes to other tabs
+/// without a transport, and nothing reaches the app after `dispose()`.
+#[derive(Debug, Default)]
+pub(super) struct Out {
+    pub effects: Vec<Effect>,
+    /// Other tabs can be reached.
+    pub linked: bool,
+    /// `dispose()` was called.
+    pub disposed: bool,
+}
+
+impl Out {
+    pub fn push(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    /// Posts a message to the other tabs, if there are any to reach.
+    pub fn post(&mut self, msg: Message) {
+        if self.linked && !self.disposed {
+            self.effects.push(Effect::Post(msg));
+        }
+    }
+
+    /// Emits an event to the app, unless disposed.
+    pub fn emit(&mut self, event: Event) {
+        if !self.disposed {
+            self.effects.push(Effect::Emit(event));
+        }
+    }
+
+    pub fn answer(&mut self, ticket: Ticket, answer: Answer) {
+        self.effects.push(Effect::Answer(ticket, answer));
+    }
+}
