@@ -5,6 +5,11 @@
 //! access token; the session itself is the HttpOnly cookie, never seen here.
 
 use super::io::{Answer, Effect, Out, Reply, Ticket};
+use super::session::Source;
+use super::{next_seq, Machine, Phase};
+use crate::core::error::Error;
+use crate::core::events::Event;
+use crate::core::protocol::Stamp;
 use crate::core::token::TokenSet;
 
 /// A read under way: the state counter and clock when it was sent.
@@ -86,5 +91,53 @@ impl CookieSession {
             };
             out.answer(ticket, answer);
         }
+    }
+}
+
+impl Machine {
+    /// What the session endpoint said: the session (a new CSRF token, a new expiry), no
+    /// session (401), or nothing usable.
+    pub(super) fn session_read(&mut self, now: f64, reply: Reply) {
+        let Some((news, waiting)) = self.cookie.land(now, self.seq, reply, &mut self.out) else { return };
+        let before = match news {
+            News::Stale => None,
+            _ => self.tokens().map(|t| t.access_token.clone()),
+        };
+        match news {
+            News::Stale => {}
+            News::Session { session: mut tokens, seq: sent_seq, at: sent_at } => {
+                tokens.login_at = self.tokens().and_then(|t| t.login_at).or(tokens.login_at);
+                if self.phase == Phase::Restoring {
+                    let stamp = Stamp { seq: 0, origin: String::new() };
+                    self.install(now, tokens, stamp, Source::Restored, false);
+                } else if let Some(s) = self.session.as_mut().filter(|s| s.tokens.access_token == tokens.access_token) {
+                    // The same session, perhaps extended by another tab whose news has not
+                    // come yet: take the later expiry; nothing to tell anyone.
+                    if tokens.expires_at > s.tokens.expires_at {
+                        s.tokens.expires_at = tokens.expires_at;
+                        s.tokens.issued_at = tokens.issued_at;
+                        self.expiry_announced = false;
+                    }
+                } else {
+                    // A fresh CSRF token (after a 403): the other tabs take it too. Stamped
+                    // as of the read, so that news from after it still wins.
+                    let stamp = Stamp { seq: next_seq(sent_seq, sent_at), origin: self.tab.clone() };
+                    self.install(now, tokens, stamp, Source::Refreshed, false);
+                }
+            }
+            News::Gone => {
+                if self.session.is_some() {
+                    self.server_ended(now);
+                }
+            }
+            News::Unreadable => {
+                if self.phase == Phase::Restoring {
+                    self.out.emit(Event::Error(Error::RefreshFailed("the session endpoint could not be read")));
+                }
+            }
+        }
+        self.become_ready(now);
+        let after = self.session.as_ref().map(|s| (s.tokens.access_token.as_str(), s.stamp.seq));
+        CookieSession::answer(waiting, before.as_deref(), after, &mut self.out);
     }
 }

@@ -23,24 +23,26 @@ mod deadline;
 mod io;
 mod limits;
 mod refresh;
+mod session;
 
 pub use io::{Answer, Boot, Effect, Input, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
 
 use callers::{Callers, Want};
-use cookie::{CookieSession, News};
-use deadline::{Deadline, Timer};
+use cookie::CookieSession;
+use deadline::Timer;
 use io::Out;
 use limits::Limits;
-use refresh::{Cause, Current, Outcome, Refresh};
+use refresh::{Cause, Outcome, Refresh};
+use session::{current, Session, Source};
 
 use super::config::{Config, Mode, StorageMode};
 use super::error::Error;
 use super::events::{Event, LogoutReason};
 use super::policy;
 use super::protocol::{Envelope, Message, Stamp, Why};
-use super::store::{Record, Stored, STORE_VERSION};
+use super::store::Stored;
 use super::token::TokenSet;
 
 /// Offline and due: look again after this long even if no `online` event comes.
@@ -62,26 +64,6 @@ enum Phase {
     Restoring,
     Ready,
     Disposed,
-}
-
-/// The token set this tab holds.
-#[derive(Clone, Debug, PartialEq)]
-struct Session {
-    tokens: TokenSet,
-    stamp: Stamp,
-    /// The set came from a refresh forced by a 401: a 401 on it is final.
-    after_401: bool,
-    /// A 401 on this set already forced a refresh.
-    refreshed_on_401: bool,
-}
-
-/// How a token set came to be installed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
-    SignIn,
-    Refreshed,
-    Peer,
-    Restored,
 }
 
 /// The session state and its transitions. See the module docs.
@@ -366,120 +348,6 @@ impl Machine {
         self.limits.activity(now, age, local, self.session.is_some(), &mut self.out);
     }
 
-    // ---- time -------------------------------------------------------------------------------
-
-    /// When `d` falls due, read from the part that owns it; `None` when it is not pending.
-    fn deadline(&self, d: Deadline, now: f64) -> Option<f64> {
-        let tokens = self.tokens();
-        match d {
-            Deadline::Restore => self.restore_until,
-            Deadline::Peers => self.refresh.peers_deadline(),
-            Deadline::ShareActivity => self.limits.share_at(),
-            Deadline::Settle => self.refresh.settle_deadline(),
-            Deadline::Flight => self.refresh.flight_deadline(),
-            Deadline::Absolute => tokens.and_then(|t| self.limits.absolute_at(t)),
-            Deadline::Idle => tokens.and(self.limits.idle_at()),
-            Deadline::IdleWarning => tokens.and(self.limits.warning_at()),
-            Deadline::Expiry => tokens.filter(|_| !self.expiry_announced).map(|t| t.expires_at),
-            Deadline::Refresh => {
-                // Without activity since the set was issued, a refresh waits for some (an
-                // `Activity` input re-checks), or for a request that needs it.
-                let t = tokens.filter(|t| self.renewable(t) && self.limits.active_since(t))?;
-                if !self.refresh.idle() || self.phase != Phase::Ready {
-                    return None;
-                }
-                let due = self.refresh.due(t);
-                Some(if self.online || due > now { due } else { now + OFFLINE_RECHECK_MS })
-            }
-        }
-    }
-
-    /// Acts on `d`, due at `now`; `false` stops the check for this step.
-    fn fire(&mut self, d: Deadline, now: f64) -> bool {
-        match d {
-            Deadline::Restore => self.become_ready(now),
-            Deadline::Peers => self.refresh.prune_peers(now),
-            Deadline::ShareActivity => self.limits.share(now, &mut self.out),
-            Deadline::Settle => self.refresh.settle_done(&mut self.out),
-            Deadline::Flight => {
-                let cur = current(&self.session, self.seq, self.cfg.mode);
-                let outcome = self.refresh.flight_due(now, cur, &mut self.out);
-                self.apply(now, outcome);
-            }
-            Deadline::Absolute => {
-                self.end_here(now, LogoutReason::Absolute, None);
-                return false;
-            }
-            Deadline::Idle => {
-                self.end_here(now, LogoutReason::Idle, None);
-                return false;
-            }
-            Deadline::IdleWarning => self.limits.warn(&mut self.out),
-            Deadline::Expiry => {
-                self.expiry_announced = true;
-                let Some(t) = self.tokens() else { return false };
-                let (expires_at, renewable) = (t.expires_at, self.renewable(t));
-                if self.cfg.mode == Mode::Cookie {
-                    // This tab's copy ran out, but another tab may have extended the session
-                    // (a frozen tab hears of it late): the server says whether it still lives.
-                    self.cookie.read(self.seq, now, &mut self.out);
-                    return false;
-                }
-                self.out.emit(Event::Expired { expires_at });
-                // No refresh token: over.
-                if !renewable {
-                    self.end(now, LogoutReason::Expired, None);
-                    return false;
-                }
-            }
-            Deadline::Refresh => {
-                if self.online {
-                    let _ = self.start_refresh(now, Cause::Scheduled);
-                }
-            }
-        }
-        true
-    }
-
-    /// Looks at the clock: whatever is due now happens now, in the table's order. Runs after
-    /// every input, so a late timer (a sleeping laptop, a throttled tab) is caught up by the
-    /// next event.
-    fn check(&mut self, now: f64) {
-        for d in Deadline::ALL {
-            if self.deadline(d, now).is_some_and(|at| now >= at) && !self.fire(d, now) {
-                return;
-            }
-        }
-    }
-
-    /// The next time something falls due.
-    fn next_deadline(&self, now: f64) -> Option<f64> {
-        Deadline::ALL.iter().filter_map(|d| self.deadline(*d, now)).reduce(f64::min)
-    }
-
-    /// Keeps this tab's waits (for the lock, a claim, another tab's refresh, a backoff, the
-    /// user's idleness) as long as they were across a step of the wall clock backwards (an
-    /// NTP correction, a user changing the time): their deadlines move back with it. The time
-    /// that passed is the larger of the wall and monotonic clocks' (a sleeping laptop moves
-    /// the wall clock only; a step back, the monotonic one only), so the step is exact. Token
-    /// times stay as they were issued, the same in every tab and in storage; a token that
-    /// looks valid too long after such a step is refused by the API and refreshed once.
-    fn observe(&mut self, now: f64, mono: f64) {
-        let (wall_delta, mono_delta) = (now - self.last_now, mono - self.last_mono);
-        let first = self.last_now == f64::NEG_INFINITY;
-        self.last_now = now;
-        self.last_mono = mono;
-        let step = mono_delta.max(0.0) - wall_delta;
-        if first || step.is_nan() || step <= 0.0 {
-            return;
-        }
-        if let Some(t) = self.restore_until.as_mut() {
-            *t -= step;
-        }
-        self.refresh.shift(step);
-        self.limits.shift(step);
-    }
-
     // ---- callers --------------------------------------------------------------------------
 
     fn want(&mut self, now: f64, ticket: Ticket, want: Want) {
@@ -590,179 +458,6 @@ impl Machine {
         }
     }
 
-    // ---- tokens in and out ------------------------------------------------------------------
-
-    fn next_stamp(&self, now: f64) -> Stamp {
-        Stamp { seq: next_seq(self.seq, now), origin: self.tab.clone() }
-    }
-
-    /// Is a token set stamped `stamp` newer than what this tab has (tokens or a logout)?
-    fn accepts(&self, stamp: &Stamp) -> bool {
-        stamp.seq > self.seq || (stamp.seq == self.seq && self.session.as_ref().is_some_and(|s| *stamp > s.stamp))
-    }
-
-    fn install(&mut self, now: f64, mut tokens: TokenSet, stamp: Stamp, source: Source, after_401: bool) {
-        // The session's start stays the one of its sign-in, across refreshes.
-        let previous_login = self.tokens().and_then(|t| t.login_at);
-        match source {
-            Source::SignIn => {
-                tokens.login_at.get_or_insert(now);
-                self.activity(now, 0.0, true);
-            }
-            Source::Refreshed => tokens.login_at = tokens.login_at.or(previous_login),
-            Source::Peer | Source::Restored => {}
-        }
-        self.refresh.renewed(matches!(source, Source::SignIn | Source::Peer), &mut self.out);
-        let was_signed_in = self.session.is_some();
-        let expires_at = tokens.expires_at;
-        self.seq = stamp.seq;
-        self.session = Some(Session { tokens, stamp, after_401, refreshed_on_401: false });
-        self.expiry_announced = false;
-        // Tokens from another tab in shared storage are already stored, perhaps already
-        // replaced by newer ones: writing them back could resurrect a spent refresh token.
-        let save = match source {
-            Source::SignIn | Source::Refreshed => true,
-            Source::Peer => self.storage != StorageMode::Local,
-            Source::Restored => false,
-        };
-        if save && self.storage != StorageMode::Memory {
-            if let Some(record) = self.record() {
-                self.out.push(Effect::Save(record));
-            }
-        }
-        match source {
-            Source::SignIn => self.share(Why::Login),
-            Source::Refreshed => self.share(Why::Refresh),
-            Source::Peer | Source::Restored => {}
-        }
-        self.settle_callers(now, None);
-        if source != Source::Restored {
-            self.out.emit(if was_signed_in { Event::Refresh { expires_at } } else { Event::Login { expires_at } });
-        }
-        self.become_ready(now);
-    }
-
-    fn record(&self) -> Option<Record> {
-        let s = self.session.as_ref()?;
-        Some(Record {
-            v: STORE_VERSION,
-            ns: self.cfg.namespace.clone(),
-            stamp: s.stamp.clone(),
-            tokens: s.tokens.clone(),
-            after_401: s.after_401,
-        })
-    }
-
-    /// Sends the current tokens to the other tabs (over BroadcastChannel only: tokens never
-    /// go through storage events).
-    fn share(&mut self, why: Why) {
-        if self.transport != Transport::Broadcast {
-            return;
-        }
-        if let Some(s) = &self.session {
-            let msg = Message::Tokens { stamp: s.stamp.clone(), tokens: s.tokens.clone(), why, after_401: s.after_401 };
-            self.out.post(msg);
-        }
-    }
-
-    /// Ends the session here and tells the other tabs; revokes what can be revoked (the
-    /// refresh token, or the server's session); answers `ticket` once that was tried.
-    fn end_here(&mut self, now: f64, reason: LogoutReason, ticket: Option<Ticket>) {
-        let ended = self.end(now, reason, None);
-        let token = ended.and_then(|s| s.tokens.refresh_token.or(Some(s.tokens.access_token)));
-        match token.filter(|_| self.cfg.revokes()) {
-            Some(token) => self.out.push(Effect::Revoke { token, ticket }),
-            None => {
-                if let Some(t) = ticket {
-                    self.out.answer(t, Answer::Done);
-                }
-            }
-        }
-    }
-
-    /// Ends the session in this tab: forgets the tokens, clears storage, abandons a refresh
-    /// under way, answers callers, emits `logout`. `from_peer` is the counter of another
-    /// tab's logout; without it the logout starts here and goes to the other tabs.
-    fn end(&mut self, now: f64, reason: LogoutReason, from_peer: Option<u64>) -> Option<Session> {
-        let ended = self.session.take();
-        self.seq = from_peer.unwrap_or(next_seq(self.seq, now)).max(self.seq);
-        self.expiry_announced = false;
-        self.refresh.ended(&mut self.out);
-        // Shared storage is cleared by the tab where the logout started: another tab may
-        // have stored a newer login by the time the message arrives here.
-        if from_peer.is_none() || self.storage != StorageMode::Local {
-            self.out.push(Effect::Clear);
-        }
-        if from_peer.is_none() {
-            self.out.post(Message::Logout { seq: self.seq, reason });
-        }
-        let failure =
-            if reason == LogoutReason::RefreshRejected { Error::RefreshRejected } else { Error::NotAuthenticated };
-        self.settle_callers(now, Some(&failure));
-        if ended.is_some() {
-            self.out.emit(Event::Logout { reason });
-        }
-        ended
-    }
-
-    /// Cookie mode: the server no longer has the session this tab holds. It ends here and in
-    /// the tabs holding the same one (the logout carries that session's counter), not in a
-    /// tab whose sign-in crossed the 401 on its way.
-    fn server_ended(&mut self, now: f64) {
-        let seq = self.session.as_ref().map_or(self.seq, |s| s.stamp.seq);
-        if self.end(now, LogoutReason::Expired, Some(seq)).is_some() {
-            self.out.post(Message::Logout { seq, reason: LogoutReason::Expired });
-        }
-    }
-
-    // ---- cookie mode ------------------------------------------------------------------------
-
-    /// What the session endpoint said: the session (a new CSRF token, a new expiry), no
-    /// session (401), or nothing usable.
-    fn session_read(&mut self, now: f64, reply: Reply) {
-        let Some((news, waiting)) = self.cookie.land(now, self.seq, reply, &mut self.out) else { return };
-        let before = match news {
-            News::Stale => None,
-            _ => self.tokens().map(|t| t.access_token.clone()),
-        };
-        match news {
-            News::Stale => {}
-            News::Session { session: mut tokens, seq: sent_seq, at: sent_at } => {
-                tokens.login_at = self.tokens().and_then(|t| t.login_at).or(tokens.login_at);
-                if self.phase == Phase::Restoring {
-                    let stamp = Stamp { seq: 0, origin: String::new() };
-                    self.install(now, tokens, stamp, Source::Restored, false);
-                } else if let Some(s) = self.session.as_mut().filter(|s| s.tokens.access_token == tokens.access_token) {
-                    // The same session, perhaps extended by another tab whose news has not
-                    // come yet: take the later expiry; nothing to tell anyone.
-                    if tokens.expires_at > s.tokens.expires_at {
-                        s.tokens.expires_at = tokens.expires_at;
-                        s.tokens.issued_at = tokens.issued_at;
-                        self.expiry_announced = false;
-                    }
-                } else {
-                    // A fresh CSRF token (after a 403): the other tabs take it too. Stamped
-                    // as of the read, so that news from after it still wins.
-                    let stamp = Stamp { seq: next_seq(sent_seq, sent_at), origin: self.tab.clone() };
-                    self.install(now, tokens, stamp, Source::Refreshed, false);
-                }
-            }
-            News::Gone => {
-                if self.session.is_some() {
-                    self.server_ended(now);
-                }
-            }
-            News::Unreadable => {
-                if self.phase == Phase::Restoring {
-                    self.out.emit(Event::Error(Error::RefreshFailed("the session endpoint could not be read")));
-                }
-            }
-        }
-        self.become_ready(now);
-        let after = self.session.as_ref().map(|s| (s.tokens.access_token.as_str(), s.stamp.seq));
-        CookieSession::answer(waiting, before.as_deref(), after, &mut self.out);
-    }
-
     // ---- other tabs -------------------------------------------------------------------------
 
     fn message(&mut self, now: f64, env: Envelope) {
@@ -816,15 +511,4 @@ impl Machine {
             }
         }
     }
-}
-
-/// What the refresh protocol sees of `session`: the counter, and what a refresh sends (the
-/// refresh token, or in cookie mode the CSRF token).
-fn current(session: &Option<Session>, seq: u64, mode: Mode) -> Current<'_> {
-    let t = session.as_ref().map(|s| &s.tokens);
-    let credential = t.and_then(|t| match mode {
-        Mode::Token => t.refresh_token.as_deref(),
-        Mode::Cookie => Some(t.refresh_token.as_deref().unwrap_or(&t.access_token)),
-    });
-    Current { seq, credential, signed_in: t.is_some() }
 }

@@ -10,12 +10,16 @@
 //! - Results travel as stamped token sets (the top machine adopts the newer); a failure is
 //!   announced, and every tab backs off with the tab that failed.
 
+mod lock;
+mod peers;
+
 use super::io::{Effect, Out, Reply, Transport};
 use crate::core::config::{Config, Mode};
 use crate::core::error::Error;
 use crate::core::policy::{self, Backoff, Failure};
 use crate::core::protocol::Message;
 use crate::core::token::TokenSet;
+use peers::Peers;
 
 /// How long competing claims get to reach each other (messages take a few ms).
 pub const CLAIM_SETTLE_MS: f64 = 60.0;
@@ -123,14 +127,6 @@ enum Flight {
     },
 }
 
-/// Another tab's refresh this tab knows of: claimed, or announced as sent (`sending`).
-#[derive(Clone, Debug, PartialEq)]
-struct Peer {
-    from: String,
-    until: f64,
-    sending: bool,
-}
-
 /// The lock request a grant answers, and the plan it was for.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Grant {
@@ -154,10 +150,8 @@ pub(super) struct Refresh {
     flight: Flight,
     /// Holding the lock after a refresh, until then (see [`SETTLE_MS`]).
     settle_until: Option<f64>,
-    /// Other tabs' refreshes under way, one entry per tab.
-    peers: Vec<Peer>,
-    /// Claims from other tabs: sender and when it arrived.
-    claims: Vec<(String, f64)>,
+    /// Other tabs' refreshes under way, and their claims.
+    peers: Peers,
     /// Failures since the last success, and no scheduled refresh before `not_before`.
     attempts: u32,
     not_before: f64,
@@ -185,8 +179,7 @@ impl Refresh {
             transport: Transport::None,
             flight: Flight::Idle,
             settle_until: None,
-            peers: Vec::new(),
-            claims: Vec::new(),
+            peers: Peers::default(),
             attempts: 0,
             not_before: 0.0,
             rng: seed,
@@ -221,12 +214,7 @@ impl Refresh {
 
     /// Until when the other tabs' refreshes under way may still report back, if any is.
     pub fn peer_until(&self, now: f64) -> Option<f64> {
-        self.peers.iter().filter(|p| now < p.until).map(|p| p.until).reduce(f64::max)
-    }
-
-    /// The same, for refreshes announced as sent.
-    fn peer_sending(&self, now: f64) -> Option<f64> {
-        self.peers.iter().filter(|p| p.sending && now < p.until).map(|p| p.until).reduce(f64::max)
+        self.peers.until(now)
     }
 
     // ---- deadlines ------------------------------------------------------------------------
@@ -238,7 +226,7 @@ impl Refresh {
 
     /// The earliest time another tab's refresh is given up on.
     pub fn peers_deadline(&self) -> Option<f64> {
-        self.peers.iter().map(|p| p.until).reduce(f64::min)
+        self.peers.deadline()
     }
 
     /// The deadline of the refresh being prepared (steal, claim, wait for another tab).
@@ -251,68 +239,9 @@ impl Refresh {
         }
     }
 
-    /// The lock hold ended: let it go.
-    pub fn settle_done(&mut self, out: &mut Out) {
-        if self.settle_until.take().is_some() {
-            self.release_lock(out);
-        }
-    }
-
     /// Other tabs' refreshes past their time are given up on.
     pub fn prune_peers(&mut self, now: f64) {
-        self.peers.retain(|p| now < p.until);
-    }
-
-    /// The deadline of the refresh being prepared passed.
-    pub fn flight_due(&mut self, now: f64, cur: Current, out: &mut Out) -> Outcome {
-        match self.flight.clone() {
-            Flight::Locking { plan, steal_at, claim_until: None, stealing: false } => {
-                if let Some(until) = self.peer_until(now) {
-                    // The holder announced a refresh: never take the lock from a tab that
-                    // may be sending; wait for its result or its timeout.
-                    self.flight = Flight::Locking { plan, steal_at: until, claim_until: None, stealing: false };
-                } else {
-                    // A holder frozen or stuck must not stall every tab; but of the tabs
-                    // whose wait ran out together only one may take over.
-                    out.post(Message::Claim);
-                    let claim_until = Some(now + CLAIM_SETTLE_MS);
-                    self.flight = Flight::Locking { plan, steal_at, claim_until, stealing: false };
-                }
-            }
-            Flight::Locking { plan, claim_until: Some(until), .. } => {
-                if now > until + LATE_MS {
-                    // Frozen while claiming: read the news, then claim afresh.
-                    let steal_at = now + PEER_GRACE_MS;
-                    self.flight = Flight::Locking { plan, steal_at, claim_until: None, stealing: false };
-                } else if let Some(sending) = self.peer_sending(now) {
-                    self.flight = Flight::Locking { plan, steal_at: sending, claim_until: None, stealing: false };
-                } else if self.lost_claim(until) {
-                    let steal_at = now + self.lock_timeout_ms;
-                    self.flight = Flight::Locking { plan, steal_at, claim_until: None, stealing: false };
-                } else {
-                    self.flight = Flight::Locking { plan, steal_at: now, claim_until: None, stealing: true };
-                    self.acquire_lock(true, out);
-                }
-            }
-            Flight::Claiming { plan, until } => {
-                if !cur.signed_in || cur.seq != plan.seq {
-                    self.flight = Flight::Idle;
-                } else if now > until + LATE_MS {
-                    // Frozen while claiming: read the news, then claim afresh.
-                    self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: false, late: true };
-                } else if let Some(sending) = self.peer_sending(now) {
-                    self.flight = Flight::AwaitPeer { plan, until: sending, locked: false, late: false };
-                } else if self.lost_claim(until) {
-                    // The winner announces its request shortly: wait for it.
-                    self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: false, late: false };
-                } else {
-                    self.send(now, plan, false, cur, out);
-                }
-            }
-            Flight::AwaitPeer { .. } => return self.after_peer(now, cur, out),
-            Flight::Locking { stealing: true, .. } | Flight::Idle | Flight::Sending { .. } => {}
-        }
-        Outcome::Nothing
+        self.peers.prune(now);
     }
 
     /// The wall clock stepped back by `step` ms: every wait keeps its length.
@@ -321,12 +250,7 @@ impl Refresh {
         if let Some(t) = self.settle_until.as_mut() {
             back(t);
         }
-        for p in &mut self.peers {
-            back(&mut p.until);
-        }
-        for (_, at) in &mut self.claims {
-            back(at);
-        }
+        self.peers.shift(step);
         match &mut self.flight {
             Flight::Locking { steal_at: t, claim_until, .. } => {
                 back(t);
@@ -420,129 +344,6 @@ impl Refresh {
         out.push(Effect::Refresh { id, refresh_token: credential.to_string() });
         let credential = credential.to_string();
         self.flight = Flight::Sending { id, credential, locked, for_401: plan.for_401, sent_at: now };
-    }
-
-    // ---- the lock -------------------------------------------------------------------------
-
-    /// A lock grant for request `id`: the refresh it is for, or `None` if it answers a
-    /// request this tab gave up (the lock is let go).
-    pub fn grant(&self, id: u32, out: &mut Out) -> Option<Grant> {
-        match self.flight {
-            Flight::Locking { plan, steal_at, .. } if id == self.lock_id => Some(Grant { plan, steal_at }),
-            _ => {
-                out.push(Effect::ReleaseLock { id });
-                None
-            }
-        }
-    }
-
-    /// Granted the lock (after the top machine adopted what storage held at the grant):
-    /// refresh, or find that it is no longer needed, or wait for news first.
-    pub fn granted(
-        &mut self,
-        now: f64,
-        grant: Grant,
-        stolen: bool,
-        waited: bool,
-        cur: Current,
-        out: &mut Out,
-    ) -> Outcome {
-        let Grant { plan, steal_at } = grant;
-        if !cur.signed_in || cur.seq != plan.seq {
-            // Another tab refreshed (or the session ended) while this one waited.
-            self.release_lock(out);
-            self.flight = Flight::Idle;
-            return Outcome::Settle(None);
-        }
-        if self.attempts > plan.attempts {
-            self.release_lock(out);
-            self.flight = Flight::Idle;
-            return Outcome::Settle(Some(Error::RefreshFailed("another tab's refresh just failed; backing off")));
-        }
-        if let Some(peer_until) = self.peer_sending(now) {
-            // A refresh was announced and has not reported back. After a normal release its
-            // result is a few ms away (or its tab was closed); after a steal its request may
-            // still be on the wire: wait for it to finish or time out.
-            let until = if stolen { peer_until } else { peer_until.min(now + PEER_GRACE_MS) };
-            self.flight = Flight::AwaitPeer { plan, until, locked: true, late: false };
-        } else if !stolen && now > steal_at + LATE_MS {
-            // Granted while this tab was frozen: another tab may have taken the lock and
-            // refreshed since, in news not read yet. Read it first.
-            self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked: true, late: true };
-        } else if waited && !stolen {
-            // Handed over by a holder, which most likely just refreshed: its result may be
-            // a message behind the grant (a tab closed within its settle time lets go at
-            // once). Give the news the settle time.
-            self.flight = Flight::AwaitPeer { plan, until: now + SETTLE_MS, locked: true, late: true };
-        } else {
-            self.send(now, plan, true, cur, out);
-        }
-        Outcome::Nothing
-    }
-
-    /// Another tab stole the lock held by request `id`.
-    pub fn lock_lost(&mut self, id: u32) {
-        if id != self.lock_id {
-            return;
-        }
-        self.settle_until = None;
-        if let Flight::Sending { locked, .. } | Flight::AwaitPeer { locked, .. } = &mut self.flight {
-            *locked = false;
-        }
-    }
-
-    /// A wait for another tab's refresh ended without its result.
-    fn after_peer(&mut self, now: f64, cur: Current, out: &mut Out) -> Outcome {
-        let Flight::AwaitPeer { plan, locked, until, late } = self.flight else { return Outcome::Nothing };
-        let pending = self.peer_until(now);
-        if !cur.signed_in || cur.seq != plan.seq {
-            self.release_if(locked, out);
-            self.flight = Flight::Idle;
-        } else if self.attempts > plan.attempts {
-            self.release_if(locked, out);
-            self.flight = Flight::Idle;
-            return Outcome::Settle(Some(Error::RefreshFailed("another tab's refresh just failed; backing off")));
-        } else if let Some(until) = pending.filter(|_| !locked) {
-            // Another tab announced a refresh meanwhile: wait for that one too. (Holding the
-            // lock, an announcement is from a tab that let it go: done, or closed.)
-            self.flight = Flight::AwaitPeer { plan, until, locked, late: false };
-        } else if locked && !late && now > until + LATE_MS {
-            // This timer fired late (a frozen or throttled tab): read the news first, once.
-            self.flight = Flight::AwaitPeer { plan, until: now + PEER_GRACE_MS, locked, late: true };
-        } else if locked {
-            self.send(now, plan, true, cur, out);
-        } else {
-            self.lock_or_send(now, plan, cur, out);
-        }
-        Outcome::Nothing
-    }
-
-    /// Requests the lock; a steal gives up the pending request first.
-    fn acquire_lock(&mut self, steal: bool, out: &mut Out) {
-        if steal {
-            self.release_lock(out);
-        }
-        self.lock_id = self.lock_id.wrapping_add(1);
-        out.push(Effect::AcquireLock { id: self.lock_id, steal });
-    }
-
-    fn release_lock(&mut self, out: &mut Out) {
-        out.push(Effect::ReleaseLock { id: self.lock_id });
-    }
-
-    fn release_if(&mut self, locked: bool, out: &mut Out) {
-        if locked {
-            self.release_lock(out);
-        }
-    }
-
-    /// Keeps the lock for [`SETTLE_MS`] after a refresh under it.
-    pub fn hold(&mut self, now: f64, locked: bool, out: &mut Out) {
-        if locked && !out.disposed {
-            self.settle_until = Some(now + SETTLE_MS);
-        } else {
-            self.release_if(locked, out);
-        }
     }
 
     // ---- the reply --------------------------------------------------------------------------
@@ -677,15 +478,14 @@ impl Refresh {
 
     /// Another tab announced its refresh request, with the time it has left.
     pub fn peer_refreshing(&mut self, from: &str, now: f64, timeout_ms: f64) {
-        self.note_peer(from, now + timeout_ms + PEER_MARGIN_MS, true);
+        self.peers.note(from, now + timeout_ms + PEER_MARGIN_MS, true);
     }
 
     /// Another tab claims the next refresh.
     pub fn peer_claim(&mut self, from: String, now: f64, out: &mut Out) {
         // Its refresh is about to start: a tab not claiming itself waits for it.
-        self.note_peer(&from, now + CLAIM_SETTLE_MS + PEER_GRACE_MS, false);
-        self.claims.retain(|(_, at)| now - *at < 4.0 * CLAIM_SETTLE_MS);
-        self.claims.push((from, now));
+        self.peers.note(&from, now + CLAIM_SETTLE_MS + PEER_GRACE_MS, false);
+        self.peers.claim(from, now);
         // Holding the lock, this tab is alive and its request is coming or under way: say
         // so, so that a tab whose wait ran out does not take the lock over.
         let timeout = self.request_timeout_ms;
@@ -708,7 +508,7 @@ impl Refresh {
     /// hammering the server.
     pub fn peer_failed(&mut self, from: &str, now: f64, cur: Current, out: &mut Out) -> Outcome {
         self.back_off(now);
-        self.peers.retain(|p| p.from != from);
+        self.peers.forget(from);
         self.after_peer(now, cur, out)
     }
 
@@ -724,22 +524,5 @@ impl Refresh {
             Flight::Claiming { .. } | Flight::Locking { claim_until: Some(_), .. } => out.post(Message::Claim),
             Flight::Idle | Flight::Locking { claim_until: None, .. } | Flight::AwaitPeer { .. } => {}
         }
-    }
-
-    fn note_peer(&mut self, from: &str, until: f64, sending: bool) {
-        match self.peers.iter_mut().find(|p| p.from == from) {
-            Some(p) => {
-                p.until = until;
-                p.sending |= sending;
-            }
-            None => self.peers.push(Peer { from: from.to_string(), until, sending }),
-        }
-    }
-
-    /// Did a tab with a lower id claim within the window of this tab's claim (settled at
-    /// `settled`)?
-    fn lost_claim(&self, settled: f64) -> bool {
-        let since = settled - 2.0 * CLAIM_SETTLE_MS;
-        self.claims.iter().any(|(from, at)| (since..=settled).contains(at) && *from < self.tab)
     }
 }
