@@ -28,6 +28,20 @@ pub struct Discovery {
     pub code_challenge_methods_supported: Field<Vec<String>>,
 }
 
+/// A provider's endpoints, absolute and checked: from the config, and from the discovery
+/// document for those the config leaves out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provider {
+    /// Where the browser goes to sign in (`None`: this session has no redirect sign-in).
+    pub authorization: Option<String>,
+    /// The token endpoint.
+    pub token: String,
+    /// RFC 7009 revocation.
+    pub revocation: Option<String>,
+    /// RP-initiated logout.
+    pub end_session: Option<String>,
+}
+
 /// A provider's endpoints, as URLs still to be resolved and checked by the driver.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProviderUrls {

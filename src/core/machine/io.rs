@@ -5,6 +5,7 @@
 use crate::core::config::StorageMode;
 use crate::core::error::Error;
 use crate::core::events::Event;
+use crate::core::oidc::{IdClaims, LoginOptions, Pending, Provider};
 use crate::core::protocol::{Envelope, Message};
 use crate::core::store::{Record, Stored};
 use crate::core::token::{JwtTimes, TokenResponse, TokenSet};
@@ -163,6 +164,47 @@ pub enum Input {
         /// The request.
         id: u32,
     },
+    /// `loginWithRedirect`: a new login transaction (secrets drawn by the driver) and the
+    /// S256 hash of its verifier.
+    Authorize {
+        /// The caller.
+        ticket: Ticket,
+        /// The login, to keep across the redirect.
+        login: Pending,
+        /// base64url(SHA-256(verifier)).
+        challenge: String,
+        /// The app's options.
+        options: LoginOptions,
+    },
+    /// `handleRedirectCallback(url)`.
+    Callback {
+        /// The caller, answered with the app state.
+        ticket: Ticket,
+        /// The callback URL as given (callbacks are handled once per URL).
+        url: String,
+        /// Its query parameters.
+        params: Vec<(String, String)>,
+        /// The login in progress as stored in this tab, or why it could not be read.
+        login: Result<Option<Pending>, Error>,
+    },
+    /// The answer to [`Effect::Discover`].
+    Discovered(Result<Provider, Error>),
+    /// The answer to [`Effect::ExchangeCode`] `id`.
+    CodeReply {
+        /// The request.
+        id: u32,
+        /// Its outcome.
+        reply: Reply,
+        /// The ID token's claims, if the reply has an ID token.
+        id_claims: Option<Result<IdClaims, Error>>,
+    },
+    /// The outcome of [`Effect::Navigate`] (if the page is still there to say it).
+    Navigated {
+        /// The caller.
+        ticket: Ticket,
+        /// What went wrong, if anything.
+        error: Option<Error>,
+    },
 }
 
 /// What a waiting caller gets.
@@ -181,6 +223,8 @@ pub enum Answer {
     Done,
     /// Failed.
     Failed(Error),
+    /// A sign-in callback was handled: the app state it carried (JSON).
+    AppState(Option<String>),
 }
 
 /// Something to do.
@@ -231,6 +275,38 @@ pub enum Effect {
     ReleaseLock {
         /// The request.
         id: u32,
+    },
+    /// Find the provider's endpoints (discovery, cached by the driver for the session);
+    /// answer with [`Input::Discovered`].
+    Discover,
+    /// Keep `login` (if any) in this tab's `sessionStorage`, then send the browser to `url`
+    /// with `params` in its query; answer with [`Input::Navigated`].
+    Navigate {
+        /// The caller.
+        ticket: Ticket,
+        /// The authorization endpoint.
+        url: String,
+        /// The query parameters to add.
+        params: Vec<(String, String)>,
+        /// The login to keep across the redirect.
+        login: Option<Pending>,
+    },
+    /// Remove the login in progress from `sessionStorage`: it is used up.
+    DiscardLogin,
+    /// Remove the callback's parameters from the address bar, if `url` is the page's.
+    CleanAddressBar {
+        /// The callback URL.
+        url: String,
+    },
+    /// POST `form` to the token endpoint `url` (the authorization code grant); answer with
+    /// [`Input::CodeReply`].
+    ExchangeCode {
+        /// Request id.
+        id: u32,
+        /// The token endpoint.
+        url: String,
+        /// The form fields.
+        form: Vec<(String, String)>,
     },
 }
 

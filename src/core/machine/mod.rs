@@ -24,6 +24,7 @@ mod io;
 mod limits;
 mod refresh;
 mod session;
+mod signin;
 
 pub use io::{Answer, Boot, Effect, Input, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
@@ -36,6 +37,7 @@ use io::Out;
 use limits::Limits;
 use refresh::{Cause, Outcome, Refresh};
 use session::{current, Session, Source};
+use signin::SignIn;
 
 use super::config::{Config, Mode, StorageMode};
 use super::error::Error;
@@ -84,6 +86,7 @@ pub struct Machine {
     callers: Callers,
     cookie: CookieSession,
     limits: Limits,
+    signin: SignIn,
     timer: Timer,
     /// The latest wall and monotonic times seen, to measure steps of the wall clock.
     last_now: f64,
@@ -98,6 +101,7 @@ impl Machine {
         Machine {
             refresh: Refresh::new(&cfg, tab.clone(), seed),
             limits: Limits::new(&cfg),
+            signin: SignIn::new(&cfg),
             storage: cfg.storage,
             cfg,
             tab,
@@ -252,6 +256,27 @@ impl Machine {
                 self.apply(now, outcome);
             }
             Input::LockLost { id } => self.refresh.lock_lost(id),
+            Input::Authorize { ticket, login, challenge, options } => {
+                self.signin.authorize(ticket, login, challenge, options, &mut self.out)
+            }
+            Input::Callback { ticket, url, params, login } => {
+                self.signin.callback(ticket, url, &params, login, &mut self.out)
+            }
+            Input::Discovered(result) => self.signin.discovered(result, &mut self.out),
+            Input::CodeReply { id, reply, id_claims } => {
+                if let signin::Outcome::SignedIn { tokens, waiting, app_state } =
+                    self.signin.exchanged(now, id, reply, id_claims, &mut self.out)
+                {
+                    let stamp = self.next_stamp(now);
+                    self.install(now, tokens, stamp, Source::SignIn, false);
+                    for ticket in waiting {
+                        self.out.answer(ticket, Answer::AppState(app_state.clone()));
+                    }
+                }
+            }
+            Input::Navigated { ticket, error } => {
+                self.out.answer(ticket, error.map_or(Answer::Done, Answer::Failed));
+            }
         }
     }
 

@@ -1,0 +1,484 @@
+//! Sign-in with OpenID Connect: the order of its steps, decided here. The provider's
+//! endpoints are found first (discovery, once, retried by the next call after a failure);
+//! `loginWithRedirect` then sends the browser to the authorization endpoint; the callback is
+//! checked against the login in progress, its code exchanged, the ID token's claims checked,
+//! and the tokens signed in. The driver draws the secrets, fetches, stores and navigates.
+//!
+//! A callback is handled once: a second call for the same URL (a component mounted twice)
+//! waits for the first one's answer instead of exchanging the code again.
+
+use super::io::{Answer, Effect, Out, Reply, Ticket};
+use crate::core::config::Config;
+use crate::core::error::Error;
+use crate::core::oidc::{self, Callback, Client, Expected, IdClaims, LoginOptions, Pending, Provider};
+use crate::core::token::TokenSet;
+
+/// A callback being handled, or handled.
+#[derive(Debug)]
+struct Flow {
+    /// The callback URL, as the app gave it.
+    url: String,
+    /// The callers waiting for its answer.
+    waiting: Vec<Ticket>,
+    step: Step,
+}
+
+#[derive(Debug)]
+enum Step {
+    /// Waiting for the provider's endpoints to exchange `code`.
+    Discovering { code: String, pending: Pending },
+    /// The code exchange `id` is under way.
+    Exchanging { id: u32, pending: Pending },
+    /// Handled: the app state (JSON), or why it failed.
+    Done(Result<Option<String>, Error>),
+}
+
+/// A `loginWithRedirect` waiting for the provider's endpoints.
+#[derive(Debug)]
+struct Authorize {
+    ticket: Ticket,
+    pending: Pending,
+    challenge: String,
+    options: LoginOptions,
+}
+
+/// What the top machine must do after a step of a sign-in.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Nothing more.
+    Nothing,
+    /// Sign in with these tokens, then answer the waiting callers with the app state.
+    SignedIn { tokens: TokenSet, waiting: Vec<Ticket>, app_state: Option<String> },
+}
+
+/// The sign-ins under way.
+#[derive(Debug)]
+pub(super) struct SignIn {
+    client_id: String,
+    scope: String,
+    issuer: Option<String>,
+    /// The provider's endpoints, once known.
+    provider: Option<Provider>,
+    discovering: bool,
+    authorizing: Vec<Authorize>,
+    flows: Vec<Flow>,
+    next_id: u32,
+}
+
+impl SignIn {
+    pub fn new(cfg: &Config) -> SignIn {
+        let oidc = cfg.oidc.as_ref();
+        SignIn {
+            client_id: cfg.client_id.clone().unwrap_or_default(),
+            scope: oidc.map(|o| o.scope.clone()).unwrap_or_default(),
+            issuer: oidc.and_then(|o| o.issuer.clone()),
+            provider: None,
+            discovering: false,
+            authorizing: Vec::new(),
+            flows: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    /// `loginWithRedirect`: the authorization request for `pending`, once the endpoints are known.
+    pub fn authorize(
+        &mut self,
+        ticket: Ticket,
+        pending: Pending,
+        challenge: String,
+        options: LoginOptions,
+        out: &mut Out,
+    ) {
+        self.authorizing.push(Authorize { ticket, pending, challenge, options });
+        self.with_provider(out);
+    }
+
+    /// `handleRedirectCallback(url)`: `params` are its query parameters, `pending` the login in
+    /// progress as stored in this tab (or why it could not be read).
+    pub fn callback(
+        &mut self,
+        ticket: Ticket,
+        url: String,
+        params: &[(String, String)],
+        pending: Result<Option<Pending>, Error>,
+        out: &mut Out,
+    ) {
+        if let Some(flow) = self.flows.iter_mut().find(|f| f.url == url) {
+            match &flow.step {
+                Step::Done(result) => answer(ticket, result, out),
+                Step::Discovering { .. } | Step::Exchanging { .. } => flow.waiting.push(ticket),
+            }
+            return;
+        }
+        // Only the latest handled callback is remembered.
+        self.flows.retain(|f| !matches!(f.step, Step::Done(_)));
+        let damaged = pending.is_err();
+        let checked = pending
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|p| oidc::check_callback(params, p.as_ref(), self.issuer.as_deref()));
+        let (discard, clean) = oidc::callback_disposal(&checked, damaged);
+        if discard {
+            out.push(Effect::DiscardLogin);
+        }
+        if clean {
+            out.push(Effect::CleanAddressBar { url: url.clone() });
+        }
+        let step = match (checked, pending) {
+            (Ok(Callback::Code(code)), Ok(Some(pending))) => Step::Discovering { code, pending },
+            (Ok(Callback::Code(_)), _) => Step::Done(Err(Error::InvalidState("no sign-in is in progress in this tab"))),
+            (Err(e), _) => Step::Done(Err(e)),
+        };
+        let waiting = match &step {
+            Step::Done(result) => {
+                answer(ticket, result, out);
+                Vec::new()
+            }
+            Step::Discovering { .. } | Step::Exchanging { .. } => vec![ticket],
+        };
+        self.flows.push(Flow { url, waiting, step });
+        self.with_provider(out);
+    }
+
+    /// The provider's endpoints, or why they could not be found.
+    pub fn discovered(&mut self, result: Result<Provider, Error>, out: &mut Out) {
+        self.discovering = false;
+        match result {
+            Ok(provider) => {
+                self.provider = Some(provider);
+                self.with_provider(out);
+            }
+            Err(e) => {
+                for a in std::mem::take(&mut self.authorizing) {
+                    out.answer(a.ticket, Answer::Failed(e.clone()));
+                }
+                for flow in &mut self.flows {
+                    if let Step::Discovering { .. } = flow.step {
+                        finish(flow, Err(e.clone()), out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes every step that waited for the endpoints, or asks for them.
+    fn with_provider(&mut self, out: &mut Out) {
+        let waits =
+            !self.authorizing.is_empty() || self.flows.iter().any(|f| matches!(f.step, Step::Discovering { .. }));
+        let Some(provider) = self.provider.as_ref() else {
+            if waits && !self.discovering {
+                self.discovering = true;
+                out.push(Effect::Discover);
+            }
+            return;
+        };
+        for a in std::mem::take(&mut self.authorizing) {
+            let Some(url) = provider.authorization.clone() else {
+                let e = Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)");
+                out.answer(a.ticket, Answer::Failed(e));
+                continue;
+            };
+            let client = Client { id: &self.client_id, redirect_uri: &a.pending.redirect_uri, scope: &self.scope };
+            let params = oidc::authorize_params(&client, &a.pending, &a.challenge, &a.options);
+            out.push(Effect::Navigate { ticket: a.ticket, url, params, login: Some(a.pending) });
+        }
+        for flow in &mut self.flows {
+            let Step::Discovering { code, pending } = &flow.step else { continue };
+            self.next_id = self.next_id.wrapping_add(1);
+            let form = vec![
+                ("grant_type".to_string(), "authorization_code".to_string()),
+                ("code".to_string(), code.clone()),
+                ("redirect_uri".to_string(), pending.redirect_uri.clone()),
+                ("client_id".to_string(), self.client_id.clone()),
+                ("code_verifier".to_string(), pending.verifier.clone()),
+            ];
+            out.push(Effect::ExchangeCode { id: self.next_id, url: provider.token.clone(), form });
+            flow.step = Step::Exchanging { id: self.next_id, pending: pending.clone() };
+        }
+    }
+
+    /// The token endpoint's answer to the code exchange `id`, with the ID token's claims
+    /// as the driver read them (if the reply has an ID token).
+    pub fn exchanged(
+        &mut self,
+        now: f64,
+        id: u32,
+        reply: Reply,
+        id_claims: Option<Result<IdClaims, Error>>,
+        out: &mut Out,
+    ) -> Outcome {
+        let Some(flow) = self.flows.iter_mut().find(|f| matches!(f.step, Step::Exchanging { id: i, .. } if i == id))
+        else {
+            return Outcome::Nothing;
+        };
+        let Step::Exchanging { pending, .. } = std::mem::replace(&mut flow.step, Step::Done(Ok(None))) else {
+            return Outcome::Nothing;
+        };
+        let expected =
+            Expected { issuer: self.issuer.as_deref(), client_id: &self.client_id, nonce: &pending.nonce, now };
+        match signed_in(now, reply, id_claims, expected, &self.scope) {
+            Ok(tokens) => {
+                flow.step = Step::Done(Ok(pending.app_state.clone()));
+                Outcome::SignedIn { tokens, waiting: std::mem::take(&mut flow.waiting), app_state: pending.app_state }
+            }
+            Err(e) => {
+                finish(flow, Err(e), out);
+                Outcome::Nothing
+            }
+        }
+    }
+}
+
+/// The tokens of a code exchange's reply, once the reply and its ID token are checked.
+fn signed_in(
+    now: f64,
+    reply: Reply,
+    id_claims: Option<Result<IdClaims, Error>>,
+    mut expected: Expected,
+    scope: &str,
+) -> Result<TokenSet, Error> {
+    let tokens = match reply {
+        Reply::Tokens { response, jwt, date } => {
+            // The ID token's times are checked against the server's clock when it sent one.
+            expected.now = date.unwrap_or(now);
+            TokenSet::from_response(response, jwt, now, date, None)?
+        }
+        Reply::Status { status, oauth_error } => return Err(Error::LoginFailed(status, oauth_error)),
+        Reply::Garbled | Reply::Session(_) => return Err(Error::TokenResponse("(body)", "is not a JSON object")),
+        Reply::Network => return Err(Error::Network),
+        Reply::Timeout => return Err(Error::Timeout),
+    };
+    match (tokens.id_token.as_ref(), id_claims) {
+        (Some(_), Some(claims)) => oidc::check_id_claims(claims?, &expected)?,
+        (Some(_), None) => return Err(Error::IdToken("id_token", "is not a JWT")),
+        (None, _) if oidc::id_token_required(scope) => {
+            return Err(Error::IdToken("id_token", "is missing from the token response (scope has openid)"))
+        }
+        (None, _) => {}
+    }
+    Ok(tokens)
+}
+
+/// Ends `flow` with `result` and answers its callers.
+fn finish(flow: &mut Flow, result: Result<Option<String>, Error>, out: &mut Out) {
+    for ticket in std::mem::take(&mut flow.waiting) {
+        answer(ticket, &result, out);
+    }
+    flow.step = Step::Done(result);
+}
+
+fn answer(ticket: Ticket, result: &Result<Option<String>, Error>, out: &mut Out) {
+    let answer = match result {
+        Ok(app_state) => Answer::AppState(app_state.clone()),
+        Err(e) => Answer::Failed(e.clone()),
+    };
+    out.answer(ticket, answer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Boot, Effect, Input, Machine, Transport};
+    use super::*;
+    use crate::core::config::{Oidc, StorageMode};
+    use crate::core::events::Event;
+    use crate::core::oidc::{Audience, PENDING_VERSION};
+    use crate::core::store::Stored;
+    use crate::core::token::{Seconds, TokenResponse};
+    use crate::core::Field;
+
+    const ISSUER: &str = "https://id.example.com";
+    const NOW: f64 = 1_800_000_000_000.0;
+
+    fn machine() -> Machine {
+        let cfg = Config {
+            client_id: Some("spa".into()),
+            oidc: Some(Oidc {
+                issuer: Some(ISSUER.into()),
+                authorization_url: None,
+                end_session_url: None,
+                redirect_uri: None,
+                scope: "openid offline_access".into(),
+                post_logout_redirect_uri: None,
+            }),
+            ..Config::default()
+        };
+        let mut m = Machine::new(cfg, "tab".into(), 1);
+        let boot = Boot {
+            stored: Stored::Empty,
+            storage: StorageMode::Memory,
+            storage_error: None,
+            transport: Transport::None,
+            locks: false,
+            online: true,
+        };
+        m.handle(NOW, 0.0, Input::Start(boot));
+        m
+    }
+
+    fn login() -> Pending {
+        Pending {
+            v: PENDING_VERSION,
+            state: "s".repeat(43),
+            nonce: "n".repeat(43),
+            verifier: "v".repeat(43),
+            redirect_uri: "https://app.example.com/cb".into(),
+            app_state: Some("{\"to\":\"/inbox\"}".into()),
+        }
+    }
+
+    fn provider() -> Provider {
+        Provider {
+            authorization: Some(format!("{ISSUER}/auth")),
+            token: format!("{ISSUER}/token"),
+            revocation: None,
+            end_session: None,
+        }
+    }
+
+    fn callback(ticket: Ticket, url: &str, state: &str, login: Option<Pending>) -> Input {
+        let params = vec![("code".to_string(), "the-code".to_string()), ("state".to_string(), state.to_string())];
+        Input::Callback { ticket, url: url.into(), params, login: Ok(login) }
+    }
+
+    fn tokens_reply() -> Reply {
+        let response = TokenResponse {
+            access_token: Field::Valid("at".into()),
+            token_type: Field::Valid("Bearer".into()),
+            expires_in: Field::Valid(Seconds(Some(300.0))),
+            refresh_token: Field::Valid("rt".into()),
+            id_token: Field::Valid("a.b.c".into()),
+            ..TokenResponse::default()
+        };
+        Reply::Tokens { response, jwt: None, date: None }
+    }
+
+    fn claims(nonce: &str) -> Option<Result<IdClaims, Error>> {
+        Some(Ok(IdClaims {
+            iss: Field::Valid(ISSUER.into()),
+            aud: Field::Valid(Audience(vec!["spa".into()])),
+            nonce: Field::Valid(nonce.into()),
+            exp: Field::Valid(NOW / 1000.0 + 300.0),
+            iat: Field::Valid(NOW / 1000.0),
+            ..IdClaims::default()
+        }))
+    }
+
+    fn answers(effects: &[Effect]) -> Vec<(Ticket, Answer)> {
+        effects.iter().filter_map(|e| if let Effect::Answer(t, a) = e { Some((*t, a.clone())) } else { None }).collect()
+    }
+
+    fn exchange_id(effects: &[Effect]) -> Option<u32> {
+        effects.iter().find_map(|e| if let Effect::ExchangeCode { id, .. } = e { Some(*id) } else { None })
+    }
+
+    #[test]
+    fn the_authorization_request_waits_for_discovery_then_carries_pkce_state_and_nonce() {
+        let mut m = machine();
+        let fx = m.handle(
+            NOW,
+            1.0,
+            Input::Authorize { ticket: 1, login: login(), challenge: "ch".into(), options: LoginOptions::default() },
+        );
+        assert!(fx.contains(&Effect::Discover), "{fx:?}");
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Navigate { .. })));
+        let fx = m.handle(NOW, 2.0, Input::Discovered(Ok(provider())));
+        let Some(Effect::Navigate { ticket: 1, url, params, login: Some(kept) }) =
+            fx.iter().find(|e| matches!(e, Effect::Navigate { .. }))
+        else {
+            panic!("no navigation: {fx:?}")
+        };
+        assert_eq!(url, &format!("{ISSUER}/auth"));
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("state"), Some(kept.state.as_str()));
+        assert_eq!(get("nonce"), Some(kept.nonce.as_str()));
+        assert_eq!((get("code_challenge"), get("code_challenge_method")), (Some("ch"), Some("S256")));
+        assert_eq!(get("client_id"), Some("spa"));
+        // Known endpoints are not discovered again.
+        let fx = m.handle(
+            NOW,
+            3.0,
+            Input::Authorize { ticket: 2, login: login(), challenge: "ch".into(), options: LoginOptions::default() },
+        );
+        assert!(!fx.contains(&Effect::Discover) && fx.iter().any(|e| matches!(e, Effect::Navigate { ticket: 2, .. })));
+    }
+
+    #[test]
+    fn a_failed_discovery_fails_the_caller_and_the_next_call_discovers_again() {
+        let mut m = machine();
+        m.handle(
+            NOW,
+            1.0,
+            Input::Authorize { ticket: 1, login: login(), challenge: "ch".into(), options: LoginOptions::default() },
+        );
+        let e = Error::Discovery("issuer", "is missing");
+        let fx = m.handle(NOW, 2.0, Input::Discovered(Err(e.clone())));
+        assert_eq!(answers(&fx), vec![(1, Answer::Failed(e))]);
+        let fx = m.handle(NOW, 3.0, callback(2, "https://app.example.com/cb?code=x", &"s".repeat(43), Some(login())));
+        assert!(fx.contains(&Effect::Discover), "{fx:?}");
+    }
+
+    #[test]
+    fn a_callback_handled_twice_exchanges_its_code_once_and_answers_both() {
+        let mut m = machine();
+        let url = "https://app.example.com/cb?code=the-code&state=s";
+        let fx = m.handle(NOW, 1.0, callback(1, url, &"s".repeat(43), Some(login())));
+        assert!(fx.contains(&Effect::DiscardLogin) && fx.contains(&Effect::Discover), "{fx:?}");
+        // The second call (React StrictMode) finds the login already used up.
+        let fx = m.handle(NOW, 2.0, callback(2, url, &"s".repeat(43), None));
+        assert!(fx.is_empty() || answers(&fx).is_empty(), "{fx:?}");
+        let fx = m.handle(NOW, 3.0, Input::Discovered(Ok(provider())));
+        let id = exchange_id(&fx).expect("one exchange");
+        let fx = m.handle(NOW, 4.0, Input::CodeReply { id, reply: tokens_reply(), id_claims: claims(&"n".repeat(43)) });
+        assert!(fx.iter().any(|e| matches!(e, Effect::Emit(Event::Login { .. }))), "{fx:?}");
+        let app_state = Answer::AppState(Some("{\"to\":\"/inbox\"}".into()));
+        assert_eq!(answers(&fx), vec![(1, app_state.clone()), (2, app_state.clone())]);
+        assert_eq!(m.tokens().map(|t| t.access_token.as_str()), Some("at"));
+        // Later calls for the same URL get the same answer, with no new exchange.
+        let fx = m.handle(NOW, 5.0, callback(3, url, &"s".repeat(43), None));
+        assert_eq!((answers(&fx), exchange_id(&fx)), (vec![(3, app_state)], None));
+    }
+
+    #[test]
+    fn a_refused_code_or_a_wrong_nonce_signs_nobody_in() {
+        for (reply, id_claims, want) in [
+            (
+                Reply::Status { status: 400, oauth_error: Some("invalid_grant".into()) },
+                None,
+                Error::LoginFailed(400, Some("invalid_grant".into())),
+            ),
+            (
+                tokens_reply(),
+                claims("another-nonce-of-enough-length"),
+                Error::IdToken("nonce", "does not match the sign-in's nonce"),
+            ),
+            (Reply::Network, None, Error::Network),
+        ] {
+            let mut m = machine();
+            m.handle(NOW, 1.0, Input::Discovered(Ok(provider())));
+            let fx = m.handle(NOW, 2.0, callback(1, "https://app.example.com/cb?x", &"s".repeat(43), Some(login())));
+            let id = exchange_id(&fx).expect("an exchange");
+            let fx = m.handle(NOW, 3.0, Input::CodeReply { id, reply, id_claims });
+            assert_eq!(answers(&fx), vec![(1, Answer::Failed(want))]);
+            assert!(m.tokens().is_none());
+        }
+    }
+
+    #[test]
+    fn a_forged_state_is_refused_and_leaves_the_real_login_in_place() {
+        let mut m = machine();
+        let fx = m.handle(NOW, 1.0, callback(1, "https://app.example.com/cb?forged", &"f".repeat(43), Some(login())));
+        assert!(matches!(answers(&fx)[..], [(1, Answer::Failed(Error::InvalidState(_)))]), "{fx:?}");
+        assert!(!fx.contains(&Effect::DiscardLogin) && exchange_id(&fx).is_none());
+        // The real callback still works.
+        let fx = m.handle(NOW, 2.0, callback(2, "https://app.example.com/cb?real", &"s".repeat(43), Some(login())));
+        assert!(fx.contains(&Effect::DiscardLogin) && fx.contains(&Effect::Discover), "{fx:?}");
+    }
+
+    #[test]
+    fn a_replayed_callback_finds_no_login_in_progress() {
+        let mut m = machine();
+        let fx = m.handle(NOW, 1.0, callback(1, "https://app.example.com/cb?old", &"s".repeat(43), None));
+        assert!(matches!(answers(&fx)[..], [(1, Answer::Failed(Error::InvalidState(_)))]), "{fx:?}");
+        assert!(exchange_id(&fx).is_none() && !fx.contains(&Effect::Discover));
+    }
+}
