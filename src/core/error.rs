@@ -36,6 +36,12 @@ pub enum Error {
     Discovery(&'static str, &'static str),
     /// The ID token's claims do not fit this sign-in: the claim, then what is wrong.
     IdToken(&'static str, &'static str),
+    /// `loginWithPopup` could not open its window (a popup blocker, or not called in a click).
+    PopupBlocked,
+    /// The user closed the sign-in popup before it finished.
+    PopupClosed,
+    /// The sign-in popup did not finish within its `timeoutMs`.
+    PopupTimeout,
 }
 
 impl Error {
@@ -57,6 +63,9 @@ impl Error {
             Error::OAuth(..) => "oauth_error",
             Error::Discovery(..) => "invalid_discovery",
             Error::IdToken(..) => "invalid_id_token",
+            Error::PopupBlocked => "popup_blocked",
+            Error::PopupClosed => "popup_closed",
+            Error::PopupTimeout => "timeout",
         }
     }
 
@@ -97,6 +106,11 @@ impl Error {
             }
             Error::Discovery(field, why) => &["discovery document: ", field, " ", why],
             Error::IdToken(claim, why) => &["ID token: ", claim, " ", why],
+            Error::PopupBlocked => {
+                &["loginWithPopup() could not open a window: call it from a click handler, or allow popups"]
+            }
+            Error::PopupClosed => &["the sign-in popup was closed before the sign-in finished"],
+            Error::PopupTimeout => &["the sign-in popup did not finish within timeoutMs"],
         };
         for p in parts {
             m.push_str(p);

@@ -24,6 +24,8 @@ pub(super) enum Deadline {
     /// The refresh being prepared moves on (steal the lock, settle a claim, stop waiting
     /// for another tab).
     Flight,
+    /// The sign-in popup is given up on.
+    Popup,
     /// The session's absolute lifetime ends.
     Absolute,
     /// No activity for the idle timeout.
@@ -40,12 +42,13 @@ impl Deadline {
     /// Every deadline, in the order they are acted on when several are due: the waits of
     /// the protocol first (their news may change the session), then the session's limits
     /// (a session past its end is not refreshed), then expiry and the refresh.
-    pub const ALL: [Deadline; 10] = [
+    pub const ALL: [Deadline; 11] = [
         Deadline::Restore,
         Deadline::Peers,
         Deadline::ShareActivity,
         Deadline::Settle,
         Deadline::Flight,
+        Deadline::Popup,
         Deadline::Absolute,
         Deadline::Idle,
         Deadline::IdleWarning,
@@ -90,6 +93,7 @@ impl Machine {
             Deadline::ShareActivity => self.limits.share_at(),
             Deadline::Settle => self.refresh.settle_deadline(),
             Deadline::Flight => self.refresh.flight_deadline(),
+            Deadline::Popup => self.signin.popup_deadline(),
             Deadline::Absolute => tokens.and_then(|t| self.limits.absolute_at(t)),
             Deadline::Idle => tokens.and(self.limits.idle_at()),
             Deadline::IdleWarning => tokens.and(self.limits.warning_at()),
@@ -119,6 +123,7 @@ impl Machine {
                 let outcome = self.refresh.flight_due(now, cur, &mut self.out);
                 self.apply(now, outcome);
             }
+            Deadline::Popup => self.signin.popup_timed_out(&mut self.out),
             Deadline::Absolute => {
                 self.end_here(now, LogoutReason::Absolute, None);
                 return false;
@@ -191,5 +196,6 @@ impl Machine {
         }
         self.refresh.shift(step);
         self.limits.shift(step);
+        self.signin.shift(step);
     }
 }

@@ -2,10 +2,11 @@
 //! ([`Effect`]), what a waiting caller gets ([`Answer`]), and the effects collector the
 //! small machines write to ([`Out`]).
 
+use super::signin::Authorization;
 use crate::core::config::StorageMode;
 use crate::core::error::Error;
 use crate::core::events::Event;
-use crate::core::oidc::{IdClaims, LoginOptions, Pending, Provider};
+use crate::core::oidc::{IdClaims, Pending, Provider};
 use crate::core::protocol::{Envelope, Message};
 use crate::core::store::{Record, Stored};
 use crate::core::token::{JwtTimes, TokenResponse, TokenSet};
@@ -164,18 +165,17 @@ pub enum Input {
         /// The request.
         id: u32,
     },
-    /// `loginWithRedirect`: a new login transaction (secrets drawn by the driver) and the
-    /// S256 hash of its verifier.
-    Authorize {
-        /// The caller.
-        ticket: Ticket,
-        /// The login, to keep across the redirect.
-        login: Pending,
-        /// base64url(SHA-256(verifier)).
-        challenge: String,
-        /// The app's options.
-        options: LoginOptions,
+    /// `loginWithRedirect` or `loginWithPopup`.
+    Authorize(Authorization),
+    /// The sign-in popup handed back its callback URL (`url`, with its query `params`).
+    PopupCallback {
+        /// The callback URL.
+        url: String,
+        /// Its query parameters.
+        params: Vec<(String, String)>,
     },
+    /// The sign-in popup was closed.
+    PopupClosed,
     /// `handleRedirectCallback(url)`.
     Callback {
         /// The caller, answered with the app state.
@@ -291,6 +291,18 @@ pub enum Effect {
         /// The login to keep across the redirect.
         login: Option<Pending>,
     },
+    /// Send the sign-in popup (opened by the driver in the click) to `url` with `params` in
+    /// its query; answer with [`Input::Navigated`] only if that fails.
+    NavigatePopup {
+        /// The caller.
+        ticket: Ticket,
+        /// The authorization endpoint.
+        url: String,
+        /// The query parameters to add.
+        params: Vec<(String, String)>,
+    },
+    /// Close the sign-in popup.
+    ClosePopup,
     /// Remove the login in progress from `sessionStorage`: it is used up.
     DiscardLogin,
     /// Remove the callback's parameters from the address bar, if `url` is the page's.

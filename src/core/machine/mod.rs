@@ -24,11 +24,12 @@ mod io;
 mod limits;
 mod refresh;
 mod session;
-mod signin;
+pub mod signin;
 
 pub use io::{Answer, Boot, Effect, Input, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
+pub use signin::Authorization;
 
 use callers::{Callers, Want};
 use cookie::CookieSession;
@@ -256,9 +257,9 @@ impl Machine {
                 self.apply(now, outcome);
             }
             Input::LockLost { id } => self.refresh.lock_lost(id),
-            Input::Authorize { ticket, login, challenge, options } => {
-                self.signin.authorize(ticket, login, challenge, options, &mut self.out)
-            }
+            Input::Authorize(auth) => self.signin.authorize(now, auth, &mut self.out),
+            Input::PopupCallback { url, params } => self.signin.popup_callback(url, &params, &mut self.out),
+            Input::PopupClosed => self.signin.popup_closed(&mut self.out),
             Input::Callback { ticket, url, params, login } => {
                 self.signin.callback(ticket, url, &params, login, &mut self.out)
             }

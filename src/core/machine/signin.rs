@@ -33,13 +33,38 @@ enum Step {
     Done(Result<Option<String>, Error>),
 }
 
-/// A `loginWithRedirect` waiting for the provider's endpoints.
+/// A `loginWithRedirect` or `loginWithPopup` waiting for the provider's endpoints.
 #[derive(Debug)]
 struct Authorize {
     ticket: Ticket,
     pending: Pending,
     challenge: String,
     options: LoginOptions,
+    popup: bool,
+}
+
+/// A sign-in in a popup window. Its login is kept here, not in storage: the callback comes
+/// back to this tab from the popup. It ends with the callback, the window closing, or `until`.
+#[derive(Debug)]
+struct Popup {
+    ticket: Ticket,
+    login: Pending,
+    until: f64,
+}
+
+/// `loginWithRedirect` or `loginWithPopup`, as the driver hands it over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authorization {
+    /// The caller.
+    pub ticket: Ticket,
+    /// The login transaction (secrets drawn by the driver).
+    pub login: Pending,
+    /// base64url(SHA-256(verifier)).
+    pub challenge: String,
+    /// The app's options.
+    pub options: LoginOptions,
+    /// In a popup (already opened by the driver), given up after this many ms.
+    pub popup: Option<f64>,
 }
 
 /// What the top machine must do after a step of a sign-in.
@@ -61,6 +86,7 @@ pub(super) struct SignIn {
     provider: Option<Provider>,
     discovering: bool,
     authorizing: Vec<Authorize>,
+    popup: Option<Popup>,
     flows: Vec<Flow>,
     next_id: u32,
 }
@@ -75,22 +101,70 @@ impl SignIn {
             provider: None,
             discovering: false,
             authorizing: Vec::new(),
+            popup: None,
             flows: Vec::new(),
             next_id: 0,
         }
     }
 
-    /// `loginWithRedirect`: the authorization request for `pending`, once the endpoints are known.
-    pub fn authorize(
-        &mut self,
-        ticket: Ticket,
-        pending: Pending,
-        challenge: String,
-        options: LoginOptions,
-        out: &mut Out,
-    ) {
-        self.authorizing.push(Authorize { ticket, pending, challenge, options });
+    /// `loginWithRedirect`, or with `popup` (its timeout in ms) `loginWithPopup`: the
+    /// authorization request for `pending`, once the endpoints are known.
+    pub fn authorize(&mut self, now: f64, auth: Authorization, out: &mut Out) {
+        let Authorization { ticket, login: pending, challenge, options, popup } = auth;
+        if let Some(timeout_ms) = popup {
+            // One popup at a time: a new one takes over the window of the last.
+            if let Some(old) = self.popup.take() {
+                self.authorizing.retain(|a| a.ticket != old.ticket);
+                out.answer(old.ticket, Answer::Failed(Error::PopupClosed));
+            }
+            let until = now + timeout_ms.max(0.0);
+            self.popup = Some(Popup { ticket, login: pending.clone(), until });
+        }
+        self.authorizing.push(Authorize { ticket, pending, challenge, options, popup: popup.is_some() });
         self.with_provider(out);
+    }
+
+    /// The popup handed back its callback URL.
+    pub fn popup_callback(&mut self, url: String, params: &[(String, String)], out: &mut Out) {
+        let Some(popup) = self.popup.take() else { return };
+        out.push(Effect::ClosePopup);
+        match oidc::check_callback(params, Some(&popup.login), self.issuer.as_deref()) {
+            Ok(Callback::Code(code)) => {
+                let step = Step::Discovering { code, pending: popup.login };
+                self.flows.push(Flow { url, waiting: vec![popup.ticket], step });
+                self.with_provider(out);
+            }
+            Err(e) => out.answer(popup.ticket, Answer::Failed(e)),
+        }
+    }
+
+    /// The popup window was closed: a sign-in still waiting for its callback fails.
+    pub fn popup_closed(&mut self, out: &mut Out) {
+        self.end_popup(Error::PopupClosed, out);
+    }
+
+    /// When the popup's sign-in times out.
+    pub fn popup_deadline(&self) -> Option<f64> {
+        self.popup.as_ref().map(|p| p.until)
+    }
+
+    /// The popup's sign-in timed out.
+    pub fn popup_timed_out(&mut self, out: &mut Out) {
+        self.end_popup(Error::PopupTimeout, out);
+        out.push(Effect::ClosePopup);
+    }
+
+    fn end_popup(&mut self, e: Error, out: &mut Out) {
+        let Some(popup) = self.popup.take() else { return };
+        self.authorizing.retain(|a| a.ticket != popup.ticket);
+        out.answer(popup.ticket, Answer::Failed(e));
+    }
+
+    /// The wall clock stepped back by `step` ms: the popup keeps its time.
+    pub fn shift(&mut self, step: f64) {
+        if let Some(p) = self.popup.as_mut() {
+            p.until -= step;
+        }
     }
 
     /// `handleRedirectCallback(url)`: `params` are its query parameters, `pending` the login in
@@ -150,6 +224,10 @@ impl SignIn {
             }
             Err(e) => {
                 for a in std::mem::take(&mut self.authorizing) {
+                    if a.popup {
+                        self.popup = None;
+                        out.push(Effect::ClosePopup);
+                    }
                     out.answer(a.ticket, Answer::Failed(e.clone()));
                 }
                 for flow in &mut self.flows {
@@ -180,7 +258,11 @@ impl SignIn {
             };
             let client = Client { id: &self.client_id, redirect_uri: &a.pending.redirect_uri, scope: &self.scope };
             let params = oidc::authorize_params(&client, &a.pending, &a.challenge, &a.options);
-            out.push(Effect::Navigate { ticket: a.ticket, url, params, login: Some(a.pending) });
+            if a.popup {
+                out.push(Effect::NavigatePopup { ticket: a.ticket, url, params });
+            } else {
+                out.push(Effect::Navigate { ticket: a.ticket, url, params, login: Some(a.pending) });
+            }
         }
         for flow in &mut self.flows {
             let Step::Discovering { code, pending } = &flow.step else { continue };
@@ -377,7 +459,13 @@ mod tests {
         let fx = m.handle(
             NOW,
             1.0,
-            Input::Authorize { ticket: 1, login: login(), challenge: "ch".into(), options: LoginOptions::default() },
+            Input::Authorize(Authorization {
+                ticket: 1,
+                login: login(),
+                challenge: "ch".into(),
+                options: LoginOptions::default(),
+                popup: None,
+            }),
         );
         assert!(fx.contains(&Effect::Discover), "{fx:?}");
         assert!(!fx.iter().any(|e| matches!(e, Effect::Navigate { .. })));
@@ -397,7 +485,13 @@ mod tests {
         let fx = m.handle(
             NOW,
             3.0,
-            Input::Authorize { ticket: 2, login: login(), challenge: "ch".into(), options: LoginOptions::default() },
+            Input::Authorize(Authorization {
+                ticket: 2,
+                login: login(),
+                challenge: "ch".into(),
+                options: LoginOptions::default(),
+                popup: None,
+            }),
         );
         assert!(!fx.contains(&Effect::Discover) && fx.iter().any(|e| matches!(e, Effect::Navigate { ticket: 2, .. })));
     }
@@ -408,7 +502,13 @@ mod tests {
         m.handle(
             NOW,
             1.0,
-            Input::Authorize { ticket: 1, login: login(), challenge: "ch".into(), options: LoginOptions::default() },
+            Input::Authorize(Authorization {
+                ticket: 1,
+                login: login(),
+                challenge: "ch".into(),
+                options: LoginOptions::default(),
+                popup: None,
+            }),
         );
         let e = Error::Discovery("issuer", "is missing");
         let fx = m.handle(NOW, 2.0, Input::Discovered(Err(e.clone())));
@@ -480,5 +580,65 @@ mod tests {
         let fx = m.handle(NOW, 1.0, callback(1, "https://app.example.com/cb?old", &"s".repeat(43), None));
         assert!(matches!(answers(&fx)[..], [(1, Answer::Failed(Error::InvalidState(_)))]), "{fx:?}");
         assert!(exchange_id(&fx).is_none() && !fx.contains(&Effect::Discover));
+    }
+
+    fn popup(ticket: Ticket, timeout_ms: f64) -> Input {
+        let auth = Authorization {
+            ticket,
+            login: login(),
+            challenge: "ch".into(),
+            options: LoginOptions::default(),
+            popup: Some(timeout_ms),
+        };
+        Input::Authorize(auth)
+    }
+
+    fn popup_callback(state: &str) -> Input {
+        let params = vec![("code".to_string(), "c".to_string()), ("state".to_string(), state.to_string())];
+        Input::PopupCallback { url: "https://app.example.com/cb?code=c".into(), params }
+    }
+
+    #[test]
+    fn a_popup_sign_in_keeps_its_login_in_memory_and_signs_in_from_the_popups_callback() {
+        let mut m = machine();
+        m.handle(NOW, 1.0, Input::Discovered(Ok(provider())));
+        let fx = m.handle(NOW, 2.0, popup(1, 60_000.0));
+        assert!(fx.iter().any(|e| matches!(e, Effect::NavigatePopup { ticket: 1, .. })), "{fx:?}");
+        assert!(fx.contains(&Effect::Timer(Some(NOW + 60_000.0))), "the timeout is armed: {fx:?}");
+        let fx = m.handle(NOW + 5_000.0, 3.0, popup_callback(&"s".repeat(43)));
+        assert!(fx.contains(&Effect::ClosePopup), "{fx:?}");
+        assert!(!fx.contains(&Effect::DiscardLogin), "nothing was stored: {fx:?}");
+        let id = exchange_id(&fx).expect("an exchange");
+        let fx = m.handle(
+            NOW + 5_100.0,
+            4.0,
+            Input::CodeReply { id, reply: tokens_reply(), id_claims: claims(&"n".repeat(43)) },
+        );
+        assert_eq!(answers(&fx), vec![(1, Answer::AppState(Some("{\"to\":\"/inbox\"}".into())))]);
+        assert!(m.tokens().is_some());
+        // The popup's deadline is gone with it.
+        let fx = m.handle(NOW + 61_000.0, 5.0, Input::Tick);
+        assert!(answers(&fx).is_empty(), "{fx:?}");
+    }
+
+    #[test]
+    fn a_popup_closed_timed_out_or_answering_another_state_fails_its_caller() {
+        let mut m = machine();
+        m.handle(NOW, 1.0, popup(1, 60_000.0));
+        let fx = m.handle(NOW + 10.0, 2.0, Input::PopupClosed);
+        assert_eq!(answers(&fx), vec![(1, Answer::Failed(Error::PopupClosed))]);
+        // Discovery answering late navigates nothing.
+        let fx = m.handle(NOW + 20.0, 3.0, Input::Discovered(Ok(provider())));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::NavigatePopup { .. })), "{fx:?}");
+
+        m.handle(NOW + 30.0, 4.0, popup(2, 60_000.0));
+        let fx = m.handle(NOW + 60_030.0, 5.0, Input::Tick);
+        assert_eq!(answers(&fx), vec![(2, Answer::Failed(Error::PopupTimeout))]);
+        assert!(fx.contains(&Effect::ClosePopup));
+
+        m.handle(NOW + 60_040.0, 6.0, popup(3, 60_000.0));
+        let fx = m.handle(NOW + 60_050.0, 7.0, popup_callback(&"x".repeat(43)));
+        assert!(matches!(answers(&fx)[..], [(3, Answer::Failed(Error::InvalidState(_)))]), "{fx:?}");
+        assert!(exchange_id(&fx).is_none() && m.tokens().is_none());
     }
 }
