@@ -19,6 +19,12 @@
 //! - `scenarios`: the named tests; `schedules`: the random seeds; `saboteurs`: planted bugs
 //!   that the invariants must catch.
 //!
+//! A new behaviour enters with its scenario: a test in `scenarios.rs` (or a file of its own
+//! beside it, declared below) that drives tabs through the app (`w.login`, `w.fetch`,
+//! `w.act(Act::...)`) or hands a tab's machine inputs directly (`w.call(t, Call::..., |ticket|
+//! Input::...)`, `w.deliver(t, input)`); a new model server or browser part gets its own file,
+//! and a new invariant a place in the one pass.
+//!
 //! Every map is a `BTreeMap`: a seed replays step for step. A failure prints the invariant it
 //! broke, its seed, the setup and the trace's tail (`SIM_TAIL` lines, 80), and the command that
 //! replays it: `SIM_SEED=<seed> cargo test --test sim replay -- --ignored --nocapture`
