@@ -1,0 +1,191 @@
+//! The app and its user: callers of `session.fetch`, `refresh()`, `logout()` and sign-in,
+//! each waiting on a ticket until the machine answers it; the user's activity; and the random
+//! schedule of all of these.
+
+use wasm_session::core::machine::{Answer, Input, Ticket};
+use wasm_session::core::policy;
+use wasm_session::core::token::{TokenResponse, TokenSet};
+use wasm_session::core::Field;
+
+use crate::auth_server::response;
+use crate::invariants::Fact;
+use crate::world::{Act, Ev, World};
+
+/// A caller waiting for an answer, and since when.
+#[derive(Clone, Debug)]
+pub enum Call {
+    Fetch {
+        since: f64,
+    },
+    /// The same request, sent with a token, waiting for the API (a 401 may come back).
+    Retry {
+        since: f64,
+    },
+    Refresh {
+        since: f64,
+    },
+    Logout {
+        since: f64,
+    },
+    SignIn,
+}
+
+impl World {
+    /// A new caller of tab `t`.
+    pub fn ticket(&mut self, t: usize, call: Call) -> Ticket {
+        let tab = &mut self.tabs[t];
+        tab.next_ticket += 1;
+        tab.calls.insert(tab.next_ticket, call);
+        tab.next_ticket
+    }
+
+    /// A caller of tab `t` hands its input to the machine: `input` gets the caller's ticket.
+    /// Scenarios drive a tab this way (`w.call(0, Call::Logout { since: w.now }, |ticket|
+    /// Input::Logout { ticket })`).
+    pub fn call(&mut self, t: usize, call: Call, input: impl FnOnce(Ticket) -> Input) -> Ticket {
+        let ticket = self.ticket(t, call);
+        self.deliver(t, input(ticket));
+        ticket
+    }
+
+    /// The machine answers caller `ticket`.
+    pub fn answered(&mut self, t: usize, ticket: Ticket, answer: Answer) {
+        let Some(call) = self.tabs[t].calls.remove(&ticket) else {
+            return self.facts.push(Fact::UnknownTicket { tab: t, ticket });
+        };
+        match (call, answer) {
+            (Call::Fetch { .. } | Call::Retry { .. }, Answer::Token { token, seq }) => {
+                let expires_at =
+                    self.tabs[t].machine.tokens().filter(|s| s.access_token == token).map(|s| s.expires_at);
+                self.facts.push(Fact::TokenHandedOut { tab: t, token: token.clone(), expires_at, wall: self.wall() });
+                let next = self.ticket(t, Call::Retry { since: self.now });
+                let d = self.rng.range(2.0, 30.0);
+                self.at(d, Ev::Api(t, next, Some(format!("{token} {seq}"))));
+            }
+            (Call::Fetch { .. }, Answer::NoToken) => {}
+            (Call::Retry { .. }, Answer::NoToken) => self.stats.api_401_to_app += 1,
+            (Call::Fetch { .. } | Call::Retry { .. }, Answer::Failed(_)) => self.stats.fetch_errors += 1,
+            (Call::Refresh { .. } | Call::Logout { .. } | Call::SignIn, Answer::Done | Answer::Failed(_)) => {}
+            (call, answer) => self.facts.push(Fact::WrongAnswer { tab: t, call, answer }),
+        }
+    }
+
+    /// The request reaches the API with `token` and its set's counter.
+    pub fn api(&mut self, t: usize, ticket: Ticket, carried: Option<String>) {
+        // The retry ticket was created with the request; it is answered here or handed on.
+        let Some(carried) = carried else { return };
+        let (token, seq) = carried.split_once(' ').expect("token and counter");
+        let seq: u64 = seq.parse().expect("counter");
+        if self.cookie_mode() {
+            self.api_with_cookie(t, ticket, token, seq)
+        } else {
+            self.api_with_token(t, ticket, token, seq)
+        }
+    }
+
+    /// The user signs in in tab `t` (a new family, or a new cookie session).
+    pub fn login(&mut self, t: usize) {
+        self.stats.logins += 1;
+        self.last_activity = self.now;
+        let family = self.serial();
+        if self.cookie_mode() {
+            let tokens = self.start_cookie_session(family);
+            let ticket = self.ticket(t, Call::SignIn);
+            return self.deliver(t, Input::SignIn { tokens, ticket: Some(ticket) });
+        }
+        let (at, rt) = self.issue(family);
+        // An OpenID Connect sign-in brings an ID token; the model server's refreshes do not.
+        let r = TokenResponse {
+            id_token: Field::Valid(format!("id-{family}")),
+            ..response(&at, Some(&rt), self.setup.ttl_s)
+        };
+        let tokens = TokenSet::from_response(r, None, self.wall(), None, None).expect("valid login response");
+        let ticket = self.ticket(t, Call::SignIn);
+        self.deliver(t, Input::SignIn { tokens, ticket: Some(ticket) });
+    }
+
+    /// The app calls `session.fetch(url)`: only the page's own origin gets a token, by the
+    /// rule the driver uses.
+    pub fn fetch_url(&mut self, t: usize, url: &str) {
+        if policy::url_in_origins(url, &["https://app.example".to_string()]) {
+            let ticket = self.ticket(t, Call::Fetch { since: self.now });
+            self.deliver(t, Input::TokenWanted { ticket });
+        } else {
+            self.stats.foreign_requests += 1;
+        }
+    }
+
+    pub fn fetch(&mut self, t: usize) {
+        self.fetch_url(t, "https://app.example/api/me");
+    }
+
+    /// The user does one thing in tab `t` (named scenarios; random runs use `Act::Activity`).
+    pub fn touch(&mut self, t: usize) {
+        self.last_activity = self.now;
+        self.deliver(t, Input::Activity);
+    }
+
+    // ---- the acts -------------------------------------------------------------------------------
+
+    pub(crate) fn user_activity(&mut self, t: usize) {
+        if self.live(t) && !self.tabs[t].frozen {
+            self.last_activity = self.now;
+            self.deliver(t, Input::Activity);
+        }
+        // The user moves on, to any tab.
+        let next = self.rng.below(self.tabs.len());
+        let d = self.rng.range(0.2, 1.8) * self.setup.activity_every_ms;
+        self.at(d, Ev::Act(Act::Activity(next)));
+    }
+
+    pub(crate) fn app_fetch(&mut self, t: usize) {
+        if self.live(t) && !self.tabs[t].frozen {
+            let foreign = self.rng.chance(0.2);
+            let url = if foreign { "https://app.example.evil.com/x" } else { "https://app.example/api/me" };
+            self.fetch_url(t, url);
+        }
+        if self.live(t) {
+            let d = self.rng.range(0.2, 1.8) * self.setup.fetch_every_ms;
+            self.at(d, Ev::Act(Act::Fetch(t)));
+        }
+    }
+
+    pub(crate) fn app_login(&mut self, t: usize) {
+        if self.live(t) && !self.tabs[t].frozen && self.tabs[t].machine.tokens().is_none() {
+            self.login(t);
+        }
+    }
+
+    pub(crate) fn app_logout(&mut self, t: usize) {
+        if self.live(t) && !self.tabs[t].frozen {
+            self.call(t, Call::Logout { since: self.now }, |ticket| Input::Logout { ticket });
+        }
+    }
+
+    /// `refresh()`: the server counts it as asked for (not a refresh too soon).
+    pub(crate) fn app_refresh(&mut self, t: usize) {
+        if self.live(t) && !self.tabs[t].frozen {
+            let family = self.tabs[t].machine.tokens().and_then(|s| self.family_of_token(&s.access_token));
+            if let Some(i) = family.and_then(|f| self.server.issued.get_mut(&f)) {
+                i.1 = true;
+            }
+            self.call(t, Call::Refresh { since: self.now }, |ticket| Input::Refresh { ticket });
+        }
+    }
+
+    /// The random schedule: each tab's fetches, a first sign-in, the user, and chaos.
+    pub fn schedule_random(&mut self) {
+        for t in 0..self.tabs.len() {
+            let d = self.rng.range(0.0, self.setup.fetch_every_ms);
+            self.at(d, Ev::Act(Act::Fetch(t)));
+        }
+        let d = self.rng.range(0.0, 200.0);
+        self.at(d, Ev::Act(Act::Login(0)));
+        let d = self.rng.range(0.0, self.setup.activity_every_ms);
+        self.at(d, Ev::Act(Act::Activity(0)));
+        if self.setup.chaos {
+            let d = self.rng.range(1_000.0, 10_000.0);
+            self.at(d, Ev::Act(Act::Chaos));
+        }
+    }
+}
