@@ -1,7 +1,7 @@
 //! The session core: every decision, no I/O. No wasm-bindgen, no web-sys, no async and no
 //! clock reads: time and outside values come in as inputs, and what to do goes out as
 //! effects ([`machine::Machine::handle`]). Everything here runs in `cargo test` on the host
-//! and in the deterministic multi-tab simulation (`tests/sim.rs`).
+//! and in the deterministic multi-tab simulation (`tests/sim/`).
 
 pub mod config;
 pub mod error;

@@ -28,6 +28,20 @@ pub enum Call {
         since: f64,
     },
     SignIn,
+    /// `loginWithRedirect`.
+    Authorize {
+        since: f64,
+    },
+    /// `loginWithPopup`, with the app state it passed.
+    Popup {
+        since: f64,
+        app_state: Option<String>,
+    },
+    /// `handleRedirectCallback`, with the app state of the login this page kept (if any).
+    Callback {
+        since: f64,
+        app_state: Option<String>,
+    },
 }
 
 impl World {
@@ -66,6 +80,18 @@ impl World {
             (Call::Retry { .. }, Answer::NoToken) => self.stats.api_401_to_app += 1,
             (Call::Fetch { .. } | Call::Retry { .. }, Answer::Failed(_)) => self.stats.fetch_errors += 1,
             (Call::Refresh { .. } | Call::Logout { .. } | Call::SignIn, Answer::Done | Answer::Failed(_)) => {}
+            (Call::Authorize { .. }, Answer::Done | Answer::Failed(_)) => {}
+            (Call::Popup { .. } | Call::Callback { .. }, Answer::Failed(_)) => {}
+            (Call::Popup { app_state, .. } | Call::Callback { app_state, .. }, Answer::AppState(got))
+                if app_state.is_none() || app_state == got =>
+            {
+                // Signing in is activity, as the machine counts it: when it completes.
+                self.last_activity = self.now;
+                // Answered as signed in: the tab holds the new session.
+                if self.tabs[t].machine.tokens().is_none() {
+                    self.facts.push(Fact::SignInLost { tab: t });
+                }
+            }
             (call, answer) => self.facts.push(Fact::WrongAnswer { tab: t, call, answer }),
         }
     }
@@ -85,6 +111,9 @@ impl World {
 
     /// The user signs in in tab `t` (a new family, or a new cookie session).
     pub fn login(&mut self, t: usize) {
+        if self.setup.oidc {
+            return self.oidc_login(t);
+        }
         self.stats.logins += 1;
         self.last_activity = self.now;
         let family = self.serial();
@@ -173,12 +202,17 @@ impl World {
         }
     }
 
-    /// The random schedule: each tab's fetches, a first sign-in, the user, and chaos.
-    pub fn schedule_random(&mut self) {
+    /// Each tab's fetches, from now on.
+    pub fn schedule_random_fetches(&mut self) {
         for t in 0..self.tabs.len() {
             let d = self.rng.range(0.0, self.setup.fetch_every_ms);
             self.at(d, Ev::Act(Act::Fetch(t)));
         }
+    }
+
+    /// The random schedule: each tab's fetches, a first sign-in, the user, and chaos.
+    pub fn schedule_random(&mut self) {
+        self.schedule_random_fetches();
         let d = self.rng.range(0.0, 200.0);
         self.at(d, Ev::Act(Act::Login(0)));
         let d = self.rng.range(0.0, self.setup.activity_every_ms);

@@ -45,6 +45,10 @@ pub enum Invariant {
     AnswersFitCallers,
     /// Memory mode writes nothing to storage.
     MemoryModeStoresNothing,
+    /// An authorization code is exchanged once, however often its callback is handled.
+    CodeExchangedOnce,
+    /// A sign-in answered as done leaves its tab signed in.
+    SignInSignsIn,
 }
 
 /// Something that happened during a step, recorded for the pass to judge.
@@ -101,6 +105,15 @@ pub enum Fact {
         answer: Answer,
     },
     StoredInMemoryMode {
+        tab: usize,
+    },
+    /// The provider saw an exchanged code again.
+    CodeExchangedAgain {
+        tab: usize,
+        code: String,
+    },
+    /// A sign-in answered the app with its app state while the tab held no session.
+    SignInLost {
         tab: usize,
     },
 }
@@ -195,6 +208,12 @@ impl Invariants {
                 }
                 Fact::WrongAnswer { tab, call, answer } => {
                     return broken(AnswersFitCallers, format!("tab {tab}: {answer:?} does not answer {call:?}"));
+                }
+                Fact::CodeExchangedAgain { tab, code } => {
+                    return broken(CodeExchangedOnce, format!("tab {tab} exchanged {code} again"));
+                }
+                Fact::SignInLost { tab } => {
+                    return broken(SignInSignsIn, format!("tab {tab} answered a sign-in without a session"));
                 }
                 Fact::StoredInMemoryMode { tab } => {
                     return broken(MemoryModeStoresNothing, format!("tab {tab} wrote storage in memory mode"));
@@ -293,7 +312,10 @@ impl Invariants {
                     Call::Fetch { since }
                     | Call::Retry { since }
                     | Call::Refresh { since }
-                    | Call::Logout { since } => *since,
+                    | Call::Logout { since }
+                    | Call::Authorize { since }
+                    | Call::Callback { since, .. }
+                    | Call::Popup { since, .. } => *since,
                     Call::SignIn => continue,
                 };
                 if now > since.max(tab.thawed_at) + bound {

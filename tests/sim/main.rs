@@ -13,6 +13,7 @@
 //! - `tab`: a tab around its machine; inputs in, effects routed out;
 //! - `browser`: BroadcastChannel, Web Locks, storage and storage events, cookie jar, network;
 //! - `auth_server`, `cookie_server`: the model servers (and the API each guards);
+//! - `provider`: the model OpenID Provider, and the pages and popups of a sign-in;
 //! - `app`: the app's callers (fetch, refresh, logout, sign-in) and the user's activity;
 //! - `chaos`: tabs opening, closing, freezing; sleep, clock steps, offline spells;
 //! - `invariants`: the one pass, run after every step;
@@ -40,6 +41,7 @@ mod browser;
 mod chaos;
 mod cookie_server;
 mod invariants;
+mod provider;
 mod saboteurs;
 mod scenarios;
 mod schedules;

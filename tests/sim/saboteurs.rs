@@ -28,14 +28,17 @@ pub enum Saboteur {
     ReplaysOlderTokensAsNewer,
     /// A tab loses its answers to `refresh()` callers: their promise never settles.
     LosesRefreshAnswers,
+    /// A tab sends each code exchange twice (a callback handled twice without sharing).
+    ExchangesCodesTwice,
 }
 
 impl Saboteur {
-    pub const ALL: [Saboteur; 4] = [
+    pub const ALL: [Saboteur; 5] = [
         Saboteur::DropsLogoutMessages,
         Saboteur::RefreshesWithoutLock,
         Saboteur::ReplaysOlderTokensAsNewer,
         Saboteur::LosesRefreshAnswers,
+        Saboteur::ExchangesCodesTwice,
     ];
 
     /// The name `SIM_SABOTEUR` takes.
@@ -45,6 +48,7 @@ impl Saboteur {
             Saboteur::RefreshesWithoutLock => "refreshes_without_lock",
             Saboteur::ReplaysOlderTokensAsNewer => "replays_older_tokens_as_newer",
             Saboteur::LosesRefreshAnswers => "loses_refresh_answers",
+            Saboteur::ExchangesCodesTwice => "exchanges_codes_twice",
         }
     }
 
@@ -107,6 +111,10 @@ impl World {
                 self.log(format!("tab {t} loses {answer:?} to caller {ticket} (planted bug)"));
                 Vec::new()
             }
+            (Some(Saboteur::ExchangesCodesTwice), e @ Effect::ExchangeCode { .. }) => {
+                self.log(format!("tab {t} sends the exchange twice (planted bug)"));
+                vec![e.clone(), e]
+            }
             (_, effect) => vec![effect],
         }
     }
@@ -150,6 +158,11 @@ fn saboteur_an_older_token_set_accepted_as_newer_is_caught() {
         50,
         &[Invariant::TokensOnlyMoveForward, Invariant::RefreshTokenUsedOnce],
     );
+}
+
+#[test]
+fn saboteur_a_code_exchanged_twice_is_caught() {
+    caught(Saboteur::ExchangesCodesTwice, 50, &[Invariant::CodeExchangedOnce]);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use wasm_session::core::token::TokenSet;
 use crate::app::Call;
 use crate::auth_server::{response, Fault};
 use crate::browser::MSG_DELAY_MAX;
+use crate::provider::oidc_mode;
 use crate::setup::{cookie_mode, Setup};
 use crate::world::{Act, World, EPOCH};
 
@@ -444,5 +445,48 @@ fn oidc_the_sign_ins_id_token_outlives_refreshes_in_every_tab_and_new_tabs() {
             let id = w.tabs[tab].machine.tokens().and_then(|s| s.id_token.clone());
             assert_eq!(id.as_deref(), Some("id-1"), "{storage:?}: tab {tab}");
         }
+    }
+}
+
+#[test]
+fn oidc_a_sign_in_survives_a_failed_discovery_a_doubled_callback_and_a_replay_in_every_tab() {
+    for storage in [StorageMode::Memory, StorageMode::Session, StorageMode::Local] {
+        let mut w = world(3, storage, |s| {
+            oidc_mode(s);
+            s.ttl_s = 5.0;
+            s.fetch_every_ms = 200.0;
+        });
+        w.schedule_random_fetches();
+        // Discovery fails once: loginWithRedirect fails, nothing navigates.
+        w.provider.fail_discovery = 1;
+        w.sign_in_with(0, false);
+        w.run_for(500.0);
+        assert!(w.live(0) && w.tabs[0].machine.tokens().is_none(), "{storage:?}: the failed sign-in stays put");
+        // The next call discovers again and goes to the provider and back.
+        w.sign_in_with(0, false);
+        w.run_for(4_000.0);
+        assert!(!w.live(0), "{storage:?}: the page left for the provider");
+        let back = w.tabs.len() - 1;
+        assert_eq!(w.provider.exchanges, 1, "{storage:?}");
+        assert!(signed_in_everywhere(&w), "{storage:?}: every tab adopts the sign-in");
+        // The app handles the same callback again (a component mounted twice): no new exchange.
+        let url = w.provider.last_callback.clone().expect("a callback");
+        w.handle_callback(back, &url);
+        // The URL loaded again in a new page: no login in progress there, refused.
+        let replay = w.open_tab();
+        w.handle_callback(replay, &url);
+        w.run_for(3_000.0);
+        dump(&w);
+        assert_eq!(w.provider.exchanges, 1, "{storage:?}: one exchange per code");
+        assert!(signed_in_everywhere(&w), "{storage:?}");
+        // Logout, then a popup sign-in from another tab.
+        w.app_logout(1);
+        w.run_for(500.0);
+        assert!(w.tabs.iter().all(|t| !t.alive || t.machine.tokens().is_none()), "{storage:?}");
+        w.sign_in_with(1, true);
+        w.run_for(4_000.0);
+        assert_eq!(w.provider.exchanges, 2, "{storage:?}");
+        assert!(signed_in_everywhere(&w), "{storage:?}: the popup's sign-in reaches every tab");
+        assert!(w.stats.refreshes >= 1, "{storage:?}: refreshes go on after the sign-in");
     }
 }

@@ -28,6 +28,8 @@ pub struct Setup {
     pub csrf_rotates: bool,
     /// A planted bug in every tab (off in normal runs): the suite asserts it is caught.
     pub saboteur: Option<Saboteur>,
+    /// Sign in with OpenID Connect (see `provider.rs`) instead of a direct token response.
+    pub oidc: bool,
 }
 
 impl Setup {
@@ -52,6 +54,7 @@ impl Setup {
             duration_ms: 120_000.0,
             csrf_rotates: true,
             saboteur: None,
+            oidc: false,
         }
     }
 }
@@ -106,6 +109,8 @@ pub fn random_setup(rng: &mut Rng) -> Setup {
     if rng.chance(0.2) {
         cookie_mode(&mut s);
         s.csrf_rotates = rng.chance(0.5);
+    } else if rng.chance(0.3) {
+        crate::provider::oidc_mode(&mut s);
     }
     s.duration_ms = rng.range(30_000.0, 600_000.0);
     s

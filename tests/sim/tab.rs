@@ -34,6 +34,8 @@ pub struct Tab {
     /// The one timer: an `Ev::Timer` of an older generation was replaced.
     pub timer_gen: u64,
     pub session_store: Option<String>,
+    /// The OpenID Connect login kept in this tab's sessionStorage across the redirect.
+    pub oidc_login: Option<wasm_session::core::oidc::Pending>,
     /// The app's callers waiting for an answer, by ticket.
     pub calls: BTreeMap<Ticket, Call>,
     pub next_ticket: Ticket,
@@ -58,6 +60,7 @@ impl World {
             thawed_at: self.now,
             timer_gen: 0,
             session_store: None,
+            oidc_login: None,
             calls: BTreeMap::new(),
             next_ticket: 0,
             requests: BTreeMap::new(),
@@ -151,6 +154,12 @@ impl World {
             }
             Effect::AcquireLock { id, steal } => self.acquire(t, id, steal),
             Effect::ReleaseLock { id } => self.release(t, id),
+            Effect::Discover => self.discover(t),
+            Effect::Navigate { ticket, params, login, .. } => self.navigate(t, ticket, params, login),
+            Effect::NavigatePopup { params, .. } => self.navigate_popup(t, params),
+            Effect::ClosePopup | Effect::CleanAddressBar { .. } => {}
+            Effect::DiscardLogin => self.tabs[t].oidc_login = None,
+            Effect::ExchangeCode { id, form, .. } => self.exchange(t, id, &form),
         }
     }
 

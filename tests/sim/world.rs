@@ -11,6 +11,7 @@ use crate::auth_server::{AuthServer, Fault};
 use crate::browser::Browser;
 use crate::cookie_server::CookieServer;
 use crate::invariants::{Fact, Invariant, Invariants};
+use crate::provider::ProviderModel;
 use crate::saboteurs::Planted;
 use crate::setup::Setup;
 use crate::tab::Tab;
@@ -87,6 +88,12 @@ pub enum Act {
     ClockBack(f64),
     Offline(f64),
     Online,
+    /// The browser tab comes back from the provider with a callback URL (and the
+    /// sessionStorage of the page that left, if any).
+    Return {
+        url: String,
+        kept: Option<Box<wasm_session::core::oidc::Pending>>,
+    },
     Chaos,
 }
 
@@ -155,6 +162,7 @@ pub struct World {
     pub browser: Browser,
     pub server: AuthServer,
     pub cookie_server: CookieServer,
+    pub provider: ProviderModel,
     pub trace: Vec<String>,
     pub stats: Stats,
     pub sleeping: bool,
@@ -190,6 +198,7 @@ impl World {
             browser: Browser::default(),
             server: AuthServer::default(),
             cookie_server: CookieServer::default(),
+            provider: ProviderModel::default(),
             trace: Vec::new(),
             stats: Stats::default(),
             sleeping: false,
@@ -251,6 +260,7 @@ impl World {
             Act::Offline(ms) => self.offline(ms),
             Act::Online => self.back_online(),
             Act::Chaos => self.chaos(),
+            Act::Return { url, kept } => self.callback_page(url, kept.map(|k| *k)),
         }
     }
 
