@@ -1,16 +1,112 @@
 //! The options table in `src/core/config.rs` is the one place where an option is written.
-//! This test holds the two copies users read against it: the README's option table (type with
-//! bounds, default, meaning, word for word) and the TypeScript config types in
-//! `src/web/session.rs` (every option declared with its type; a default, where one is stated,
-//! the table's). A failure prints what the README or the TypeScript should say.
+//! These tests hold the validation to it (defaults, choices, bounds, the unknown-key message)
+//! and the two copies users read: the README's option table (type with bounds, default,
+//! meaning, word for word) and the TypeScript config types in `src/web/session.rs` (every
+//! option declared with its type; a default, where one is stated, the table's). A failure
+//! prints what the README or the TypeScript should say.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use wasm_session::core::config::{IfAbsent, Kind, Millis, Row, TABLE};
+use serde_json::{json, Value};
+use wasm_session::core::config::{opt, Config, IfAbsent, Kind, Millis, Mode, Row, StorageMode, OPTIONS, TABLE};
+use wasm_session::core::error::Error;
 
 const README: &str = include_str!("../README.md");
 const SESSION_RS: &str = include_str!("../src/web/session.rs");
+
+/// What `new Session(config)` makes of a JSON config.
+fn parse(v: Value) -> Result<Config, Error> {
+    let keys: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    Config::from_raw(&keys, serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The JSON for an option's default, if it has one.
+fn default_json(kind: Kind) -> Option<Value> {
+    match kind {
+        Kind::Text(t) => match t.default {
+            IfAbsent::Value(v) => Some(json!(v)),
+            IfAbsent::Required(_) | IfAbsent::Unset | IfAbsent::Derived(_) => None,
+        },
+        Kind::OneOf(o) => Some(json!(o.default)),
+        Kind::List(_) => Some(json!([])),
+        Kind::Millis(m) => match m.default {
+            IfAbsent::Value(v) => Some(json!(v)),
+            IfAbsent::Required(_) | IfAbsent::Unset | IfAbsent::Derived(_) => None,
+        },
+        Kind::Flag(f) => Some(json!(f.default)),
+    }
+}
+
+#[test]
+fn each_documented_default_is_what_leaving_the_option_out_gives() {
+    // An OpenID Connect base, where every option with a default may be given.
+    let base = json!({ "issuer": "https://id.example.com", "clientId": "spa" });
+    let left_out = parse(base.clone());
+    assert!(left_out.is_ok(), "{left_out:?}");
+    let mut checked = 0;
+    for row in TABLE {
+        let Some(v) = default_json(row.kind) else { continue };
+        let mut given = base.clone();
+        given[row.name] = v;
+        assert_eq!(parse(given), left_out, "{}: its documented default is not the default", row.name);
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} defaults checked");
+}
+
+#[test]
+fn choices_are_the_enums_spellings_and_a_wrong_one_is_told_them_all() {
+    let modes = [Mode::Token, Mode::Cookie].map(Mode::as_str);
+    let storages = [StorageMode::Memory, StorageMode::Session, StorageMode::Local].map(StorageMode::as_str);
+    assert_eq!((opt::mode.kind.values, opt::storage.kind.values), (&modes[..], &storages[..]));
+    for o in [opt::mode, opt::storage] {
+        for v in o.kind.values {
+            let mut config = if *v == "cookie" { json!({ "sessionUrl": "/s" }) } else { json!({ "tokenUrl": "/t" }) };
+            config[o.name] = json!(v);
+            assert!(parse(config).is_ok(), "{}: {v}", o.name);
+        }
+        match parse(json!({ "tokenUrl": "/t", o.name: "other" })) {
+            Err(Error::Config(field, why)) => {
+                assert_eq!(field, o.name);
+                assert!(o.kind.values.iter().all(|v| why.contains(&format!("\"{v}\""))), "{why}");
+            }
+            r => panic!("{}: {r:?}", o.name),
+        }
+    }
+}
+
+#[test]
+fn numbers_are_refused_outside_the_tables_bounds_only() {
+    let out_of_range = |r: Result<Config, Error>, name: &str| matches!(r, Err(Error::Config(f, why)) if f == name && why.contains("out of range"));
+    let mut checked = 0;
+    for row in TABLE {
+        let Kind::Millis(m) = row.kind else { continue };
+        // With the longest idle timeout, so that an idle warning may be given alone.
+        let with = |n: f64| parse(json!({ "tokenUrl": "/t", "idleTimeoutMs": 30.0 * 86_400_000.0, row.name: n }));
+        for n in [m.min, m.max] {
+            assert!(!out_of_range(with(n), row.name), "{} {n}", row.name);
+        }
+        for n in [m.min - 1.0, m.max + 1.0] {
+            assert!(out_of_range(with(n), row.name), "{} {n}", row.name);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 9, "only {checked} numbers checked");
+}
+
+#[test]
+fn an_unknown_key_is_named_with_every_option() {
+    match parse(json!({ "tokenUrl": "/t", "tokenUrI": "/t" })) {
+        Err(Error::Config(field, why)) => {
+            assert_eq!(field, "tokenUrI");
+            let listed = why.strip_prefix("is not an option (options: ").and_then(|l| l.strip_suffix(')'));
+            assert_eq!(listed.map(|l| l.split(", ").collect::<Vec<_>>()), Some(OPTIONS.to_vec()));
+            assert!(OPTIONS.iter().eq(TABLE.iter().map(|r| &r.name)));
+        }
+        r => panic!("{r:?}"),
+    }
+}
 
 /// Milliseconds as the README writes bounds: `100 ms`, `10 min`, `30 days`.
 fn human_ms(ms: f64) -> String {
@@ -111,11 +207,18 @@ fn the_readme_option_table_is_the_table() {
     assert_eq!(readme_rows().len(), TABLE.len());
 }
 
-/// A property of a config interface: its type and its JSDoc.
+/// A property of a config interface: where, which option, its type and its JSDoc.
 struct Declared {
     interface: String,
+    option: String,
     ty: String,
     doc: String,
+}
+
+/// An interface: what it extends and what it declares.
+struct Interface {
+    extends: String,
+    props: Vec<Declared>,
 }
 
 /// The TypeScript of the `typescript_custom_section`.
@@ -126,12 +229,11 @@ fn typescript() -> &'static str {
     &rest[..rest.find("\"#;").unwrap_or(rest.len())]
 }
 
-/// Type aliases (`export type A = ...;`, one line each) and interfaces with their `extends`
-/// clause and properties.
-fn parse_typescript(ts: &str) -> (BTreeMap<String, String>, BTreeMap<String, (String, Vec<(String, Declared)>)>) {
+/// Type aliases (`export type A = ...;`, one line each) and interfaces, by name.
+fn parse_typescript(ts: &str) -> (BTreeMap<String, String>, BTreeMap<String, Interface>) {
     let mut aliases = BTreeMap::new();
     let mut interfaces = BTreeMap::new();
-    let mut open: Option<(String, String, Vec<(String, Declared)>)> = None;
+    let mut open: Option<(String, Interface)> = None;
     let mut doc = String::new();
     let mut in_doc = false;
     for line in ts.lines().map(str::trim) {
@@ -142,11 +244,11 @@ fn parse_typescript(ts: &str) -> (BTreeMap<String, String>, BTreeMap<String, (St
         } else if let Some(head) = line.strip_prefix("export interface ").or_else(|| line.strip_prefix("interface ")) {
             let head = head.trim_end_matches('{').trim();
             let (name, extends) = head.split_once(" extends ").unwrap_or((head, ""));
-            open = Some((name.to_string(), extends.to_string(), Vec::new()));
+            open = Some((name.to_string(), Interface { extends: extends.to_string(), props: Vec::new() }));
             doc.clear();
         } else if line == "}" {
-            if let Some((name, extends, props)) = open.take() {
-                interfaces.insert(name, (extends, props));
+            if let Some((name, interface)) = open.take() {
+                interfaces.insert(name, interface);
             }
         } else if line.starts_with("/**") || in_doc {
             if line.starts_with("/**") {
@@ -155,17 +257,16 @@ fn parse_typescript(ts: &str) -> (BTreeMap<String, String>, BTreeMap<String, (St
             doc.push_str(line.trim_start_matches("/**").trim_end_matches("*/").trim_start_matches('*'));
             doc.push(' ');
             in_doc = !line.ends_with("*/");
-        } else if let Some((_, _, props)) = open.as_mut() {
-            if let Some((name, ty)) = line.trim_end_matches(';').split_once(": ") {
-                let declared = Declared { interface: String::new(), ty: ty.to_string(), doc: doc.trim().to_string() };
-                props.push((name.trim_end_matches('?').to_string(), declared));
+        } else if let Some((interface, Interface { props, .. })) = open.as_mut() {
+            if let Some((option, ty)) = line.trim_end_matches(';').split_once(": ") {
+                props.push(Declared {
+                    interface: interface.clone(),
+                    option: option.trim_end_matches('?').to_string(),
+                    ty: ty.to_string(),
+                    doc: doc.trim().to_string(),
+                });
             }
             doc.clear();
-        }
-    }
-    for (name, (_, props)) in interfaces.iter_mut() {
-        for (_, d) in props.iter_mut() {
-            d.interface = name.clone();
         }
     }
     (aliases, interfaces)
@@ -182,12 +283,12 @@ fn config_declarations() -> (BTreeMap<String, String>, BTreeMap<String, Vec<Decl
         if !seen.insert(name.clone()) {
             continue;
         }
-        let (extends, props) = interfaces.remove(&name).unwrap_or_else(|| panic!("no interface {name}"));
+        let Interface { extends, props } = interfaces.remove(&name).unwrap_or_else(|| panic!("no interface {name}"));
         // `extends Omit<CommonConfig, "a" | "b">`: the interfaces named in the clause.
         let words = extends.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty() && *w != "Omit");
         todo.extend(words.filter(|w| !extends.contains(&format!("\"{w}\""))).map(str::to_string));
-        for (option, declared) in props {
-            by_option.entry(option).or_default().push(declared);
+        for declared in props {
+            by_option.entry(declared.option.clone()).or_default().push(declared);
         }
     }
     (aliases, by_option)

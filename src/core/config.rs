@@ -8,10 +8,13 @@
 //! resolution against the page happens in the browser driver, with the transport rule from
 //! here ([`check_transport`]).
 
-use serde::Deserialize;
-
 use super::error::Error;
 use super::Field;
+
+#[macro_use]
+mod kinds;
+
+pub use kinds::{Flag, IfAbsent, Kind, List, Millis, OneOf, Opt, OptionKind, Row, Text};
 use IfAbsent::{Derived, Required, Unset, Value};
 
 /// Where the session is kept between page loads.
@@ -53,163 +56,6 @@ impl Mode {
             Mode::Cookie => "cookie",
         }
     }
-}
-
-/// What an option is when the config leaves it out.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum IfAbsent<T> {
-    /// This value.
-    Value(T),
-    /// Nothing, and the config is refused without it; the text says when ("" for always).
-    Required(&'static str),
-    /// Nothing: what the option turns on stays off.
-    Unset,
-    /// Found at run time, as the text says (from discovery, from the page).
-    Derived(&'static str),
-}
-
-impl<T: Copy> IfAbsent<T> {
-    /// The default value. Called in `const` blocks only, so that asking an option without
-    /// one for its default fails the build rather than a page.
-    const fn value(self) -> T {
-        match self {
-            Value(v) => v,
-            Required(_) | Unset | Derived(_) => panic!("this option has no default value"),
-        }
-    }
-}
-
-/// A string: a URL, a name, an id. Blank or longer than 2048 characters is refused.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Text {
-    /// When left out.
-    pub default: IfAbsent<&'static str>,
-}
-
-/// One of a few strings.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OneOf {
-    /// The strings accepted.
-    pub values: &'static [&'static str],
-    /// When left out.
-    pub default: &'static str,
-}
-
-/// An array of strings, empty when left out.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct List;
-
-/// A number of milliseconds, from `min` to `max`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Millis {
-    /// The smallest accepted.
-    pub min: f64,
-    /// The largest accepted.
-    pub max: f64,
-    /// When left out.
-    pub default: IfAbsent<f64>,
-}
-
-/// `true` or `false`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Flag {
-    /// When left out.
-    pub default: bool,
-}
-
-/// An option's kind, as the docs and the tests walk it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[allow(missing_docs)]
-pub enum Kind {
-    Text(Text),
-    OneOf(OneOf),
-    List(List),
-    Millis(Millis),
-    Flag(Flag),
-}
-
-/// The type serde reads for an option of this kind (a [`Field`] of it in [`RawConfig`]).
-pub trait OptionKind {
-    /// What a value of the right type deserializes to.
-    type Raw;
-}
-
-impl OptionKind for Text {
-    type Raw = String;
-}
-impl OptionKind for OneOf {
-    type Raw = String;
-}
-impl OptionKind for List {
-    type Raw = Vec<String>;
-}
-impl OptionKind for Millis {
-    type Raw = f64;
-}
-impl OptionKind for Flag {
-    type Raw = bool;
-}
-
-/// An option as validation reads it: its JS name and its kind. (Its meaning is in [`TABLE`]
-/// only, so that the browser build carries no documentation.)
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Opt<K> {
-    /// The key in the config object.
-    pub name: &'static str,
-    /// Type, bounds, default.
-    pub kind: K,
-}
-
-/// An option as the docs show it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Row {
-    /// The key in the config object.
-    pub name: &'static str,
-    /// Type, bounds, default.
-    pub kind: Kind,
-    /// What it means: the README's "Meaning" cell, word for word.
-    pub doc: &'static str,
-}
-
-/// `"a, b, c"` from identifiers, at compile time (the unknown-key message).
-macro_rules! join {
-    ($first:ident $(, $rest:ident)*) => {
-        concat!(stringify!($first) $(, ", ", stringify!($rest))*)
-    };
-}
-
-/// The options table. Each entry: its meaning as `///` lines (one README cell), then
-/// `jsName: Kind { bounds, default }`. The kind decides the type serde reads; the name is the
-/// key in JS, so the [`RawConfig`] fields are spelt in camelCase.
-macro_rules! options {
-    ($( $(#[doc = $doc:literal])+ $name:ident: $kind:ident { $($spec:tt)* }, )+) => {
-        /// The config object as serde reads it: every option, each of any type (a wrong type
-        /// is [`Field::Invalid`], for validation to name). Fields are spelt as in JS.
-        #[derive(Deserialize, Default)]
-        #[serde(default)]
-        #[allow(non_snake_case)]
-        pub struct RawConfig {
-            $( $(#[doc = $doc])+ pub $name: Field<<$kind as OptionKind>::Raw>, )+
-        }
-
-        /// Each option's entry, by its JS name: what validation reads.
-        #[allow(non_upper_case_globals)]
-        pub mod opt {
-            use super::*;
-            $( $(#[doc = $doc])+ pub const $name: Opt<$kind> = Opt { name: stringify!($name), kind: $kind { $($spec)* } }; )+
-        }
-
-        /// Every option with its meaning, in the order of the unknown-key message.
-        pub const TABLE: &[Row] = &[
-            $( Row { name: opt::$name.name, kind: Kind::$kind(opt::$name.kind), doc: concat!($($doc),+) }, )+
-        ];
-
-        /// Every option name `new Session(config)` accepts.
-        pub const OPTIONS: [&str; TABLE.len()] = [$( stringify!($name) ),+];
-
-        /// The unknown-key error text, listing the options.
-        const UNKNOWN: &str = concat!("is not an option (options: ", join!($($name),+), ")");
-    };
 }
 
 const SECOND_MS: f64 = 1_000.0;
@@ -725,84 +571,6 @@ mod tests {
         .unwrap();
         let o = c.oidc.unwrap();
         assert_eq!((o.discovers(), o.scope.as_str(), c.revoke_url.is_some()), (false, "openid", false));
-    }
-
-    /// The JSON for a default value from the table, if the option has one.
-    fn default_json(kind: Kind) -> Option<Value> {
-        match kind {
-            Kind::Text(Text { default: Value(v) }) => Some(json!(v)),
-            Kind::Text(_) => None,
-            Kind::OneOf(o) => Some(json!(o.default)),
-            Kind::List(List) => Some(json!([])),
-            Kind::Millis(Millis { default: Value(v), .. }) => Some(json!(v)),
-            Kind::Millis(_) => None,
-            Kind::Flag(f) => Some(json!(f.default)),
-        }
-    }
-
-    #[test]
-    fn defaults_are_the_tables() {
-        // An OpenID Connect base, where every option with a default may be given.
-        let base = json!({ "issuer": "https://id.example.com", "clientId": "spa" });
-        let left_out = parse(base.clone()).unwrap();
-        let mut checked = 0;
-        for row in TABLE {
-            let Some(v) = default_json(row.kind) else { continue };
-            let mut given = base.clone();
-            given[row.name] = v;
-            assert_eq!(parse(given).unwrap(), left_out, "{}: its documented default is not the default", row.name);
-            checked += 1;
-        }
-        assert!(checked >= 10, "only {checked} defaults checked");
-    }
-
-    #[test]
-    fn choices_are_the_enums_and_their_message() {
-        let modes = [Mode::Token, Mode::Cookie].map(Mode::as_str);
-        let storages = [StorageMode::Memory, StorageMode::Session, StorageMode::Local].map(StorageMode::as_str);
-        assert_eq!((opt::mode.kind.values, opt::storage.kind.values), (&modes[..], &storages[..]));
-        for o in [opt::mode, opt::storage] {
-            for v in o.kind.values {
-                let base = if *v == "cookie" { json!({ "sessionUrl": "/s" }) } else { json!({ "tokenUrl": "/t" }) };
-                let mut config = base;
-                config[o.name] = json!(v);
-                assert!(parse(config).is_ok(), "{}: {v}", o.name);
-            }
-            match parse(json!({ "tokenUrl": "/t", o.name: "other" })) {
-                Err(Error::Config(field, why)) => {
-                    assert_eq!(field, o.name);
-                    assert!(o.kind.values.iter().all(|v| why.contains(&format!("\"{v}\""))), "{why}");
-                }
-                r => panic!("{}: {r:?}", o.name),
-            }
-        }
-    }
-
-    #[test]
-    fn number_bounds_are_the_tables() {
-        let out_of_range = |r: Result<Config, Error>, name: &str| matches!(r, Err(Error::Config(f, why)) if f == name && why.contains("out of range"));
-        for row in TABLE {
-            let Kind::Millis(m) = row.kind else { continue };
-            let with = |n: f64| parse(json!({ "tokenUrl": "/t", "idleTimeoutMs": 30.0 * DAY_MS, row.name: n }));
-            for n in [m.min, m.max] {
-                assert!(!out_of_range(with(n), row.name), "{} {n}", row.name);
-            }
-            for n in [m.min - 1.0, m.max + 1.0] {
-                assert!(out_of_range(with(n), row.name), "{} {n}", row.name);
-            }
-        }
-    }
-
-    #[test]
-    fn an_unknown_key_is_named_with_every_option() {
-        match parse(json!({ "tokenUrl": "/t", "tokenUrI": "/t" })) {
-            Err(Error::Config(field, why)) => {
-                assert_eq!(field, "tokenUrI");
-                let listed = why.strip_prefix("is not an option (options: ").and_then(|l| l.strip_suffix(')'));
-                assert_eq!(listed.map(|l| l.split(", ").collect::<Vec<_>>()), Some(OPTIONS.to_vec()));
-            }
-            r => panic!("{r:?}"),
-        }
     }
 
     #[test]
