@@ -1,12 +1,12 @@
 //! [`Config`]: the options of `new Session(config)`. Each option is written once, in the
-//! table at [`options!`]: its JS name, its meaning (the README's words), its kind (the type
-//! read, the bounds) and what it is when left out. From that table come the object serde
-//! reads ([`RawConfig`], one [`Field`] per option), the entries validation reads ([`opt`]),
-//! the known keys ([`OPTIONS`]) and the unknown-key message; [`TABLE`] lists the options for
-//! the test that holds the README's option table and the TypeScript types against it
-//! (`tests/options.rs`). The rules between options live in [`Config::from_raw`]. URL
-//! resolution against the page happens in the browser driver, with the transport rule from
-//! here ([`check_transport`]).
+//! `options!` table below: its JS name, its meaning (the README's words), its kind (the type
+//! read, the bounds) and what it is when left out ([`Kind`] says what these can be). From
+//! that table come the object serde reads ([`RawConfig`], one [`Field`] per option), the
+//! entries validation reads ([`opt`]), the known keys ([`OPTIONS`]) and the unknown-key
+//! message; [`TABLE`] lists the options for `tests/options.rs`, which holds the validation,
+//! the README's option table and the TypeScript config types against it. The rules between
+//! options live in [`Config::from_raw`]. URL resolution against the page happens in the
+//! browser driver, with the transport rule from here ([`check_transport`]).
 
 use super::error::Error;
 use super::Field;
@@ -245,27 +245,36 @@ fn err(field: &str, why: &'static str) -> Error {
     Error::Config(field.to_string(), why)
 }
 
-/// A string option: the string given, if any.
+/// A string option: the string given, if any. (Inlined down to the name, so that the
+/// table's entries, defaults and all, are not copied into the browser build.)
+#[inline(always)]
 fn text(field: Field<String>, o: Opt<Text>) -> Result<Option<String>, Error> {
+    checked_text(field, o.name)
+}
+
+fn checked_text(field: Field<String>, name: &str) -> Result<Option<String>, Error> {
     match field {
         Field::Absent => Ok(None),
-        Field::Valid(s) if s.trim().is_empty() => Err(err(o.name, "must not be empty")),
-        Field::Valid(s) if s.len() > 2048 => Err(err(o.name, "is longer than 2048 characters")),
+        Field::Valid(s) if s.trim().is_empty() => Err(err(name, "must not be empty")),
+        Field::Valid(s) if s.len() > 2048 => Err(err(name, "is longer than 2048 characters")),
         Field::Valid(s) => Ok(Some(s)),
-        Field::Invalid => Err(err(o.name, "must be a string")),
+        Field::Invalid => Err(err(name, "must be a string")),
     }
 }
 
 /// A number of milliseconds: the number given, if any, within the option's bounds.
+#[inline(always)]
 fn millis(field: Field<f64>, o: Opt<Millis>) -> Result<Option<f64>, Error> {
+    checked_millis(field, o.name, o.kind.min, o.kind.max)
+}
+
+fn checked_millis(field: Field<f64>, name: &str, min: f64, max: f64) -> Result<Option<f64>, Error> {
     match field {
         Field::Absent => Ok(None),
-        Field::Valid(n) if !n.is_finite() => Err(err(o.name, "must be a finite number of milliseconds")),
-        Field::Valid(n) if n < o.kind.min || n > o.kind.max => {
-            Err(err(o.name, "is out of range (see the README for limits)"))
-        }
+        Field::Valid(n) if !n.is_finite() => Err(err(name, "must be a finite number of milliseconds")),
+        Field::Valid(n) if n < min || n > max => Err(err(name, "is out of range (see the README for limits)")),
         Field::Valid(n) => Ok(Some(n)),
-        Field::Invalid => Err(err(o.name, "must be a number of milliseconds")),
+        Field::Invalid => Err(err(name, "must be a number of milliseconds")),
     }
 }
 
