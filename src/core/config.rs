@@ -1,12 +1,21 @@
-//! [`Config`]: the options of `new Session(config)`, their defaults, and validation whose
-//! errors name the field. serde reads the object ([`RawConfig`], one [`Field`] per option);
-//! the rules live here. URL resolution against the page happens in the browser driver, with
-//! the transport rule from here ([`check_transport`]).
-
-use serde::Deserialize;
+//! [`Config`]: the options of `new Session(config)`. Each option is written once, in the
+//! `options!` table below: its JS name, its meaning (the README's words), its kind (the type
+//! read, the bounds) and what it is when left out ([`Kind`] says what these can be). From
+//! that table come the object serde reads ([`RawConfig`], one [`Field`] per option), the
+//! entries validation reads ([`opt`]), the known keys ([`OPTIONS`]) and the unknown-key
+//! message; [`TABLE`] lists the options for `tests/options.rs`, which holds the validation,
+//! the README's option table and the TypeScript config types against it. The rules between
+//! options live in [`Config::from_raw`]. URL resolution against the page happens in the
+//! browser driver, with the transport rule from here ([`check_transport`]).
 
 use super::error::Error;
 use super::Field;
+
+#[macro_use]
+mod kinds;
+
+pub use kinds::{Flag, IfAbsent, Kind, List, Millis, OneOf, Opt, OptionKind, Row, Text};
+use IfAbsent::{Derived, Required, Unset, Value};
 
 /// Where the session is kept between page loads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,71 +48,90 @@ pub enum Mode {
     Cookie,
 }
 
-/// Every option name `new Session(config)` accepts.
-pub const OPTIONS: [&str; 25] = [
-    "mode",
-    "tokenUrl",
-    "clientId",
-    "revokeUrl",
-    "storage",
-    "namespace",
-    "allowedOrigins",
-    "refreshLeadMs",
-    "requestTimeoutMs",
-    "retryBaseMs",
-    "retryMaxMs",
-    "lockTimeoutMs",
-    "restoreTimeoutMs",
-    "crossTab",
-    "sessionUrl",
-    "csrfHeader",
-    "idleTimeoutMs",
-    "idleWarningMs",
-    "maxSessionMs",
-    "issuer",
-    "authorizationUrl",
-    "endSessionUrl",
-    "redirectUri",
-    "scope",
-    "postLogoutRedirectUri",
-];
+impl Mode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Token => "token",
+            Mode::Cookie => "cookie",
+        }
+    }
+}
 
-/// The unknown-key error text, listing the options.
-const UNKNOWN: &str = "is not an option (options: mode, tokenUrl, clientId, revokeUrl, storage, namespace, \
-allowedOrigins, refreshLeadMs, requestTimeoutMs, retryBaseMs, retryMaxMs, lockTimeoutMs, restoreTimeoutMs, crossTab, \
-sessionUrl, csrfHeader, idleTimeoutMs, idleWarningMs, maxSessionMs, issuer, authorizationUrl, endSessionUrl, redirectUri, \
-scope, postLogoutRedirectUri)";
+const SECOND_MS: f64 = 1_000.0;
+const MINUTE_MS: f64 = 60_000.0;
+const HOUR_MS: f64 = 3_600_000.0;
+const DAY_MS: f64 = 86_400_000.0;
 
-/// The config object as serde reads it: every option, each of any type.
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct RawConfig {
-    pub mode: Field<String>,
-    pub token_url: Field<String>,
-    pub client_id: Field<String>,
-    pub revoke_url: Field<String>,
-    pub storage: Field<String>,
-    pub namespace: Field<String>,
-    pub allowed_origins: Field<Vec<String>>,
-    pub refresh_lead_ms: Field<f64>,
-    pub request_timeout_ms: Field<f64>,
-    pub retry_base_ms: Field<f64>,
-    pub retry_max_ms: Field<f64>,
-    pub lock_timeout_ms: Field<f64>,
-    pub restore_timeout_ms: Field<f64>,
-    pub cross_tab: Field<bool>,
-    pub session_url: Field<String>,
-    pub csrf_header: Field<String>,
-    pub idle_timeout_ms: Field<f64>,
-    pub idle_warning_ms: Field<f64>,
-    pub max_session_ms: Field<f64>,
-    pub issuer: Field<String>,
-    pub authorization_url: Field<String>,
-    pub end_session_url: Field<String>,
-    pub redirect_uri: Field<String>,
-    pub scope: Field<String>,
-    pub post_logout_redirect_uri: Field<String>,
+options! {
+    /// `"cookie"`: a server session behind an HttpOnly cookie; see [Cookie mode](#cookie-mode).
+    mode: OneOf { values: &["token", "cookie"], default: "token" },
+    /// Token endpoint for the refresh grant. Relative URLs resolve against the page. https, or
+    /// http to localhost only.
+    tokenUrl: Text { default: Required("") },
+    /// Sent as `client_id` with refresh and revocation requests.
+    clientId: Text { default: Unset },
+    /// RFC 7009 revocation endpoint. `logout()` revokes the refresh token there.
+    revokeUrl: Text { default: Unset },
+    /// Where tokens live between page loads. `memory` writes nothing anywhere. If the requested
+    /// storage is blocked, the session falls back to memory and emits an `error` event
+    /// (`code: "storage"`).
+    storage: OneOf { values: &["memory", "session", "local"], default: "memory" },
+    /// Separates sessions sharing one origin: storage key, channel and lock names. 1–64 of
+    /// `A-Z a-z 0-9 - _ .`
+    namespace: Text { default: Value("default") },
+    /// Origins (scheme, host, port; no path) besides the page's own that receive the token.
+    allowedOrigins: List {},
+    /// Refresh this long before expiry, but never more than a quarter of the token's lifetime
+    /// (a 30 s token is refreshed at 22.5 s).
+    refreshLeadMs: Millis { min: 0.0, max: DAY_MS, default: Value(60.0 * SECOND_MS) },
+    /// Timeout of each request to the auth server.
+    requestTimeoutMs: Millis { min: 100.0, max: 10.0 * MINUTE_MS, default: Value(10.0 * SECOND_MS) },
+    /// First retry delay after a failed refresh; doubles per failure, with jitter (×0.5–1).
+    retryBaseMs: Millis { min: 10.0, max: HOUR_MS, default: Value(SECOND_MS) },
+    /// Longest retry delay; at least `retryBaseMs`.
+    retryMaxMs: Millis { min: 10.0, max: DAY_MS, default: Value(30.0 * SECOND_MS) },
+    /// Longest wait for another tab's refresh before taking over (a tab frozen or closed
+    /// mid-refresh).
+    lockTimeoutMs: Millis { min: 100.0, max: 10.0 * MINUTE_MS, default: Value(15.0 * SECOND_MS) },
+    /// How long a new tab waits for open tabs to share their session (memory and session
+    /// storage).
+    restoreTimeoutMs: Millis { min: 0.0, max: MINUTE_MS, default: Value(300.0) },
+    /// Coordinate with other tabs of the same namespace.
+    crossTab: Flag { default: true },
+    /// The session endpoint: `GET` restores, `POST …/refresh` extends, `POST …/logout` ends.
+    /// Cookie mode takes no `tokenUrl`, `revokeUrl`, `clientId` or `storage`; `refreshLeadMs`
+    /// is how long before the server's `expiresAt` the session is extended.
+    sessionUrl: Text { default: Required("in cookie mode") },
+    /// Cookie mode: the header that carries the CSRF token on POST, PUT, PATCH and DELETE.
+    csrfHeader: Text { default: Value("X-CSRF-Token") },
+    /// Without user activity (pointer, key, touch, a tab regaining focus) in **any** tab for
+    /// this long, the session ends in every tab with reason `idle` and is revoked. Refreshes
+    /// wait for activity meanwhile.
+    idleTimeoutMs: Millis { min: 10.0 * SECOND_MS, max: 30.0 * DAY_MS, default: Unset },
+    /// This long before the idle logout, an `idle_warning` event `{ logoutAt }`; activity in
+    /// any tab then emits `active`. Shorter than `idleTimeoutMs`.
+    idleWarningMs: Millis { min: SECOND_MS, max: 30.0 * DAY_MS, default: Unset },
+    /// Absolute lifetime from sign-in, the same in every tab and across reloads; then the
+    /// session ends with reason `absolute`.
+    maxSessionMs: Millis { min: 10.0 * SECOND_MS, max: 366.0 * DAY_MS, default: Unset },
+    /// OpenID Connect: the provider's issuer URL, exactly as its discovery document spells it.
+    /// `{issuer}/.well-known/openid-configuration` gives the endpoints (fetched at first need);
+    /// its `issuer` must be equal. Makes `tokenUrl` optional and lets the issuer's origin
+    /// receive the token (userinfo) without `allowedOrigins`. See
+    /// [Sign in with OpenID Connect](#sign-in-with-openid-connect).
+    issuer: Text { default: Unset },
+    /// OpenID Connect without discovery: the authorization endpoint (then `tokenUrl` is
+    /// required, and `revokeUrl`, `endSessionUrl` are taken as given).
+    authorizationUrl: Text { default: Unset },
+    /// RP-initiated logout endpoint, if discovery does not give one.
+    endSessionUrl: Text { default: Derived("discovered") },
+    /// Where the provider sends the browser back (register it at the provider).
+    redirectUri: Text { default: Derived("this page, without query or fragment") },
+    /// The scope asked for; `offline_access` asks for a refresh token.
+    scope: Text { default: Value("openid offline_access") },
+    /// Where the provider sends the browser after `logout()` (register it there).
+    postLogoutRedirectUri: Text { default: Unset },
 }
 
 /// OpenID Connect sign-in (authorization code + PKCE). URLs as given.
@@ -130,7 +158,8 @@ impl Oidc {
     }
 }
 
-/// Validated options. URLs are as given; the driver resolves them against the page.
+/// Validated options (their meanings, bounds and defaults: [`TABLE`]). URLs are as given;
+/// the driver resolves them against the page.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Tokens in the browser, or a cookie session.
@@ -184,7 +213,8 @@ impl Config {
 }
 
 impl Default for Config {
-    /// The defaults, with an empty token URL (for tests and the simulation).
+    /// The table's defaults, with an empty token URL (for tests and the simulation). The
+    /// two enums are tied to the table by a test (`defaults_are_the_tables`).
     fn default() -> Self {
         Config {
             mode: Mode::Token,
@@ -192,17 +222,17 @@ impl Default for Config {
             client_id: None,
             revoke_url: None,
             storage: StorageMode::Memory,
-            namespace: "default".into(),
+            namespace: const { opt::namespace.kind.default.value() }.into(),
             allowed_origins: Vec::new(),
-            refresh_lead_ms: 60_000.0,
-            request_timeout_ms: 10_000.0,
-            retry_base_ms: 1_000.0,
-            retry_max_ms: 30_000.0,
-            lock_timeout_ms: 15_000.0,
-            restore_timeout_ms: 300.0,
-            cross_tab: true,
+            refresh_lead_ms: const { opt::refreshLeadMs.kind.default.value() },
+            request_timeout_ms: const { opt::requestTimeoutMs.kind.default.value() },
+            retry_base_ms: const { opt::retryBaseMs.kind.default.value() },
+            retry_max_ms: const { opt::retryMaxMs.kind.default.value() },
+            lock_timeout_ms: const { opt::lockTimeoutMs.kind.default.value() },
+            restore_timeout_ms: const { opt::restoreTimeoutMs.kind.default.value() },
+            cross_tab: opt::crossTab.kind.default,
             session_url: None,
-            csrf_header: "X-CSRF-Token".into(),
+            csrf_header: const { opt::csrfHeader.kind.default.value() }.into(),
             idle_timeout_ms: None,
             idle_warning_ms: None,
             max_session_ms: None,
@@ -211,13 +241,18 @@ impl Default for Config {
     }
 }
 
-const DAY_MS: f64 = 86_400_000.0;
-
 fn err(field: &str, why: &'static str) -> Error {
     Error::Config(field.to_string(), why)
 }
 
-fn string(field: Field<String>, name: &str) -> Result<Option<String>, Error> {
+/// A string option: the string given, if any. (Inlined down to the name, so that the
+/// table's entries, defaults and all, are not copied into the browser build.)
+#[inline(always)]
+fn text(field: Field<String>, o: Opt<Text>) -> Result<Option<String>, Error> {
+    checked_text(field, o.name)
+}
+
+fn checked_text(field: Field<String>, name: &str) -> Result<Option<String>, Error> {
     match field {
         Field::Absent => Ok(None),
         Field::Valid(s) if s.trim().is_empty() => Err(err(name, "must not be empty")),
@@ -227,111 +262,116 @@ fn string(field: Field<String>, name: &str) -> Result<Option<String>, Error> {
     }
 }
 
-fn optional_millis(field: Field<f64>, name: &str, min: f64, max: f64) -> Result<Option<f64>, Error> {
-    match field {
-        Field::Absent => Ok(None),
-        f => millis(f, name, 0.0, min, max).map(Some),
-    }
+/// A number of milliseconds: the number given, if any, within the option's bounds.
+#[inline(always)]
+fn millis(field: Field<f64>, o: Opt<Millis>) -> Result<Option<f64>, Error> {
+    checked_millis(field, o.name, o.kind.min, o.kind.max)
 }
 
-fn millis(field: Field<f64>, name: &str, default: f64, min: f64, max: f64) -> Result<f64, Error> {
+fn checked_millis(field: Field<f64>, name: &str, min: f64, max: f64) -> Result<Option<f64>, Error> {
     match field {
-        Field::Absent => Ok(default),
+        Field::Absent => Ok(None),
         Field::Valid(n) if !n.is_finite() => Err(err(name, "must be a finite number of milliseconds")),
         Field::Valid(n) if n < min || n > max => Err(err(name, "is out of range (see the README for limits)")),
-        Field::Valid(n) => Ok(n),
+        Field::Valid(n) => Ok(Some(n)),
         Field::Invalid => Err(err(name, "must be a number of milliseconds")),
     }
 }
 
 impl Config {
     /// Validates a config object: `keys` are its own keys (unknown ones are refused, naming
-    /// the key: serde-wasm-bindgen only looks up declared fields), `raw` its fields.
+    /// the key: serde-wasm-bindgen only looks up declared fields), `raw` its fields. Each
+    /// option is checked against its entry in the table; then the rules between options.
     pub fn from_raw(keys: &[String], raw: RawConfig) -> Result<Config, Error> {
         if let Some(unknown) = keys.iter().find(|k| !OPTIONS.contains(&k.as_str())) {
             return Err(err(unknown, UNKNOWN));
         }
         let d = Config::default();
         let mode = match raw.mode {
-            Field::Absent => Mode::Token,
+            Field::Absent => d.mode,
             Field::Valid(s) if s == "token" => Mode::Token,
             Field::Valid(s) if s == "cookie" => Mode::Cookie,
-            _ => return Err(err("mode", "must be \"token\" or \"cookie\"")),
+            _ => return Err(err(opt::mode.name, "must be \"token\" or \"cookie\"")),
         };
         let storage = match raw.storage {
-            Field::Absent => StorageMode::Memory,
+            Field::Absent => d.storage,
             Field::Valid(s) if s == "memory" => StorageMode::Memory,
             Field::Valid(s) if s == "session" => StorageMode::Session,
             Field::Valid(s) if s == "local" => StorageMode::Local,
-            _ => return Err(err("storage", "must be \"memory\", \"session\" or \"local\"")),
+            _ => return Err(err(opt::storage.name, "must be \"memory\", \"session\" or \"local\"")),
         };
-        let cross_tab = match raw.cross_tab {
-            Field::Absent => true,
+        let cross_tab = match raw.crossTab {
+            Field::Absent => d.cross_tab,
             Field::Valid(b) => b,
-            Field::Invalid => return Err(err("crossTab", "must be a boolean")),
+            Field::Invalid => return Err(err(opt::crossTab.name, "must be a boolean")),
         };
-        let retry_base_ms = millis(raw.retry_base_ms, "retryBaseMs", d.retry_base_ms, 10.0, 3_600_000.0)?;
-        let retry_max_ms = millis(raw.retry_max_ms, "retryMaxMs", d.retry_max_ms, 10.0, DAY_MS)?;
+        let retry_base_ms = millis(raw.retryBaseMs, opt::retryBaseMs)?.unwrap_or(d.retry_base_ms);
+        let retry_max_ms = millis(raw.retryMaxMs, opt::retryMaxMs)?.unwrap_or(d.retry_max_ms);
         if retry_max_ms < retry_base_ms {
-            return Err(err("retryMaxMs", "must be at least retryBaseMs"));
+            return Err(err(opt::retryMaxMs.name, "must be at least retryBaseMs"));
         }
-        let namespace = string(raw.namespace, "namespace")?.unwrap_or(d.namespace);
+        let namespace = text(raw.namespace, opt::namespace)?.unwrap_or(d.namespace);
         let ns_ok =
             namespace.len() <= 64 && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !ns_ok {
-            return Err(err("namespace", "must be 1-64 characters of letters, digits, '-', '_' or '.'"));
+            return Err(err(opt::namespace.name, "must be 1-64 characters of letters, digits, '-', '_' or '.'"));
         }
-        let allowed_origins = match raw.allowed_origins {
-            Field::Absent => Vec::new(),
+        let allowed_origins = match raw.allowedOrigins {
+            Field::Absent => d.allowed_origins,
             Field::Valid(list) if list.iter().all(|o| !o.is_empty()) => list,
-            _ => return Err(err("allowedOrigins", "must be an array of origin strings")),
+            _ => return Err(err(opt::allowedOrigins.name, "must be an array of origin strings")),
         };
-        let idle_timeout_ms = optional_millis(raw.idle_timeout_ms, "idleTimeoutMs", 10_000.0, 30.0 * DAY_MS)?;
-        let idle_warning_ms = optional_millis(raw.idle_warning_ms, "idleWarningMs", 1_000.0, 30.0 * DAY_MS)?;
+        let idle_timeout_ms = millis(raw.idleTimeoutMs, opt::idleTimeoutMs)?;
+        let idle_warning_ms = millis(raw.idleWarningMs, opt::idleWarningMs)?;
         match (idle_timeout_ms, idle_warning_ms) {
-            (None, Some(_)) => return Err(err("idleWarningMs", "needs idleTimeoutMs")),
-            (Some(t), Some(w)) if w >= t => return Err(err("idleWarningMs", "must be shorter than idleTimeoutMs")),
+            (None, Some(_)) => return Err(err(opt::idleWarningMs.name, "needs idleTimeoutMs")),
+            (Some(t), Some(w)) if w >= t => {
+                return Err(err(opt::idleWarningMs.name, "must be shorter than idleTimeoutMs"))
+            }
             _ => {}
         }
-        let max_session_ms = optional_millis(raw.max_session_ms, "maxSessionMs", 10_000.0, 366.0 * DAY_MS)?;
-        let csrf_header = string(raw.csrf_header, "csrfHeader")?.unwrap_or(d.csrf_header);
+        let max_session_ms = millis(raw.maxSessionMs, opt::maxSessionMs)?;
+        let csrf_header = text(raw.csrfHeader, opt::csrfHeader)?.unwrap_or(d.csrf_header);
         let header_ok = csrf_header.len() <= 64 && csrf_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !header_ok {
-            return Err(err("csrfHeader", "must be a header name of letters, digits and '-'"));
+            return Err(err(opt::csrfHeader.name, "must be a header name of letters, digits and '-'"));
         }
-        let client_id = string(raw.client_id, "clientId")?;
+        let client_id = text(raw.clientId, opt::clientId)?;
         let oidc = oidc(
-            &raw.issuer,
-            &raw.authorization_url,
-            &raw.end_session_url,
-            &raw.redirect_uri,
-            &raw.scope,
-            &raw.post_logout_redirect_uri,
+            raw.issuer,
+            raw.authorizationUrl,
+            raw.endSessionUrl,
+            raw.redirectUri,
+            raw.scope,
+            raw.postLogoutRedirectUri,
         )?;
         if oidc.is_some() && client_id.is_none() {
-            return Err(err("clientId", "is required with issuer or authorizationUrl"));
+            return Err(err(opt::clientId.name, "is required with issuer or authorizationUrl"));
         }
-        let token_url = string(raw.token_url, "tokenUrl")?;
-        let session_url = string(raw.session_url, "sessionUrl")?;
+        let token_url = text(raw.tokenUrl, opt::tokenUrl)?;
+        let session_url = text(raw.sessionUrl, opt::sessionUrl)?;
         let token_url = match mode {
             Mode::Token if session_url.is_some() => {
-                return Err(err("sessionUrl", "applies only with mode: \"cookie\""))
+                return Err(err(opt::sessionUrl.name, "applies only with mode: \"cookie\""))
             }
             Mode::Token if oidc.as_ref().is_some_and(Oidc::discovers) => token_url.unwrap_or_default(),
             Mode::Token => token_url.ok_or_else(|| {
-                err("tokenUrl", "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect")
+                err(opt::tokenUrl.name, "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect")
             })?,
             Mode::Cookie if oidc.is_some() => {
-                return Err(err("issuer", "does not apply with mode: \"cookie\" (the server signs in)"))
+                return Err(err(opt::issuer.name, "does not apply with mode: \"cookie\" (the server signs in)"))
             }
             Mode::Cookie if token_url.is_some() => {
-                return Err(err("tokenUrl", "does not apply with mode: \"cookie\" (use sessionUrl)"))
+                return Err(err(opt::tokenUrl.name, "does not apply with mode: \"cookie\" (use sessionUrl)"))
             }
             Mode::Cookie if session_url.is_none() => {
-                return Err(err("sessionUrl", "is required with mode: \"cookie\" (your session endpoint)"))
+                return Err(err(opt::sessionUrl.name, "is required with mode: \"cookie\" (your session endpoint)"))
             }
             Mode::Cookie if storage != StorageMode::Memory => {
-                return Err(err("storage", "must be \"memory\" with mode: \"cookie\" (the cookie is the session)"))
+                return Err(err(
+                    opt::storage.name,
+                    "must be \"memory\" with mode: \"cookie\" (the cookie is the session)",
+                ))
             }
             Mode::Cookie => String::new(),
         };
@@ -339,28 +379,16 @@ impl Config {
             mode,
             token_url,
             client_id,
-            revoke_url: string(raw.revoke_url, "revokeUrl")?,
+            revoke_url: text(raw.revokeUrl, opt::revokeUrl)?,
             storage,
             namespace,
             allowed_origins,
-            refresh_lead_ms: millis(raw.refresh_lead_ms, "refreshLeadMs", d.refresh_lead_ms, 0.0, DAY_MS)?,
-            request_timeout_ms: millis(
-                raw.request_timeout_ms,
-                "requestTimeoutMs",
-                d.request_timeout_ms,
-                100.0,
-                600_000.0,
-            )?,
+            refresh_lead_ms: millis(raw.refreshLeadMs, opt::refreshLeadMs)?.unwrap_or(d.refresh_lead_ms),
+            request_timeout_ms: millis(raw.requestTimeoutMs, opt::requestTimeoutMs)?.unwrap_or(d.request_timeout_ms),
             retry_base_ms,
             retry_max_ms,
-            lock_timeout_ms: millis(raw.lock_timeout_ms, "lockTimeoutMs", d.lock_timeout_ms, 100.0, 600_000.0)?,
-            restore_timeout_ms: millis(
-                raw.restore_timeout_ms,
-                "restoreTimeoutMs",
-                d.restore_timeout_ms,
-                0.0,
-                60_000.0,
-            )?,
+            lock_timeout_ms: millis(raw.lockTimeoutMs, opt::lockTimeoutMs)?.unwrap_or(d.lock_timeout_ms),
+            restore_timeout_ms: millis(raw.restoreTimeoutMs, opt::restoreTimeoutMs)?.unwrap_or(d.restore_timeout_ms),
             cross_tab,
             session_url,
             csrf_header,
@@ -374,39 +402,40 @@ impl Config {
 
 /// The OpenID Connect options: none of them, or a sign-in to set up.
 fn oidc(
-    issuer: &Field<String>,
-    authorization_url: &Field<String>,
-    end_session_url: &Field<String>,
-    redirect_uri: &Field<String>,
-    scope: &Field<String>,
-    post_logout_redirect_uri: &Field<String>,
+    issuer: Field<String>,
+    authorization_url: Field<String>,
+    end_session_url: Field<String>,
+    redirect_uri: Field<String>,
+    scope: Field<String>,
+    post_logout_redirect_uri: Field<String>,
 ) -> Result<Option<Oidc>, Error> {
+    let scope_given = !matches!(scope, Field::Absent);
     let o = Oidc {
-        issuer: string(issuer.clone(), "issuer")?,
-        authorization_url: string(authorization_url.clone(), "authorizationUrl")?,
-        end_session_url: string(end_session_url.clone(), "endSessionUrl")?,
-        redirect_uri: string(redirect_uri.clone(), "redirectUri")?,
-        scope: string(scope.clone(), "scope")?.unwrap_or_else(|| "openid offline_access".into()),
-        post_logout_redirect_uri: string(post_logout_redirect_uri.clone(), "postLogoutRedirectUri")?,
+        issuer: text(issuer, opt::issuer)?,
+        authorization_url: text(authorization_url, opt::authorizationUrl)?,
+        end_session_url: text(end_session_url, opt::endSessionUrl)?,
+        redirect_uri: text(redirect_uri, opt::redirectUri)?,
+        scope: text(scope, opt::scope)?.unwrap_or_else(|| const { opt::scope.kind.default.value() }.into()),
+        post_logout_redirect_uri: text(post_logout_redirect_uri, opt::postLogoutRedirectUri)?,
     };
     if o.issuer.is_some() || o.authorization_url.is_some() {
         let scope_ok = o.scope.len() <= 1024 && o.scope.bytes().all(|b| b == b' ' || (b'!'..=b'~').contains(&b));
         if !scope_ok || o.scope.contains('"') || o.scope.contains('\\') {
-            return Err(err("scope", "must be space-separated scope tokens (RFC 6749 §3.3)"));
+            return Err(err(opt::scope.name, "must be space-separated scope tokens (RFC 6749 §3.3)"));
         }
         return Ok(Some(o));
     }
     for (given, name) in [
-        (&o.end_session_url, "endSessionUrl"),
-        (&o.redirect_uri, "redirectUri"),
-        (&o.post_logout_redirect_uri, "postLogoutRedirectUri"),
+        (&o.end_session_url, opt::endSessionUrl.name),
+        (&o.redirect_uri, opt::redirectUri.name),
+        (&o.post_logout_redirect_uri, opt::postLogoutRedirectUri.name),
     ] {
         if given.is_some() {
             return Err(err(name, "needs issuer (or authorizationUrl) for OpenID Connect"));
         }
     }
-    if !matches!(scope, Field::Absent) {
-        return Err(err("scope", "needs issuer (or authorizationUrl) for OpenID Connect"));
+    if scope_given {
+        return Err(err(opt::scope.name, "needs issuer (or authorizationUrl) for OpenID Connect"));
     }
     Ok(None)
 }

@@ -36,7 +36,7 @@ interface CommonConfig {
   storage?: StorageMode;
   /** Separates sessions sharing one origin. Default `"default"`. */
   namespace?: string;
-  /** Origins besides the page's own that may receive the access token, e.g. `["https://api.example.com"]`. */
+  /** Origins besides the page's own that may receive the access token, e.g. `["https://api.example.com"]`. Default `[]`. */
   allowedOrigins?: string[];
   /** Refresh this long before expiry (capped at a quarter of the token lifetime). Default 60000. */
   refreshLeadMs?: number;
@@ -62,20 +62,20 @@ interface CommonConfig {
 
 /** Tokens held in the browser (the default). Only `tokenUrl` is required. */
 export interface TokenSessionConfig extends CommonConfig {
+  /** Default `"token"`: tokens held in the browser. */
   mode?: "token";
   /** OAuth 2.0 token endpoint for the refresh grant (RFC 6749 §6). Relative URLs resolve against the page. */
   tokenUrl: string;
 }
 
 /** A server session: an HttpOnly cookie and a CSRF token; no token in JS. */
-export interface CookieSessionConfig extends Omit<CommonConfig, "clientId" | "revokeUrl" | "storage" | "refreshLeadMs"> {
+export interface CookieSessionConfig extends Omit<CommonConfig, "clientId" | "revokeUrl" | "storage"> {
   mode: "cookie";
   /** `GET` restores the session, `POST {sessionUrl}/refresh` extends it, `POST {sessionUrl}/logout` ends it. */
   sessionUrl: string;
   /** The header carrying the CSRF token on unsafe methods. Default `"X-CSRF-Token"`. */
   csrfHeader?: string;
   storage?: "memory";
-  refreshLeadMs?: number;
 }
 
 /** OpenID Connect options shared by both ways to name the provider. */
@@ -83,7 +83,7 @@ interface OidcOptions extends CommonConfig {
   mode?: "token";
   /** Your app's client id at the provider (a public client, PKCE). */
   clientId: string;
-  /** Where the provider sends the browser back; register it there. Default: this page without query or fragment. */
+  /** Where the provider sends the browser back; register it there. Default: this page, without query or fragment. */
   redirectUri?: string;
   /** Default `"openid offline_access"` (`offline_access` asks for a refresh token). */
   scope?: string;
