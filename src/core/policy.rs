@@ -1,5 +1,6 @@
 //! Pure rules: when to refresh, until when a token may be sent, backoff with jitter, what a
-//! failed refresh means, which origins may receive the token, and timer delay clamping.
+//! failed refresh means, which origins may receive the token, timer delay clamping, what
+//! `session.fetch` does with a refused request, and how the refresh lock is asked for.
 
 use super::config::check_transport;
 use super::token::TokenSet;
@@ -98,6 +99,96 @@ pub fn clamp_delay(ms: f64) -> u32 {
     }
 }
 
+/// Cookie mode: does a request with this method carry the CSRF token? Every method but the
+/// safe ones a browser sends without asking (GET, HEAD, OPTIONS).
+pub fn sends_csrf(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// What a response to a request that carried the session's token (or CSRF token) means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a refusal of the session: the app gets the response.
+    None,
+    /// 401: the token (or the cookie session) was refused; the machine decides what follows
+    /// ([`retry_after_401`] in token mode; the session is over in cookie mode).
+    Unauthorized,
+    /// Cookie mode: a 403 to an unsafe request, a CSRF failure if its body says so
+    /// ([`names_csrf`]).
+    Forbidden,
+}
+
+/// Classifies the status of a response to a request sent with the session (`cookie`: in
+/// cookie mode; `csrf_sent`: the request carried the CSRF token).
+pub fn refusal(status: u16, cookie: bool, csrf_sent: bool) -> Refusal {
+    match status {
+        401 => Refusal::Unauthorized,
+        403 if cookie && csrf_sent => Refusal::Forbidden,
+        _ => Refusal::None,
+    }
+}
+
+/// Does a 403's JSON `error` say the CSRF token was refused? Servers spell it variously
+/// (`csrf_invalid`, `"CSRF token mismatch"`); a 403 for any other reason is the app's.
+pub fn names_csrf(error: Option<&str>) -> bool {
+    error.is_some_and(|e| e.to_ascii_lowercase().contains("csrf"))
+}
+
+/// After a 401 on the token of set `refused`, the machine offers a token of set `offered`:
+/// retry only with another set (the same token would be refused again).
+pub fn retry_after_401(refused: u64, offered: u64) -> bool {
+    offered != refused
+}
+
+/// Cookie mode: the logout request got this status: is the server session over? A 401 says
+/// there was none left to end.
+pub fn session_ended(status: u16) -> bool {
+    (200..300).contains(&status) || status == 401
+}
+
+/// How a request for the refresh lock (Web Locks) asks, so that its grant tells the machine
+/// how the lock came ([`LockAsk::stolen`], [`LockAsk::waited`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockAsk {
+    /// Only if free at once (`ifAvailable`).
+    IfFree,
+    /// In the queue, after the holder.
+    Queue,
+    /// Taken from the holder (`steal`).
+    Steal,
+}
+
+impl LockAsk {
+    /// The first request: taken from the holder if `steal`, else only if free, so that a
+    /// free lock is told from one handed over by another tab.
+    pub fn first(steal: bool) -> LockAsk {
+        if steal {
+            LockAsk::Steal
+        } else {
+            LockAsk::IfFree
+        }
+    }
+
+    /// The next request after this one found the lock held by another tab: wait in the
+    /// queue. `None` for requests that cannot find it held (they wait, or take it).
+    pub fn when_held(self) -> Option<LockAsk> {
+        match self {
+            LockAsk::IfFree => Some(LockAsk::Queue),
+            LockAsk::Queue | LockAsk::Steal => None,
+        }
+    }
+
+    /// A grant of this request was taken from a holder that did not release it.
+    pub fn stolen(self) -> bool {
+        self == LockAsk::Steal
+    }
+
+    /// A grant of this request came after another tab's hold: handed over, not found free.
+    pub fn waited(self) -> bool {
+        self == LockAsk::Queue
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +270,61 @@ mod tests {
         assert_eq!(clamp_delay(1500.7), 1500);
         assert_eq!(clamp_delay(30.0 * 86_400_000.0), i32::MAX as u32);
         assert_eq!(clamp_delay(f64::INFINITY), i32::MAX as u32);
+    }
+
+    #[test]
+    fn csrf_goes_with_unsafe_methods_only() {
+        for safe in ["GET", "HEAD", "OPTIONS"] {
+            assert!(!sends_csrf(safe), "{safe}");
+        }
+        for unsafe_method in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert!(sends_csrf(unsafe_method), "{unsafe_method}");
+        }
+    }
+
+    #[test]
+    fn refusals_of_the_session() {
+        assert_eq!(refusal(401, false, false), Refusal::Unauthorized);
+        assert_eq!(refusal(401, true, true), Refusal::Unauthorized);
+        assert_eq!(refusal(403, true, true), Refusal::Forbidden, "cookie mode, CSRF token sent");
+        assert_eq!(refusal(403, true, false), Refusal::None, "a safe request: no CSRF token to refuse");
+        assert_eq!(refusal(403, false, false), Refusal::None, "token mode: the app's 403");
+        assert_eq!(refusal(200, true, true), Refusal::None);
+        assert_eq!(refusal(500, false, false), Refusal::None);
+    }
+
+    #[test]
+    fn a_403_is_a_csrf_failure_only_when_it_says_so() {
+        assert!(names_csrf(Some("csrf_invalid")));
+        assert!(names_csrf(Some("CSRF token mismatch")));
+        assert!(!names_csrf(Some("forbidden")));
+        assert!(!names_csrf(None), "no JSON error: the app's 403");
+    }
+
+    #[test]
+    fn a_401_is_retried_only_with_another_token_set() {
+        assert!(retry_after_401(7, 8), "refreshed meanwhile: retry with the new token");
+        assert!(!retry_after_401(7, 7), "the same set: the 401 goes to the app");
+    }
+
+    #[test]
+    fn a_cookie_logout_is_done_when_the_server_has_no_session_left() {
+        assert!(session_ended(200) && session_ended(204));
+        assert!(session_ended(401), "already over");
+        assert!(!session_ended(403) && !session_ended(500) && !session_ended(302));
+    }
+
+    #[test]
+    fn the_lock_is_asked_for_if_free_first_then_in_the_queue() {
+        let first = LockAsk::first(false);
+        assert_eq!(first, LockAsk::IfFree);
+        assert!(!first.stolen() && !first.waited(), "found free");
+        let next = first.when_held();
+        assert_eq!(next, Some(LockAsk::Queue));
+        assert!(next.is_some_and(|n| n.waited() && !n.stolen()), "a hand-over");
+        assert_eq!(LockAsk::Queue.when_held(), None);
+        let steal = LockAsk::first(true);
+        assert!(steal.stolen() && !steal.waited());
+        assert_eq!(steal.when_held(), None);
     }
 }

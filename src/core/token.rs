@@ -227,6 +227,24 @@ impl TokenSet {
         })
     }
 
+    /// A sign-in's token reply (`login()`, the authorization code exchange) that arrived at
+    /// `now`: a status other than 2xx is `login_failed` (with the OAuth `error` if the body
+    /// named one); a 2xx `body` must be a token response object (read with its access
+    /// token's JWT times), validated by [`TokenSet::from_response`].
+    pub fn from_sign_in(
+        status: u16,
+        oauth_error: Option<String>,
+        body: Option<(TokenResponse, Option<JwtTimes>)>,
+        now: f64,
+        server_date: Option<f64>,
+    ) -> Result<TokenSet, Error> {
+        if !(200..300).contains(&status) {
+            return Err(Error::LoginFailed(status, oauth_error));
+        }
+        let (response, jwt) = body.ok_or(Error::TokenResponse("(body)", "is not a JSON object"))?;
+        TokenSet::from_response(response, jwt, now, server_date, None)
+    }
+
     /// Validates a cookie session's body that arrived at `now`: the CSRF token (kept in
     /// memory as this set's `access_token`; the session itself is the HttpOnly cookie), the
     /// server's `expiresAt` (its clock: corrected by the skew seen in `server_date`), and the
@@ -465,6 +483,25 @@ mod tests {
         assert_eq!(times(&jwt("not json")), None);
         let t = parse(json!({ "access_token": "a.!!!.c", "expires_in": 5 })).unwrap();
         assert_eq!(t.expires_at, NOW + 5_000.0, "a bad JWT is an opaque token");
+    }
+
+    #[test]
+    fn sign_in_replies_are_refusals_or_validated_tokens() {
+        let reply = |status, error: Option<&str>, body: Option<Value>| {
+            let body = body.map(|v| (serde_json::from_value::<TokenResponse>(v).unwrap(), None));
+            TokenSet::from_sign_in(status, error.map(str::to_string), body, NOW, None)
+        };
+        let good = json!({ "access_token": "a1", "expires_in": 60, "refresh_token": "r1" });
+        let t = reply(200, None, Some(good.clone())).unwrap();
+        assert_eq!((t.access_token.as_str(), t.expires_at), ("a1", NOW + 60_000.0));
+        assert_eq!(
+            reply(401, Some("invalid_grant"), Some(good)).unwrap_err(),
+            Error::LoginFailed(401, Some("invalid_grant".into())),
+            "a refusal, whatever the body"
+        );
+        assert_eq!(reply(500, None, None).unwrap_err(), Error::LoginFailed(500, None));
+        assert_eq!(field(reply(200, None, None)), "(body)", "2xx without a JSON object");
+        assert_eq!(field(reply(201, None, Some(json!({ "expires_in": 5 })))), "access_token");
     }
 
     #[test]

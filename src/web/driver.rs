@@ -1,44 +1,39 @@
 //! The one owner of the [`Machine`]: feeds it inputs (API calls, timers, replies, messages,
-//! lock grants, storage changes, page events) and carries out its effects. Nothing here
-//! decides; every decision is the machine's.
+//! lock grants, storage changes, page events) and carries out its effects, each with one
+//! adapter call whose result comes back through the session's [`Sink`]. Nothing here
+//! decides; every decision is the machine's. Only this file and the JS class know the
+//! driver: the adapters know the sink.
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise};
-use wasm_bindgen::closure::Closure;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsValue;
 
-use crate::core::config::{Config, Mode, StorageMode};
-use crate::core::error::Error;
+use crate::core::config::{Config, StorageMode};
 use crate::core::events::Event;
 use crate::core::machine::{Answer, Boot, Effect, Input, Machine, Ticket, Transport};
 
-use super::callbacks::spawn as spawn_local;
+use super::auth::AuthServer;
+use super::callbacks::{spawn, Listener};
 use super::events::Events;
-use super::http;
+use super::fetch::Fetch;
+use super::oidc::SignIn;
+use super::sink::{Feed, Kept, Sink};
 use super::storage::Store;
 use super::tabs::{self, Bus, Locks};
-use super::timers::{self, Deadline, Listener};
+use super::timers::{self, Deadline};
 
-/// Absolute URLs and origins, resolved against the page once, at construction.
+/// Where a session's requests go, resolved against the page once, at construction.
 pub struct Endpoints {
-    /// The auth server's endpoints as configured (`tokenUrl`, `revokeUrl`, and for OpenID
-    /// Connect `authorizationUrl`, `endSessionUrl`); discovery fills in the rest.
-    pub configured: super::oidc::Provider,
-    /// Cookie mode: the session endpoint.
-    pub session_url: Option<String>,
+    /// The auth server (OAuth 2.0 endpoints, or cookie mode's session endpoint).
+    pub auth: AuthServer,
+    /// OpenID Connect sign-in, if configured.
+    pub sign_in: Option<SignIn>,
     /// Serialized origins that may receive the token: the page's own (unless it is plain
     /// http off this machine), the issuer's and `allowedOrigins`.
     pub token_origins: Vec<String>,
-    /// OpenID Connect: the issuer.
-    pub issuer: Option<String>,
-    /// OpenID Connect: where the provider sends the browser back.
-    pub redirect_uri: String,
-    /// OpenID Connect: where the provider sends the browser after logout.
-    pub post_logout_redirect_uri: Option<String>,
 }
 
 /// Everything a session owns in the browser.
@@ -48,21 +43,22 @@ pub struct Driver {
     queue: RefCell<VecDeque<Input>>,
     /// Validated options.
     pub config: Config,
-    /// Resolved URLs.
-    pub endpoints: Endpoints,
+    /// The auth server's calls.
+    pub auth: Rc<AuthServer>,
+    /// OpenID Connect sign-in, if configured.
+    pub sign_in: Option<SignIn>,
+    /// `session.fetch`.
+    pub fetch: Fetch,
     /// This tab's id in messages and lock names.
-    pub tab_id: String,
+    tab_id: String,
     /// The app's callbacks.
     pub events: Events,
     /// Persistence.
     pub store: Store,
-    /// The provider's endpoints, once known (discovery runs at first need).
-    pub provider: RefCell<Option<Rc<super::oidc::Provider>>>,
     /// The sign-in callback handled here (its URL) and its outcome: a second call for the
     /// same URL (a component mounted twice) gets the same promise instead of a refusal.
     pub callback: RefCell<Option<(String, Promise)>>,
-    /// Web Locks.
-    pub locks: Locks,
+    locks: Locks,
     bus: RefCell<Option<Bus>>,
     deadline: RefCell<Deadline>,
     listeners: RefCell<Vec<Listener>>,
@@ -74,11 +70,8 @@ pub struct Driver {
     ready_resolve: RefCell<Option<Function>>,
     /// While the constructor runs, events wait here: the app subscribes after it returns.
     deferred: RefCell<Option<Vec<Event>>>,
-    /// The fast path's response handler (`http::on_response`), made once. Owned by JS: a
-    /// fetch may still be in flight when the session is dropped, and its handler must stay
-    /// callable (it then passes the response through). One small closure per session.
-    on_response: js_sys::Function,
-    me: Weak<Driver>,
+    /// Where the adapters' results come in: this driver, held weakly.
+    sink: Sink,
 }
 
 /// 16 random hex digits.
@@ -113,26 +106,26 @@ impl Driver {
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
         let machine = Machine::new(config.clone(), tab_id.clone(), seed);
         let (ready, ready_resolve) = pending();
+        let csrf_header = match &endpoints.auth {
+            AuthServer::Cookie(c) => Some(c.csrf_header.clone()),
+            AuthServer::OAuth(_) => None,
+        };
+        let shared = (store.mode() == StorageMode::Local).then(|| store.clone());
         let d = Rc::new_cyclic(|me: &Weak<Driver>| {
-            let handler_owner = me.clone();
-            let on_response =
-                Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(move |retry, seq, response| {
-                    match handler_owner.upgrade() {
-                        Some(d) => http::on_response(&d, retry, seq, response),
-                        None => response,
-                    }
-                });
+            let me: Weak<dyn Feed> = me.clone();
+            let sink = Sink::new(me);
             Driver {
                 machine: RefCell::new(machine),
                 queue: RefCell::default(),
+                auth: Rc::new(endpoints.auth),
+                sign_in: endpoints.sign_in,
+                fetch: Fetch::new(endpoints.token_origins, csrf_header, sink.clone()),
+                locks: Locks::new(&config.namespace, sink.clone(), shared),
                 config,
-                endpoints,
                 tab_id,
                 events: Events::default(),
                 store,
-                provider: RefCell::default(),
                 callback: RefCell::default(),
-                locks: Locks::default(),
                 bus: RefCell::new(None),
                 deadline: RefCell::default(),
                 listeners: RefCell::default(),
@@ -142,19 +135,17 @@ impl Driver {
                 ready,
                 ready_resolve: RefCell::new(ready_resolve),
                 deferred: RefCell::new(Some(Vec::new())),
-                on_response: on_response.into_js_value().unchecked_into(),
-                me: me.clone(),
+                sink,
             }
         });
-        let ns = &d.config.namespace;
         if d.config.cross_tab {
-            *d.bus.borrow_mut() = Bus::open(ns, d.me.clone());
+            *d.bus.borrow_mut() = Bus::open(&d.config.namespace, &d.tab_id, d.sink.clone());
         }
         let transport = d.bus.borrow().as_ref().map_or(Transport::None, Bus::transport);
         let locks = transport != Transport::None && tabs::locks_supported();
-        let mut listeners = timers::page_listeners(d.me.clone());
+        let mut listeners = timers::page_listeners(&d.sink);
         if d.config.cross_tab && d.store.mode() == StorageMode::Local {
-            listeners.extend(d.watch_storage());
+            listeners.extend(d.store.watch(d.sink.clone()));
         }
         *d.listeners.borrow_mut() = listeners;
         d.input(Input::Start(Boot {
@@ -166,14 +157,14 @@ impl Driver {
             online: timers::online(),
         }));
         if locks {
-            d.locks.announce_presence(ns, &d.tab_id, d.me.clone());
+            d.locks.announce_presence(&d.tab_id);
         }
         // Events of start-up (a storage error) reach listeners added right after `new`;
         // later ones go out at once.
         let events = d.deferred.borrow_mut().take().unwrap_or_default();
         if !events.is_empty() {
-            let me = d.me.clone();
-            spawn_local(async move {
+            let me = Rc::downgrade(&d);
+            spawn(async move {
                 let Some(d) = me.upgrade() else { return };
                 for e in events {
                     d.events.emit(&e);
@@ -183,23 +174,14 @@ impl Driver {
         d
     }
 
-    /// In `local` mode: another tab wrote the stored session.
-    fn watch_storage(&self) -> Option<Listener> {
-        let window = web_sys::window()?;
-        let me = self.me.clone();
-        Listener::new(&window, "storage", move |e: JsValue| {
-            let Some(d) = me.upgrade() else { return };
-            let key = js_sys::Reflect::get(&e, &"key".into()).ok().and_then(|k| k.as_string());
-            if key.as_deref() == Some(d.store.key()) {
-                let stored = d.store.read();
-                d.input(Input::StorageChanged(stored));
-            }
-        })
-    }
-
     /// A read-only view of the machine (getters, the fetch fast path).
     pub fn machine(&self) -> Ref<'_, Machine> {
         self.machine.borrow()
+    }
+
+    /// This session, kept alive while a caller waits for the machine's answer.
+    pub fn kept(self: &Rc<Self>) -> Kept {
+        Kept::new(self.clone())
     }
 
     /// Hands one input to the machine and carries out what it says.
@@ -219,12 +201,11 @@ impl Driver {
     }
 
     fn apply(&self, effect: Effect) {
-        let ns = &self.config.namespace;
         match effect {
-            Effect::Timer(at) => self.deadline.borrow_mut().arm(at, self.me.clone()),
+            Effect::Timer(at) => self.deadline.borrow_mut().arm(at, &self.sink),
             Effect::Post(msg) => {
                 if let Some(bus) = self.bus.borrow().as_ref() {
-                    bus.post(ns, &self.tab_id, &msg);
+                    bus.post(&msg);
                 }
             }
             Effect::Save(record) => {
@@ -245,34 +226,23 @@ impl Driver {
                     let _ = resolve.call1(&JsValue::UNDEFINED, &signed_in.into());
                 }
             }
+            // Requests under way keep the session alive: their answers must land.
             Effect::Refresh { id, refresh_token } => {
-                let Some(d) = self.me.upgrade() else { return };
-                spawn_local(async move {
-                    let reply = match d.config.mode {
-                        Mode::Token => http::refresh(&d, &refresh_token).await,
-                        Mode::Cookie => http::extend_session(&d, &refresh_token).await,
-                    };
-                    d.input(Input::RefreshReply { id, reply });
-                });
+                if let Some(kept) = self.sink.keep() {
+                    self.auth.refresh(id, refresh_token, kept);
+                }
             }
             Effect::ReadSession => {
-                let Some(d) = self.me.upgrade() else { return };
-                spawn_local(async move {
-                    let reply = http::read_session(&d).await;
-                    d.input(Input::SessionRead { reply });
-                });
+                if let Some(kept) = self.sink.keep() {
+                    self.auth.read_session(kept);
+                }
             }
             Effect::Revoke { token, ticket } => {
-                let Some(d) = self.me.upgrade() else { return };
-                spawn_local(async move {
-                    let error = match d.config.mode {
-                        Mode::Token => http::revoke(&d, &token).await,
-                        Mode::Cookie => http::end_session(&d, &token).await,
-                    };
-                    d.input(Input::RevokeReply { ticket, error });
-                });
+                if let Some(kept) = self.sink.keep() {
+                    self.auth.revoke(ticket, token, kept);
+                }
             }
-            Effect::AcquireLock { id, steal } => self.locks.acquire(ns, id, steal, self.me.clone()),
+            Effect::AcquireLock { id, steal } => self.locks.acquire(id, steal),
             Effect::ReleaseLock { id } => self.locks.release(id),
         }
     }
@@ -285,34 +255,6 @@ impl Driver {
         self.events.emit(&event);
     }
 
-    /// The refresh lock was granted to request `id`.
-    pub fn lock_granted(&self, id: u32, stolen: bool, waited: bool) {
-        // Shared storage is read at the grant: a result stored by the last holder counts.
-        let stored = (self.store.mode() == StorageMode::Local).then(|| self.store.read());
-        self.input(Input::LockGranted { id, stolen, waited, stored });
-    }
-
-    /// Sends the input `make(ticket)` and waits for the machine's answer to that ticket.
-    pub async fn ask(self: Rc<Self>, make: impl FnOnce(Ticket) -> Input) -> Answer {
-        let ticket = self.next_ticket.get().wrapping_add(1);
-        self.next_ticket.set(ticket);
-        let (promise, resolve) = pending();
-        if let Some(resolve) = resolve {
-            self.waiting.borrow_mut().push((ticket, resolve));
-        }
-        self.input(make(ticket));
-        if !self.answers.borrow().iter().any(|(t, _)| *t == ticket) {
-            let _ = JsFuture::from(promise).await;
-        }
-        take(&self.waiting, ticket);
-        take(&self.answers, ticket).unwrap_or(Answer::Failed(Error::Disposed))
-    }
-
-    /// The fast path's response handler.
-    pub fn on_response(&self) -> &js_sys::Function {
-        &self.on_response
-    }
-
     /// Resolves once start-up restore is done, to whether there was a session.
     pub fn ready(&self) -> Promise {
         self.ready.clone()
@@ -323,10 +265,32 @@ impl Driver {
     /// storage and releases its lock.
     pub fn dispose(&self) {
         self.input(Input::Dispose);
-        self.deadline.borrow_mut().arm(None, Weak::new());
+        self.deadline.borrow_mut().arm(None, &self.sink);
         self.listeners.borrow_mut().clear();
         self.bus.borrow_mut().take();
         self.locks.release_presence();
         self.events.clear();
+    }
+}
+
+impl Feed for Driver {
+    fn input(&self, input: Input) {
+        Driver::input(self, input);
+    }
+
+    fn ticket(&self) -> (Ticket, Promise) {
+        let ticket = self.next_ticket.get().wrapping_add(1);
+        self.next_ticket.set(ticket);
+        let (promise, resolve) = pending();
+        if let Some(resolve) = resolve {
+            self.waiting.borrow_mut().push((ticket, resolve));
+        }
+        (ticket, promise)
+    }
+
+    fn answer(&self, ticket: Ticket) -> Option<Answer> {
+        let answer = take(&self.answers, ticket)?;
+        take(&self.waiting, ticket);
+        Some(answer)
     }
 }

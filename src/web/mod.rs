@@ -3,21 +3,31 @@
 //! into the machine's inputs.
 //!
 //! - [`session`]: the `#[wasm_bindgen]` `Session` class, its TypeScript types, config reading.
-//! - [`driver`]: the one owner of the [`crate::core::machine::Machine`].
-//! - [`http`]: `session.fetch`, and the POSTs to the auth server (timeout, size limit).
-//! - [`oidc`]: OpenID Connect sign-in: discovery, PKCE, the redirect and its callback.
+//! - [`driver`]: the one owner of the [`crate::core::machine::Machine`]: feeds it inputs and
+//!   carries out its effects with the adapters below.
+//! - [`sink`]: the way into a session that the adapters get instead of the driver.
+//!
+//! Adapters, each taking a [`sink::Sink`] and explicit parameters, never the driver:
+//! - [`http`]: the transport to the auth server (timeout, no redirects, size limit).
+//! - [`auth`]: the auth server's calls (refresh, revocation, discovery, code exchange,
+//!   login, the cookie session), each turning a raw reply into what the machine reads.
+//! - [`fetch`]: the `session.fetch` wrapper.
+//! - [`oidc`]: OpenID Connect sign-in in the browser: PKCE, the redirect and its callback.
 //! - [`tabs`]: BroadcastChannel (with a `storage`-event fallback) and Web Locks.
 //! - [`storage`]: memory, `sessionStorage`, `localStorage`.
 //! - [`timers`]: the deadline timer and the page events that re-check it.
-//! - [`callbacks`]: every callback and future handed to JS, in two shapes.
+//! - [`callbacks`]: every callback, listener and future handed to JS, in two shapes.
 //! - [`events`]: the app's subscriptions, event payloads and JS errors.
 
+pub mod auth;
 pub mod callbacks;
 pub mod driver;
 pub mod events;
+pub mod fetch;
 pub mod http;
 pub mod oidc;
 pub mod session;
+pub mod sink;
 pub mod storage;
 pub mod tabs;
 pub mod timers;

@@ -2,6 +2,7 @@
 //! page's URL for relative endpoints), and the TypeScript types of config, events and token
 //! responses.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise};
@@ -15,11 +16,12 @@ use crate::core::oidc::{LoginOptions, RawLoginOptions};
 use crate::core::policy;
 use crate::core::token::TokenSet;
 
+use super::auth::{self, AuthServer, CookieSession, OAuth, Provider};
 use super::callbacks::{self, promise};
 use super::driver::{Driver, Endpoints};
 use super::events::to_js;
-use super::http::{self, Body};
-use super::oidc;
+use super::fetch;
+use super::oidc::{self, SignIn};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -266,7 +268,7 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     let resolve = |field: &str, raw: Option<&String>| raw.map(|u| endpoint(field, u, &base)).transpose();
     // The default redirect URI is the page itself, without query or fragment.
     let here = format!("{}{}", page.origin(), page.pathname());
-    let configured = super::oidc::Provider {
+    let configured = Provider {
         authorization: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
         token: match config.mode {
             Mode::Token if config.token_url.is_empty() => String::new(), // to be discovered
@@ -276,18 +278,26 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
         revocation: resolve("revokeUrl", config.revoke_url.as_ref())?,
         end_session: resolve("endSessionUrl", oidc.and_then(|o| o.end_session_url.as_ref()))?,
     };
-    let endpoints = Endpoints {
-        configured,
-        session_url: resolve("sessionUrl", config.session_url.as_ref())?,
-        token_origins,
-        issuer: issuer.map(str::to_string),
-        redirect_uri: resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here),
-        post_logout_redirect_uri: resolve(
-            "postLogoutRedirectUri",
-            oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()),
-        )?,
+    let session_url = resolve("sessionUrl", config.session_url.as_ref())?;
+    let redirect_uri = resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here);
+    let post_logout_redirect_uri =
+        resolve("postLogoutRedirectUri", oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()))?;
+    let auth = match config.mode {
+        Mode::Token => AuthServer::OAuth(OAuth {
+            client_id: config.client_id.clone().unwrap_or_default(),
+            configured,
+            discover_from: oidc.filter(|o| o.discovers()).and(issuer).map(str::to_string),
+            timeout_ms: config.request_timeout_ms,
+            found: RefCell::default(),
+        }),
+        Mode::Cookie => AuthServer::Cookie(CookieSession {
+            url: session_url.unwrap_or_default(),
+            csrf_header: config.csrf_header.clone(),
+            timeout_ms: config.request_timeout_ms,
+        }),
     };
-    Ok((config, endpoints))
+    let sign_in = oidc.map(|o| SignIn::new(o.clone(), redirect_uri, post_logout_redirect_uri, &config.namespace));
+    Ok((config, Endpoints { auth, sign_in, token_origins }))
 }
 
 /// The keys of an options object, refusing any not in `known` (naming it).
@@ -381,7 +391,7 @@ impl Session {
         let d = self.live()?;
         let not_object = Error::InvalidArgument("setTokens(response)", "must be a token response object");
         let (response, jwt) =
-            response.is_object().then(|| http::token_response(&response)).flatten().ok_or(not_object)?;
+            response.is_object().then(|| auth::token_response(&response)).flatten().ok_or(not_object)?;
         let tokens = TokenSet::from_response(response, jwt, js_sys::Date::now(), None, None)?;
         d.input(Input::SignIn { tokens, ticket: None });
         Ok(())
@@ -407,19 +417,7 @@ impl Session {
                 .ok()
                 .and_then(|j| j.as_string())
                 .ok_or(Error::InvalidArgument("login(body)", "must be JSON-serializable"))?;
-            // Cookie mode: the server sets the session cookie, and answers with the CSRF token.
-            let cookies = d.config.mode == Mode::Cookie;
-            let raw = http::call(&url, Some(Body::Json(&json)), None, cookies, d.config.request_timeout_ms).await?;
-            if !raw.ok() {
-                return Err(Error::LoginFailed(raw.status, raw.oauth_error()).into());
-            }
-            let tokens = if cookies {
-                http::session_tokens(&raw)?
-            } else {
-                let (response, jwt) =
-                    raw.token_response().ok_or(Error::TokenResponse("(body)", "is not a JSON object"))?;
-                TokenSet::from_response(response, jwt, js_sys::Date::now(), raw.date, None)?
-            };
+            let tokens = d.auth.login(&url, &json).await?;
             d.input(Input::SignIn { tokens, ticket: None });
             Ok(JsValue::UNDEFINED)
         })
@@ -434,10 +432,12 @@ impl Session {
         #[wasm_bindgen(unchecked_param_type = "RequestInfo | URL")] input: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: Option<JsValue>,
     ) -> Promise {
-        match self.live() {
-            Ok(d) => http::fetch(d, &input, &init.unwrap_or(JsValue::UNDEFINED)),
-            Err(e) => reject(e),
-        }
+        let d = match self.live() {
+            Ok(d) => d,
+            Err(e) => return reject(e),
+        };
+        let fresh = || d.machine().token_now(js_sys::Date::now()).map(|(token, seq)| (fetch::bearer(token), seq));
+        d.fetch.send(&input, &init.unwrap_or(JsValue::UNDEFINED), fresh)
     }
 
     /// The access token, refreshed first if needed; `null` when signed out and in cookie
@@ -462,7 +462,7 @@ impl Session {
             if d.config.mode == Mode::Cookie {
                 return Ok(JsValue::NULL);
             }
-            match d.ask(|ticket| Input::TokenWanted { ticket }).await {
+            match d.kept().ask(|ticket| Input::TokenWanted { ticket }).await {
                 Answer::Token { token, .. } => Ok(JsValue::from_str(&(prefix.to_string() + &token))),
                 Answer::Failed(e) => Err(to_js(&e)),
                 Answer::NoToken | Answer::Done => Ok(JsValue::NULL),
@@ -477,7 +477,7 @@ impl Session {
             Ok(d) => d.clone(),
             Err(e) => return reject(e),
         };
-        promise(async move { done(d.ask(|ticket| Input::Refresh { ticket }).await) })
+        promise(async move { done(d.kept().ask(|ticket| Input::Refresh { ticket }).await) })
     }
 
     /// Ends the session in every tab: clears memory and storage, emits `logout` (reason
@@ -501,8 +501,9 @@ impl Session {
         };
         promise(async move {
             let id_token = d.machine().tokens().and_then(|t| t.id_token.clone());
-            done(d.clone().ask(|ticket| Input::Logout { ticket }).await)?;
-            if let Some(url) = oidc::end_session_url(&d, id_token, return_to).await? {
+            done(d.kept().ask(|ticket| Input::Logout { ticket }).await)?;
+            let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) else { return Ok(JsValue::UNDEFINED) };
+            if let Some(url) = oidc::end_session_url(sign_in, server, id_token, return_to).await? {
                 oidc::navigate(&url)?;
             }
             Ok(JsValue::UNDEFINED)
@@ -526,7 +527,12 @@ impl Session {
             Err(e) => return reject(e),
         };
         promise(async move {
-            oidc::login_with_redirect(d, raw, app_state).await?;
+            let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) else {
+                return Err(
+                    Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)").into()
+                );
+            };
+            oidc::login_with_redirect(sign_in, server, raw, app_state).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -560,7 +566,15 @@ impl Session {
         }
         let key = url.clone();
         let answer = promise(async move {
-            let app_state = oidc::handle_callback(d, url).await?;
+            let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) else {
+                return Err(Error::Config(
+                    "issuer".into(),
+                    "is required for handleRedirectCallback (or authorizationUrl)",
+                )
+                .into());
+            };
+            let (tokens, app_state) = oidc::handle_callback(sign_in, server, url).await?;
+            d.input(Input::SignIn { tokens, ticket: None });
             let app_state = app_state.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED);
             let result = Object::new();
             let _ = js_sys::Reflect::set(&result, &"appState".into(), &app_state);
@@ -653,14 +667,14 @@ impl Session {
     pub fn claims(&self) -> JsValue {
         let m = self.driver.machine();
         let token_mode = self.driver.config.mode == Mode::Token;
-        m.tokens().filter(|_| token_mode).and_then(|t| http::claims(&t.access_token)).unwrap_or(JsValue::NULL)
+        m.tokens().filter(|_| token_mode).and_then(|t| auth::claims(&t.access_token)).unwrap_or(JsValue::NULL)
     }
 
     /// The decoded claims of the OpenID Connect ID token, if one was received.
     #[wasm_bindgen(getter = idClaims, unchecked_return_type = "Claims | null")]
     pub fn id_claims(&self) -> JsValue {
         let m = self.driver.machine();
-        m.tokens().and_then(|t| t.id_token.as_deref()).and_then(http::claims).unwrap_or(JsValue::NULL)
+        m.tokens().and_then(|t| t.id_token.as_deref()).and_then(auth::claims).unwrap_or(JsValue::NULL)
     }
 
     /// Cookie mode: the signed-in user, as the session endpoint described it; `null` otherwise.

@@ -1,14 +1,20 @@
 //! Where the session is kept between page loads: nowhere (`memory`), `sessionStorage` or
 //! `localStorage`. Records are written and read with serde; what a record read back means
-//! is decided by [`Stored::classify`].
+//! is decided by [`Stored::classify`]. In `local` mode, another tab's write is a `storage`
+//! event, handed to the session as [`Input::StorageChanged`].
 
 use wasm_bindgen::JsValue;
 
 use crate::core::config::StorageMode;
 use crate::core::error::Error;
+use crate::core::machine::Input;
 use crate::core::store::{self, Record, Stored};
 
+use super::callbacks::Listener;
+use super::sink::Sink;
+
 /// The storage backend of one namespace.
+#[derive(Clone)]
 pub struct Store {
     storage: Option<web_sys::Storage>,
     mode: StorageMode,
@@ -84,5 +90,18 @@ impl Store {
         if let Some(s) = &self.storage {
             let _ = s.remove_item(&self.key);
         }
+    }
+
+    /// Watches for other tabs' writes of the session (`storage` events fire in every tab
+    /// but the writer): each is read and handed to `sink`.
+    pub fn watch(&self, sink: Sink) -> Option<Listener> {
+        let window = web_sys::window()?;
+        let store = self.clone();
+        Listener::new(&window, "storage", move |e: JsValue| {
+            let key = js_sys::Reflect::get(&e, &"key".into()).ok().and_then(|k| k.as_string());
+            if key.as_deref() == Some(store.key()) {
+                sink.send(Input::StorageChanged(store.read()));
+            }
+        })
     }
 }

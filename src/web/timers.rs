@@ -2,58 +2,28 @@
 //! (gloo-timers, cancelled when replaced or dropped), and the page events after which the
 //! deadlines are re-checked, because background tabs and sleeping laptops delay timers.
 
-use std::rc::Weak;
-
 use gloo_timers::callback::Timeout;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 use crate::core::machine::Input;
 use crate::core::policy::clamp_delay;
 
-use super::callbacks::{self, Callback};
-use super::driver::Driver;
+use super::callbacks::Listener;
+use super::sink::Sink;
 
 /// The timer for the next deadline.
 #[derive(Default)]
 pub struct Deadline(Option<Timeout>);
 
 impl Deadline {
-    /// Arms the timer for `at` (epoch ms), replacing the pending one; `None` cancels.
-    pub fn arm(&mut self, at: Option<f64>, driver: Weak<Driver>) {
+    /// Arms the timer for `at` (epoch ms), replacing the pending one; `None` cancels. When
+    /// it fires, [`Input::Tick`] goes to `sink`.
+    pub fn arm(&mut self, at: Option<f64>, sink: &Sink) {
         self.0 = at.map(|at| {
             let delay = clamp_delay(at - js_sys::Date::now());
-            Timeout::new(delay, move || {
-                if let Some(d) = driver.upgrade() {
-                    d.input(Input::Tick);
-                }
-            })
+            let sink = sink.clone();
+            Timeout::new(delay, move || sink.send(Input::Tick))
         });
-    }
-}
-
-/// A DOM event listener, removed when dropped.
-pub struct Listener {
-    target: web_sys::EventTarget,
-    name: &'static str,
-    callback: Callback,
-}
-
-impl Listener {
-    /// Adds `callback` for `name` events on `target`.
-    pub fn new(
-        target: &web_sys::EventTarget,
-        name: &'static str,
-        callback: impl FnMut(JsValue) + 'static,
-    ) -> Option<Self> {
-        let callback = callbacks::callback(callback);
-        target.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref()).ok()?;
-        Some(Listener { target: target.clone(), name, callback })
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.target.remove_event_listener_with_callback(self.name, self.callback.as_ref().unchecked_ref());
     }
 }
 
@@ -73,13 +43,13 @@ fn visible() -> bool {
 
 /// Listens for the page events that make the machine look at the clock again: the tab
 /// shown (`visibilitychange`, `focus`, `pageshow`) and the network back or gone.
-pub fn page_listeners(driver: Weak<Driver>) -> Vec<Listener> {
+pub fn page_listeners(sink: &Sink) -> Vec<Listener> {
     let Some(window) = web_sys::window() else { return Vec::new() };
     let on = |input: fn() -> Option<Input>| {
-        let driver = driver.clone();
+        let sink = sink.clone();
         move |_e: JsValue| {
-            if let (Some(d), Some(input)) = (driver.upgrade(), input()) {
-                d.input(input);
+            if let Some(input) = input() {
+                sink.send(input);
             }
         }
     };
