@@ -545,3 +545,23 @@ fn literals_and_comments_are_blanked() {
     assert!(!s.contains("gone") && !s.contains('q'), "{s:?}");
     assert!(s.contains("keep1") && s.contains("keep2") && s.contains("keep3") && s.contains("<'life>"), "{s:?}");
 }
+
+/// A core file a newcomer can hold in mind: its code (tests apart) stays under this.
+const CORE_FILE_LINES: usize = 500;
+
+#[test]
+fn no_core_file_is_over_500_lines_of_code() {
+    let long: Vec<String> = src()
+        .iter()
+        .filter(|(path, _)| path.starts_with("core/"))
+        .filter_map(|(path, text)| {
+            let code = text.lines().take_while(|l| !l.trim_start().starts_with("#[cfg(test)]")).count();
+            (code > CORE_FILE_LINES).then(|| format!("src/{path}: {code} lines"))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "core files over {CORE_FILE_LINES} lines of code (split them by concern):\n{}",
+        long.join("\n")
+    );
+}

@@ -2,11 +2,10 @@
 //! ([`Effect`]), what a waiting caller gets ([`Answer`]), and the effects collector the
 //! small machines write to ([`Out`]).
 
-use super::signin::Authorization;
 use crate::core::config::StorageMode;
 use crate::core::error::Error;
 use crate::core::events::Event;
-use crate::core::oidc::{IdClaims, Pending, Provider};
+use crate::core::oidc::{IdClaims, LoginOptions, Pending, Provider};
 use crate::core::protocol::{Envelope, Message};
 use crate::core::store::{Record, Stored};
 use crate::core::token::{JwtTimes, TokenResponse, TokenSet};
@@ -70,6 +69,21 @@ pub struct Boot {
     pub locks: bool,
     /// `navigator.onLine`.
     pub online: bool,
+}
+
+/// `loginWithRedirect` or `loginWithPopup`, as the driver hands it over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authorization {
+    /// The caller.
+    pub ticket: Ticket,
+    /// The login transaction (secrets drawn by the driver).
+    pub login: Pending,
+    /// base64url(SHA-256(verifier)).
+    pub challenge: String,
+    /// The app's options.
+    pub options: LoginOptions,
+    /// In a popup (already opened by the driver), given up after this many ms.
+    pub popup: Option<f64>,
 }
 
 /// Something that happened.

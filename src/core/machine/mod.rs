@@ -24,12 +24,11 @@ mod io;
 mod limits;
 mod refresh;
 mod session;
-pub mod signin;
+mod signin;
 
-pub use io::{Answer, Boot, Effect, Input, Reply, Ticket, Transport};
+pub use io::{Answer, Authorization, Boot, Effect, Input, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
-pub use signin::Authorization;
 
 use callers::{Callers, Want};
 use cookie::CookieSession;
@@ -372,74 +371,6 @@ impl Machine {
 
     fn activity(&mut self, now: f64, age: f64, local: bool) {
         self.limits.activity(now, age, local, self.session.is_some(), &mut self.out);
-    }
-
-    // ---- callers --------------------------------------------------------------------------
-
-    fn want(&mut self, now: f64, ticket: Ticket, want: Want) {
-        if self.phase != Phase::Ready {
-            self.callers.wait_for_ready(ticket, want);
-            return;
-        }
-        let Some(s) = self.session.as_ref() else {
-            let answer = if want == Want::Refresh { Answer::Failed(Error::NotAuthenticated) } else { Answer::NoToken };
-            return self.out.answer(ticket, answer);
-        };
-        let t = &s.tokens;
-        let renewable = self.renewable(t);
-        // Without a refresh token the token is used while it lasts: nothing can replace it.
-        let usable = now < policy::usable_until(t) || (!renewable && now < t.expires_at);
-        let due = renewable && now >= self.refresh.due(t);
-        let token = Answer::Token { token: t.access_token.clone(), seq: s.stamp.seq };
-        let (seq, after_401, refreshed_on_401) = (s.stamp.seq, s.after_401, s.refreshed_on_401);
-        let idle = self.refresh.idle();
-        match want {
-            Want::Token if usable => {
-                self.out.answer(ticket, token);
-                if due {
-                    let _ = self.start_refresh(now, Cause::Scheduled);
-                }
-            }
-            Want::Token if !renewable => self.out.answer(ticket, Answer::NoToken),
-            Want::Token if self.refresh.backing_off(now) && idle && self.refresh.peer_until(now).is_none() => {
-                // Expired, and the token endpoint is failing: don't hammer it.
-                let e = Error::RefreshFailed("the token endpoint is failing; backing off");
-                self.out.answer(ticket, Answer::Failed(e));
-            }
-            Want::Token | Want::Refresh => {
-                self.callers.wait(ticket, want);
-                let cause = if want == Want::Refresh { Cause::Explicit } else { Cause::Needed };
-                if let Err(e) = self.start_refresh(now, cause) {
-                    self.callers.fail(ticket, e, &mut self.out);
-                }
-            }
-            // Newer tokens arrived meanwhile: retry with them.
-            Want::Retry401 { seq: used } if used != seq => self.want(now, ticket, Want::Token),
-            // Cookie mode: the server no longer knows the session. It ends in every tab.
-            Want::Retry401 { .. } if self.cfg.mode == Mode::Cookie => {
-                self.server_ended(now);
-                self.out.answer(ticket, Answer::NoToken)
-            }
-            Want::Retry401 { .. } if after_401 || !renewable || (refreshed_on_401 && idle) => {
-                // Refreshing cannot fix this 401 (or already did not): the app gets it.
-                self.out.answer(ticket, Answer::NoToken)
-            }
-            Want::Retry401 { .. } => {
-                if let Some(s) = self.session.as_mut() {
-                    s.refreshed_on_401 = true;
-                }
-                self.callers.wait(ticket, want);
-                if let Err(e) = self.start_refresh(now, Cause::Unauthorized) {
-                    self.callers.fail(ticket, e, &mut self.out);
-                }
-            }
-        }
-    }
-
-    /// Answers every waiting caller after the tokens changed or a refresh ended.
-    fn settle_callers(&mut self, now: f64, failure: Option<&Error>) {
-        let current = self.session.as_ref().map(|s| (&s.tokens, s.stamp.seq));
-        self.callers.settle(now, current, failure, &mut self.out);
     }
 
     // ---- refresh ----------------------------------------------------------------------------

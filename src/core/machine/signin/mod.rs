@@ -7,7 +7,7 @@
 //! A callback is handled once: a second call for the same URL (a component mounted twice)
 //! waits for the first one's answer instead of exchanging the code again.
 
-use super::io::{Answer, Effect, Out, Reply, Ticket};
+use super::io::{Answer, Authorization, Effect, Out, Reply, Ticket};
 use crate::core::config::Config;
 use crate::core::error::Error;
 use crate::core::oidc::{self, Callback, Client, Expected, IdClaims, LoginOptions, Pending, Provider};
@@ -50,21 +50,6 @@ struct Popup {
     ticket: Ticket,
     login: Pending,
     until: f64,
-}
-
-/// `loginWithRedirect` or `loginWithPopup`, as the driver hands it over.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Authorization {
-    /// The caller.
-    pub ticket: Ticket,
-    /// The login transaction (secrets drawn by the driver).
-    pub login: Pending,
-    /// base64url(SHA-256(verifier)).
-    pub challenge: String,
-    /// The app's options.
-    pub options: LoginOptions,
-    /// In a popup (already opened by the driver), given up after this many ms.
-    pub popup: Option<f64>,
 }
 
 /// What the top machine must do after a step of a sign-in.
