@@ -13,7 +13,7 @@ use wasm_bindgen::JsValue;
 use crate::core::config::check_transport;
 use crate::core::error::Error;
 use crate::core::machine::{Input, Reply, Ticket};
-use crate::core::oidc::{discovery_url, Discovery};
+use crate::core::oidc::{discovery_url, Discovery, IdClaims, Provider};
 use crate::core::policy;
 use crate::core::token::{jwt_payload, JwtTimes, SessionResponse, TokenResponse, TokenSet};
 use crate::core::Field;
@@ -21,20 +21,6 @@ use crate::core::Field;
 use super::callbacks::spawn;
 use super::http::{call, post, Body, Raw};
 use super::sink::Kept;
-
-/// A provider's endpoints, absolute and checked: from the config, and from the discovery
-/// document for those the config leaves out.
-#[derive(Clone, Debug, Default)]
-pub struct Provider {
-    /// Where the browser goes to sign in (`None`: this session has no redirect sign-in).
-    pub authorization: Option<String>,
-    /// The token endpoint.
-    pub token: String,
-    /// RFC 7009 revocation.
-    pub revocation: Option<String>,
-    /// RP-initiated logout.
-    pub end_session: Option<String>,
-}
 
 /// Where a session's requests go: OAuth 2.0 endpoints, or a cookie session's endpoint.
 pub enum AuthServer {
@@ -95,6 +81,35 @@ impl AuthServer {
                 AuthServer::Cookie(c) => c.end(&token).await,
             };
             kept.send(Input::RevokeReply { ticket, error });
+        });
+    }
+
+    /// Carries out [`crate::core::machine::Effect::Discover`]: the provider's endpoints
+    /// (found once per session) go to `kept` as [`Input::Discovered`].
+    pub fn discover(self: &Rc<Self>, kept: Kept) {
+        let server = self.clone();
+        spawn(async move {
+            let result = match server.oauth() {
+                Some(o) => o.provider().await.map(|p| (*p).clone()),
+                None => Err(Error::Config("issuer".into(), "is required to sign in with OpenID Connect")),
+            };
+            kept.send(Input::Discovered(result));
+        });
+    }
+
+    /// Carries out [`crate::core::machine::Effect::ExchangeCode`] `id`: POSTs `form` to the
+    /// token endpoint `url`; the reply, with its ID token's claims, goes to `kept` as
+    /// [`Input::CodeReply`].
+    pub fn exchange_code(&self, id: u32, url: String, form: Vec<(String, String)>, kept: Kept) {
+        let timeout_ms = self.oauth().map_or(0.0, |o| o.timeout_ms);
+        spawn(async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let reply = token_reply(post(&url, Body::Form(&form), timeout_ms).await);
+            let id_claims = match &reply {
+                Reply::Tokens { response, .. } => response.id_token.clone().valid().map(|t| id_claims(&t)),
+                _ => None,
+            };
+            kept.send(Input::CodeReply { id, reply, id_claims });
         });
     }
 
@@ -197,26 +212,6 @@ impl OAuth {
             Err(e) => Some(e),
         }
     }
-
-    /// The authorization code exchange (RFC 6749 §4.1.3, with the PKCE verifier): the
-    /// tokens, and the server's `Date` if it sent one.
-    pub async fn exchange_code(
-        &self,
-        code: &str,
-        redirect_uri: &str,
-        verifier: &str,
-    ) -> Result<(TokenSet, Option<f64>), Error> {
-        let provider = self.provider().await?;
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-            ("client_id", &self.client_id),
-            ("code_verifier", verifier),
-        ];
-        let raw = post(&provider.token, Body::Form(&form), self.timeout_ms).await?;
-        Ok((signed_in(&raw, false)?, raw.date))
-    }
 }
 
 impl CookieSession {
@@ -267,7 +262,13 @@ pub fn claims(token: &str) -> Option<JsValue> {
     (value.is_object() && !Array::is_array(&value)).then_some(value)
 }
 
-/// A sign-in's reply (`login()`, the code exchange) as the session's tokens: a cookie
+/// The claims of an ID token, as the core checks them.
+fn id_claims(token: &str) -> Result<IdClaims, Error> {
+    let claims = claims(token).ok_or(Error::IdToken("id_token", "is not a JWT"))?;
+    serde_wasm_bindgen::from_value(claims).map_err(|_| Error::IdToken("id_token", "has unreadable claims"))
+}
+
+/// A sign-in's reply (`login()`) as the session's tokens: a cookie
 /// session's body in cookie mode, else a token response ([`TokenSet::from_sign_in`]).
 fn signed_in(raw: &Raw, cookie: bool) -> Result<TokenSet, Error> {
     let now = js_sys::Date::now();

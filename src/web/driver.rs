@@ -12,6 +12,7 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 
 use crate::core::config::{Config, StorageMode};
+use crate::core::error::Error;
 use crate::core::events::Event;
 use crate::core::machine::{Answer, Boot, Effect, Input, Machine, Ticket, Transport};
 
@@ -19,7 +20,8 @@ use super::auth::AuthServer;
 use super::callbacks::{spawn, Listener};
 use super::events::Events;
 use super::fetch::Fetch;
-use super::oidc::SignIn;
+use super::oidc::{self, SignIn};
+use super::popup::Popup;
 use super::sink::{Feed, Kept, Sink};
 use super::storage::Store;
 use super::tabs::{self, Bus, Locks};
@@ -55,9 +57,8 @@ pub struct Driver {
     pub events: Events,
     /// Persistence.
     pub store: Store,
-    /// The sign-in callback handled here (its URL) and its outcome: a second call for the
-    /// same URL (a component mounted twice) gets the same promise instead of a refusal.
-    pub callback: RefCell<Option<(String, Promise)>>,
+    /// The sign-in popup, while one is open.
+    popup: RefCell<Option<Popup>>,
     locks: Locks,
     bus: RefCell<Option<Bus>>,
     deadline: RefCell<Deadline>,
@@ -125,7 +126,7 @@ impl Driver {
                 tab_id,
                 events: Events::default(),
                 store,
-                callback: RefCell::default(),
+                popup: RefCell::default(),
                 bus: RefCell::new(None),
                 deadline: RefCell::default(),
                 listeners: RefCell::default(),
@@ -244,7 +245,48 @@ impl Driver {
             }
             Effect::AcquireLock { id, steal } => self.locks.acquire(id, steal),
             Effect::ReleaseLock { id } => self.locks.release(id),
+            Effect::Discover => {
+                if let Some(kept) = self.sink.keep() {
+                    self.auth.discover(kept);
+                }
+            }
+            Effect::ExchangeCode { id, url, form } => {
+                if let Some(kept) = self.sink.keep() {
+                    self.auth.exchange_code(id, url, form, kept);
+                }
+            }
+            Effect::Navigate { ticket, url, params, login } => {
+                let gone = Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)");
+                let sent = self.sign_in.as_ref().ok_or(gone).and_then(|s| s.navigate(&url, &params, login.as_ref()));
+                self.sink.send(Input::Navigated { ticket, error: sent.err() });
+            }
+            Effect::NavigatePopup { ticket, url, params } => {
+                let popup = self.popup.borrow();
+                let sent = oidc::with_query(&url, &params)
+                    .and_then(|href| popup.as_ref().ok_or(Error::PopupClosed)?.navigate(&href));
+                drop(popup);
+                if let Err(e) = sent {
+                    self.sink.send(Input::Navigated { ticket, error: Some(e) });
+                }
+            }
+            Effect::ClosePopup => drop(self.popup.borrow_mut().take()),
+            Effect::DiscardLogin => {
+                if let Some(s) = &self.sign_in {
+                    s.discard_login();
+                }
+            }
+            Effect::CleanAddressBar { url } => oidc::clean_address_bar(&url),
         }
+    }
+
+    /// Opens the sign-in popup (in the app's click, before anything is awaited); false when
+    /// the browser blocked it. A popup still open is closed.
+    pub fn open_popup(&self) -> bool {
+        drop(self.popup.borrow_mut().take());
+        let popup = Popup::open(&self.sink);
+        let opened = popup.is_some();
+        *self.popup.borrow_mut() = popup;
+        opened
     }
 
     fn emit(&self, event: Event) {
@@ -267,6 +309,7 @@ impl Driver {
         self.input(Input::Dispose);
         self.deadline.borrow_mut().arm(None, &self.sink);
         self.listeners.borrow_mut().clear();
+        drop(self.popup.borrow_mut().take());
         self.bus.borrow_mut().take();
         self.locks.release_presence();
         self.events.clear();

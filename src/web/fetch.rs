@@ -132,7 +132,7 @@ async fn with_token(kept: Kept, request: web_sys::Request) -> Result<JsValue, Js
     let (token, seq) = match kept.ask(|ticket| Input::TokenWanted { ticket }).await {
         Answer::Token { token, seq } => (token, seq),
         Answer::Failed(e) => return Err(to_js(&e)),
-        Answer::NoToken | Answer::Done => return JsFuture::from(global_fetch(&request)).await,
+        Answer::NoToken | Answer::Done | Answer::AppState(_) => return JsFuture::from(global_fetch(&request)).await,
     };
     let retry = spare(&request)?;
     set_bearer(&request, &token)?;
@@ -167,7 +167,7 @@ async fn with_cookie(kept: Kept, header: String, request: web_sys::Request) -> R
     let csrf = match kept.ask(|ticket| Input::TokenWanted { ticket }).await {
         Answer::Token { token, seq } => Some((token, seq)),
         Answer::Failed(e) => return Err(to_js(&e)),
-        Answer::NoToken | Answer::Done => None,
+        Answer::NoToken | Answer::Done | Answer::AppState(_) => None,
     };
     let retry = spare(&request)?;
     if let (true, Some((csrf, _))) = (sends_csrf, &csrf) {

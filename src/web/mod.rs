@@ -26,6 +26,7 @@ pub mod events;
 pub mod fetch;
 pub mod http;
 pub mod oidc;
+pub mod popup;
 pub mod session;
 pub mod sink;
 pub mod storage;

@@ -1,7 +1,8 @@
-//! OpenID Connect in the browser: random secrets (`crypto.getRandomValues`), the S256
-//! challenge (`crypto.subtle`), the login transaction in `sessionStorage`, navigation to the
-//! provider and back. Discovery and the code exchange are auth server calls (`auth`); what
-//! is checked is decided in [`crate::core::oidc`].
+//! OpenID Connect in the browser, carrying out the sign-in machine's effects: random secrets
+//! (`crypto.getRandomValues`), the S256 challenge (`crypto.subtle`), the login transaction in
+//! `sessionStorage`, navigation to the provider, the callback's parameters and the address
+//! bar. The order of the steps and every check are the core's ([`crate::core::machine`],
+//! [`crate::core::oidc`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -11,10 +12,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::core::config::Oidc;
 use crate::core::error::Error;
-use crate::core::oidc::{self, Callback, Expected, IdClaims, LoginOptions, Pending};
-use crate::core::token::TokenSet;
-
-use super::auth::{self, OAuth};
+use crate::core::oidc::{self, Pending, Provider};
 
 /// What a sign-in with OpenID Connect needs besides the provider's endpoints.
 pub struct SignIn {
@@ -25,14 +23,69 @@ pub struct SignIn {
     /// Where the provider sends the browser after logout (absolute).
     pub post_logout_redirect_uri: Option<String>,
     /// The key of this namespace's login in progress, in `sessionStorage`.
-    pending_key: String,
+    login_key: String,
 }
 
 impl SignIn {
     /// The sign-in of namespace `ns` (its login in progress is kept under its name).
     pub fn new(oidc: Oidc, redirect_uri: String, post_logout_redirect_uri: Option<String>, ns: &str) -> SignIn {
-        SignIn { oidc, redirect_uri, post_logout_redirect_uri, pending_key: format!("wasm-session:{ns}:oidc") }
+        SignIn { oidc, redirect_uri, post_logout_redirect_uri, login_key: format!("wasm-session:{ns}:oidc") }
     }
+
+    /// A new login transaction carrying `app_state`, and its verifier's S256 challenge.
+    pub async fn new_login(&self, app_state: Option<String>) -> Result<(Pending, String), Error> {
+        let login = Pending {
+            v: oidc::PENDING_VERSION,
+            state: random(32)?,
+            nonce: random(32)?,
+            verifier: random(32)?,
+            redirect_uri: self.redirect_uri.clone(),
+            app_state,
+        };
+        let challenge = challenge(&login.verifier).await?;
+        Ok((login, challenge))
+    }
+
+    /// The login in progress in this tab, if any (a damaged one is an error naming it).
+    pub fn read_login(&self) -> Result<Option<Pending>, Error> {
+        let Some(text) = session_storage()?.get_item(&self.login_key).ok().flatten() else { return Ok(None) };
+        let value = js_sys::JSON::parse(&text)
+            .map_err(|_| Error::InvalidState("the stored sign-in is not JSON; sign in again"))?;
+        let login: Pending = serde_wasm_bindgen::from_value(value)
+            .map_err(|_| Error::InvalidState("the stored sign-in is malformed; sign in again"))?;
+        login.validate().map(Some)
+    }
+
+    /// Carries out `Effect::Navigate`: keeps `login` in `sessionStorage`, then sends the page
+    /// to `url` with `params`.
+    pub fn navigate(&self, url: &str, params: &[(String, String)], login: Option<&Pending>) -> Result<(), Error> {
+        let href = with_query(url, params)?;
+        if let Some(login) = login {
+            let text = serde_wasm_bindgen::to_value(login)
+                .ok()
+                .and_then(|v| js_sys::JSON::stringify(&v).ok())
+                .and_then(|s| s.as_string())
+                .ok_or(Error::Storage("the sign-in could not be recorded"))?;
+            session_storage()?
+                .set_item(&self.login_key, &text)
+                .map_err(|_| Error::Storage("sessionStorage is full or blocked; the sign-in could not be recorded"))?;
+        }
+        page()?.assign(&href).map_err(|_| Error::InvalidArgument("loginWithRedirect()", "could not navigate"))
+    }
+
+    /// Carries out `Effect::DiscardLogin`.
+    pub fn discard_login(&self) {
+        let _ = session_storage().map(|s| s.remove_item(&self.login_key));
+    }
+}
+
+/// `url` with `params` added to its query.
+pub fn with_query(url: &str, params: &[(String, String)]) -> Result<String, Error> {
+    let url = web_sys::Url::new(url).map_err(|_| Error::Discovery("authorization_endpoint", "is not a URL"))?;
+    for (k, v) in params {
+        url.search_params().append(k, v);
+    }
+    Ok(url.href())
 }
 
 /// `n` random bytes from `crypto.getRandomValues`, in base64url.
@@ -61,56 +114,16 @@ fn session_storage() -> Result<web_sys::Storage, Error> {
     storage.ok_or(Error::Storage("sessionStorage is needed to sign in with a redirect, and this browser blocks it"))
 }
 
-/// The login in progress here, if any (a damaged one is an error naming it).
-fn read_pending(key: &str) -> Result<Option<Pending>, Error> {
-    let Some(text) = session_storage()?.get_item(key).ok().flatten() else { return Ok(None) };
-    let value =
-        js_sys::JSON::parse(&text).map_err(|_| Error::InvalidState("the stored sign-in is not JSON; sign in again"))?;
-    let pending: Pending = serde_wasm_bindgen::from_value(value)
-        .map_err(|_| Error::InvalidState("the stored sign-in is malformed; sign in again"))?;
-    pending.validate().map(Some)
-}
-
 fn page() -> Result<web_sys::Location, Error> {
     web_sys::window().map(|w| w.location()).ok_or(Error::InvalidArgument("(environment)", "needs a browser window"))
 }
 
-/// `loginWithRedirect`: keeps a new login transaction in `sessionStorage` and sends the
-/// browser to the authorization endpoint.
-pub async fn login_with_redirect(
-    sign_in: &SignIn,
-    server: &OAuth,
-    options: LoginOptions,
-    app_state: Option<String>,
-) -> Result<(), Error> {
-    let provider = server.provider().await?;
-    let authorization = provider.authorization.as_deref().unwrap_or_default();
-    let pending = Pending {
-        v: oidc::PENDING_VERSION,
-        state: random(32)?,
-        nonce: random(32)?,
-        verifier: random(32)?,
-        redirect_uri: sign_in.redirect_uri.clone(),
-        app_state,
-    };
-    let challenge = challenge(&pending.verifier).await?;
-    let client =
-        oidc::Client { id: &server.client_id, redirect_uri: &pending.redirect_uri, scope: &sign_in.oidc.scope };
-    let params = oidc::authorize_params(&client, &pending, &challenge, &options);
-    let url =
-        web_sys::Url::new(authorization).map_err(|_| Error::Discovery("authorization_endpoint", "is not a URL"))?;
-    for (k, v) in &params {
-        url.search_params().append(k, v);
-    }
-    let text = serde_wasm_bindgen::to_value(&pending)
-        .ok()
-        .and_then(|v| js_sys::JSON::stringify(&v).ok())
-        .and_then(|s| s.as_string())
-        .ok_or(Error::Storage("the sign-in could not be recorded"))?;
-    session_storage()?
-        .set_item(&sign_in.pending_key, &text)
-        .map_err(|_| Error::Storage("sessionStorage is full or blocked; the sign-in could not be recorded"))?;
-    page()?.assign(&url.href()).map_err(|_| Error::InvalidArgument("loginWithRedirect()", "could not navigate"))
+/// A callback URL (resolved against the page) and its query parameters.
+pub fn callback_params(raw_url: &str) -> Result<(String, Vec<(String, String)>), Error> {
+    let base = page()?.href().unwrap_or_default();
+    let url = web_sys::Url::new_with_base(raw_url, &base)
+        .map_err(|_| Error::InvalidArgument("handleRedirectCallback(url)", "is not a URL"))?;
+    Ok((url.href(), query(&url)))
 }
 
 /// The query parameters of `url`.
@@ -123,9 +136,10 @@ fn query(url: &web_sys::Url) -> Vec<(String, String)> {
     entries.filter_map(|e| e.ok().and_then(pair)).collect()
 }
 
-/// Removes the callback's parameters from the address bar, when `url` is the page's.
-fn clean_address_bar(url: &web_sys::Url) {
-    let Some(window) = web_sys::window() else { return };
+/// Carries out `Effect::CleanAddressBar`: removes the callback's parameters from the address
+/// bar, when `url` is the page's.
+pub fn clean_address_bar(url: &str) {
+    let (Some(window), Ok(url)) = (web_sys::window(), web_sys::Url::new(url)) else { return };
     if window.location().href().ok().as_deref() != Some(url.href().as_str()) {
         return;
     }
@@ -138,71 +152,22 @@ fn clean_address_bar(url: &web_sys::Url) {
     }
 }
 
-/// `handleRedirectCallback`: checks the callback against the login in progress, exchanges
-/// the code and checks the ID token. Gives the tokens to sign in with, and the `appState`
-/// (JSON).
-pub async fn handle_callback(
-    sign_in: &SignIn,
-    server: &OAuth,
-    raw_url: String,
-) -> Result<(TokenSet, Option<String>), Error> {
-    let oidc = &sign_in.oidc;
-    let base = page()?.href().unwrap_or_default();
-    let url = web_sys::Url::new_with_base(&raw_url, &base)
-        .map_err(|_| Error::InvalidArgument("handleRedirectCallback(url)", "is not a URL"))?;
-    let params = query(&url);
-    let pending = read_pending(&sign_in.pending_key);
-    let checked = pending
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|p| oidc::check_callback(&params, p.as_ref(), oidc.issuer.as_deref()));
-    let (discard, clean) = oidc::callback_disposal(&checked, pending.is_err());
-    if discard {
-        let _ = session_storage().map(|s| s.remove_item(&sign_in.pending_key));
-    }
-    if clean {
-        clean_address_bar(&url);
-    }
-    let Callback::Code(code) = checked?;
-    let Ok(Some(pending)) = pending else { return Err(Error::InvalidState("no sign-in is in progress in this tab")) };
-    let (tokens, date) = server.exchange_code(&code, &pending.redirect_uri, &pending.verifier).await?;
-    match tokens.id_token.as_deref() {
-        Some(id_token) => {
-            let claims = auth::claims(id_token).ok_or(Error::IdToken("id_token", "is not a JWT"))?;
-            let claims: IdClaims = serde_wasm_bindgen::from_value(claims)
-                .map_err(|_| Error::IdToken("id_token", "has unreadable claims"))?;
-            let expected = Expected {
-                issuer: oidc.issuer.as_deref(),
-                client_id: &server.client_id,
-                nonce: &pending.nonce,
-                now: date.unwrap_or(tokens.issued_at),
-            };
-            oidc::check_id_claims(claims, &expected)?;
-        }
-        None if oidc::id_token_required(&oidc.scope) => {
-            return Err(Error::IdToken("id_token", "is missing from the token response (scope has openid)"))
-        }
-        None => {}
-    }
-    Ok((tokens, pending.app_state))
-}
-
 /// After logout: the provider's end-session URL with `id_token_hint`, `client_id` and
 /// `post_logout_redirect_uri`, if it has one.
-pub async fn end_session_url(
+pub fn end_session_url(
     sign_in: &SignIn,
-    server: &OAuth,
+    provider: &Provider,
+    client_id: &str,
     id_token: Option<String>,
     return_to: Option<String>,
 ) -> Result<Option<String>, Error> {
-    let provider = server.provider().await?;
     let Some(end) = provider.end_session.as_deref() else { return Ok(None) };
     let url = web_sys::Url::new(end).map_err(|_| Error::Discovery("end_session_endpoint", "is not a URL"))?;
     let params = url.search_params();
     if let Some(hint) = id_token {
         params.append("id_token_hint", &hint);
     }
-    params.append("client_id", &server.client_id);
+    params.append("client_id", client_id);
     if let Some(to) = return_to.or_else(|| sign_in.post_logout_redirect_uri.clone()) {
         params.append("post_logout_redirect_uri", &to);
     }

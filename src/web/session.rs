@@ -11,12 +11,12 @@ use wasm_bindgen::prelude::*;
 use crate::core::config::{check_transport, Config, Mode, RawConfig};
 use crate::core::error::Error;
 use crate::core::events::EVENT_NAMES;
-use crate::core::machine::{Answer, Input};
-use crate::core::oidc::{LoginOptions, RawLoginOptions};
+use crate::core::machine::{Answer, Authorization, Input};
+use crate::core::oidc::{LoginOptions, Provider, RawLoginOptions};
 use crate::core::policy;
 use crate::core::token::TokenSet;
 
-use super::auth::{self, AuthServer, CookieSession, OAuth, Provider};
+use super::auth::{self, AuthServer, CookieSession, OAuth};
 use super::callbacks::{self, promise};
 use super::driver::{Driver, Endpoints};
 use super::events::to_js;
@@ -126,9 +126,15 @@ export interface LoginWithRedirectOptions {
   extraParams?: Record<string, string>;
 }
 
-/** What `handleRedirectCallback()` resolves to. */
+/** Options of `loginWithPopup()`. */
+export interface LoginWithPopupOptions extends LoginWithRedirectOptions {
+  /** Give up (reject with `timeout`, close the popup) after this long. Default 120000 (2 min); 1000 to 3600000. */
+  timeoutMs?: number;
+}
+
+/** What `handleRedirectCallback()` and `loginWithPopup()` resolve to. */
 export interface RedirectResult {
-  /** The `appState` given to `loginWithRedirect()`, if any. */
+  /** The `appState` given to `loginWithRedirect()` or `loginWithPopup()`, if any. */
   appState?: unknown;
 }
 
@@ -153,7 +159,8 @@ export interface TokenResponse {
 export type SessionErrorCode =
   | "invalid_config" | "invalid_argument" | "invalid_token_response" | "login_failed"
   | "not_authenticated" | "refresh_rejected" | "refresh_failed" | "network" | "timeout"
-  | "storage" | "disposed" | "invalid_state" | "oauth_error" | "invalid_discovery" | "invalid_id_token";
+  | "storage" | "disposed" | "invalid_state" | "oauth_error" | "invalid_discovery" | "invalid_id_token"
+  | "popup_blocked" | "popup_closed";
 
 /** Errors thrown, rejected or reported by wasm-session. Messages never contain tokens. */
 export interface SessionError extends Error {
@@ -313,25 +320,76 @@ fn option_keys(value: &JsValue, arg: &'static str, known: &[&str], list: &'stati
 }
 
 /// `loginWithRedirect(options)`: the serde-read options and `appState` as JSON text.
-fn login_options(value: JsValue) -> Result<(LoginOptions, Option<String>), Error> {
-    const ARG: &str = "loginWithRedirect(options)";
+fn login_options(value: JsValue, popup: bool) -> Result<(LoginOptions, Option<String>, f64), Error> {
+    let (arg, state_arg) = match popup {
+        true => ("loginWithPopup(options)", "loginWithPopup(options.appState)"),
+        false => ("loginWithRedirect(options)", "loginWithRedirect(options.appState)"),
+    };
     if value.is_undefined() || value.is_null() {
-        return Ok((LoginOptions::default(), None));
+        return Ok((LoginOptions::default(), None, POPUP_TIMEOUT_MS));
     }
-    let known = ["appState", "prompt", "loginHint", "extraParams"];
-    option_keys(&value, ARG, &known, "takes only appState, prompt, loginHint and extraParams")?;
-    let app_state = js_sys::Reflect::get(&value, &"appState".into()).unwrap_or(JsValue::UNDEFINED);
+    match popup {
+        true => option_keys(
+            &value,
+            arg,
+            &["appState", "prompt", "loginHint", "extraParams", "timeoutMs"],
+            "takes only appState, prompt, loginHint, extraParams and timeoutMs",
+        )?,
+        false => option_keys(
+            &value,
+            arg,
+            &["appState", "prompt", "loginHint", "extraParams"],
+            "takes only appState, prompt, loginHint and extraParams",
+        )?,
+    }
+    let get = |name: &str| js_sys::Reflect::get(&value, &name.into()).unwrap_or(JsValue::UNDEFINED);
+    let app_state = get("appState");
     let app_state = match app_state.is_undefined() {
         true => None,
         false => Some(
-            js_sys::JSON::stringify(&app_state).ok().and_then(|s| s.as_string()).filter(|s| s.len() <= 65_536).ok_or(
-                Error::InvalidArgument("loginWithRedirect(options.appState)", "must be JSON data of at most 64 KB"),
-            )?,
+            js_sys::JSON::stringify(&app_state)
+                .ok()
+                .and_then(|s| s.as_string())
+                .filter(|s| s.len() <= 65_536)
+                .ok_or(Error::InvalidArgument(state_arg, "must be JSON data of at most 64 KB"))?,
         ),
     };
+    let timeout = get("timeoutMs");
+    let timeout_ms = match timeout.as_f64() {
+        _ if timeout.is_undefined() => POPUP_TIMEOUT_MS,
+        Some(ms) if (1_000.0..=3_600_000.0).contains(&ms) => ms,
+        _ => {
+            return Err(Error::InvalidArgument(
+                "loginWithPopup(options.timeoutMs)",
+                "must be a number of milliseconds from 1000 to 3600000",
+            ))
+        }
+    };
     let raw: RawLoginOptions =
-        serde_wasm_bindgen::from_value(value).map_err(|_| Error::InvalidArgument(ARG, "must be a plain object"))?;
-    Ok((raw.validate()?, app_state))
+        serde_wasm_bindgen::from_value(value).map_err(|_| Error::InvalidArgument(arg, "must be a plain object"))?;
+    Ok((raw.validate()?, app_state, timeout_ms))
+}
+
+/// How long `loginWithPopup` waits for the popup by default.
+const POPUP_TIMEOUT_MS: f64 = 120_000.0;
+
+/// A new login transaction and its challenge, for the session's sign-in.
+async fn new_login(d: &Driver, app_state: Option<String>) -> Result<(crate::core::oidc::Pending, String), JsValue> {
+    let sign_in =
+        d.sign_in.as_ref().ok_or(Error::Config("issuer".into(), "is required to sign in with OpenID Connect"))?;
+    Ok(sign_in.new_login(app_state).await?)
+}
+
+/// `{ appState }` of a handled sign-in.
+fn app_state_result(answer: Answer) -> Result<JsValue, JsValue> {
+    let app_state = match answer {
+        Answer::AppState(a) => a.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED),
+        Answer::Failed(e) => return Err(to_js(&e)),
+        Answer::Token { .. } | Answer::NoToken | Answer::Done => JsValue::UNDEFINED,
+    };
+    let result = Object::new();
+    let _ = js_sys::Reflect::set(&result, &"appState".into(), &app_state);
+    Ok(result.into())
 }
 
 /// `logout(options)`: `returnTo`, resolved against the page.
@@ -378,6 +436,20 @@ impl Session {
         } else {
             Ok(&self.driver)
         }
+    }
+
+    /// The live session, if it signs in with OpenID Connect (`method` names the call).
+    fn signs_in(&self, method: &'static str) -> Result<Rc<Driver>, Error> {
+        let d = self.live()?;
+        if d.sign_in.is_none() || d.auth.oauth().is_none() {
+            let why = match method {
+                "loginWithPopup" => "is required for loginWithPopup (or authorizationUrl)",
+                "handleRedirectCallback" => "is required for handleRedirectCallback (or authorizationUrl)",
+                _ => "is required for loginWithRedirect (or authorizationUrl)",
+            };
+            return Err(Error::Config("issuer".into(), why));
+        }
+        Ok(d.clone())
     }
 
     /// Takes a standard OAuth 2.0 token response (e.g. from your own login flow). Throws a
@@ -465,7 +537,7 @@ impl Session {
             match d.kept().ask(|ticket| Input::TokenWanted { ticket }).await {
                 Answer::Token { token, .. } => Ok(JsValue::from_str(&(prefix.to_string() + &token))),
                 Answer::Failed(e) => Err(to_js(&e)),
-                Answer::NoToken | Answer::Done => Ok(JsValue::NULL),
+                Answer::NoToken | Answer::Done | Answer::AppState(_) => Ok(JsValue::NULL),
             }
         })
     }
@@ -503,7 +575,8 @@ impl Session {
             let id_token = d.machine().tokens().and_then(|t| t.id_token.clone());
             done(d.kept().ask(|ticket| Input::Logout { ticket }).await)?;
             let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) else { return Ok(JsValue::UNDEFINED) };
-            if let Some(url) = oidc::end_session_url(sign_in, server, id_token, return_to).await? {
+            let provider = server.provider().await?;
+            if let Some(url) = oidc::end_session_url(sign_in, &provider, &server.client_id, id_token, return_to)? {
                 oidc::navigate(&url)?;
             }
             Ok(JsValue::UNDEFINED)
@@ -518,22 +591,48 @@ impl Session {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "LoginWithRedirectOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let d = match self.live() {
-            Ok(d) => d.clone(),
+        let d = match self.signs_in("loginWithRedirect") {
+            Ok(d) => d,
             Err(e) => return reject(e),
         };
-        let (raw, app_state) = match login_options(options.unwrap_or(JsValue::UNDEFINED)) {
+        let (options, app_state, _) = match login_options(options.unwrap_or(JsValue::UNDEFINED), false) {
             Ok(o) => o,
             Err(e) => return reject(e),
         };
         promise(async move {
-            let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) else {
-                return Err(
-                    Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)").into()
-                );
-            };
-            oidc::login_with_redirect(sign_in, server, raw, app_state).await?;
-            Ok(JsValue::UNDEFINED)
+            let (login, challenge) = new_login(&d, app_state).await?;
+            let auth = Authorization { ticket: 0, login, challenge, options, popup: None };
+            done(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
+        })
+    }
+
+    /// Signs in with the OpenID Provider in a popup window, this page staying as it is. Call
+    /// it in a click handler (popup blockers allow windows opened there). The provider
+    /// redirects the popup to `redirectUri`, whose page hands its URL back to this one (see
+    /// the README); then the same checks as `handleRedirectCallback`, and every tab is signed
+    /// in. Resolves to `{ appState }`. Rejects with `popup_blocked`, `popup_closed`, `timeout`
+    /// (after `timeoutMs`, default 120 s), or the errors of `handleRedirectCallback`.
+    #[wasm_bindgen(js_name = loginWithPopup, unchecked_return_type = "Promise<RedirectResult>")]
+    pub fn login_with_popup(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoginWithPopupOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let d = match self.signs_in("loginWithPopup") {
+            Ok(d) => d,
+            Err(e) => return reject(e),
+        };
+        let (options, app_state, timeout_ms) = match login_options(options.unwrap_or(JsValue::UNDEFINED), true) {
+            Ok(o) => o,
+            Err(e) => return reject(e),
+        };
+        // Opened now, in the click: after an `await` the browser would block it.
+        if !d.open_popup() {
+            return reject(Error::PopupBlocked);
+        }
+        promise(async move {
+            let (login, challenge) = new_login(&d, app_state).await?;
+            let auth = Authorization { ticket: 0, login, challenge, options, popup: Some(timeout_ms) };
+            app_state_result(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
         })
     }
 
@@ -541,47 +640,29 @@ impl Session {
     /// the PKCE verifier, checks the ID token's claims, signs in (every tab adopts the
     /// session) and removes the callback's parameters from the address bar. Resolves to
     /// `{ appState }`. Rejects with `invalid_state`, `oauth_error` (with `error` and
-    /// `errorDescription`), `login_failed` or `invalid_id_token`.
+    /// `errorDescription`), `login_failed` or `invalid_id_token`. Calls for the same URL
+    /// (a component mounted twice) share one exchange and one answer.
     #[wasm_bindgen(js_name = handleRedirectCallback, unchecked_return_type = "Promise<RedirectResult>")]
     pub fn handle_redirect_callback(
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "string")] url: Option<JsValue>,
     ) -> Promise {
-        let d = match self.live() {
-            Ok(d) => d.clone(),
+        let d = match self.signs_in("handleRedirectCallback") {
+            Ok(d) => d,
             Err(e) => return reject(e),
         };
         let url = match url.filter(|u| !u.is_undefined()) {
             None => page_url(),
             Some(u) => u.as_string().ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string")),
         };
-        let url = match url {
-            Ok(url) => url,
+        let (url, params) = match url.and_then(|u| oidc::callback_params(&u)) {
+            Ok(p) => p,
             Err(e) => return reject(e),
         };
-        // React's StrictMode and the like call this twice for one callback: one exchange,
-        // one answer for both.
-        if let Some((_, same)) = d.callback.borrow().as_ref().filter(|(handled, _)| *handled == url) {
-            return same.clone();
-        }
-        let key = url.clone();
-        let answer = promise(async move {
-            let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) else {
-                return Err(Error::Config(
-                    "issuer".into(),
-                    "is required for handleRedirectCallback (or authorizationUrl)",
-                )
-                .into());
-            };
-            let (tokens, app_state) = oidc::handle_callback(sign_in, server, url).await?;
-            d.input(Input::SignIn { tokens, ticket: None });
-            let app_state = app_state.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED);
-            let result = Object::new();
-            let _ = js_sys::Reflect::set(&result, &"appState".into(), &app_state);
-            Ok(result.into())
-        });
-        *self.driver.callback.borrow_mut() = Some((key, answer.clone()));
-        answer
+        let login = d.sign_in.as_ref().map_or(Ok(None), |s| s.read_login());
+        promise(
+            async move { app_state_result(d.kept().ask(|ticket| Input::Callback { ticket, url, params, login }).await) },
+        )
     }
 
     /// Subscribes to `login`, `refresh`, `logout`, `expired` or `error`; returns the

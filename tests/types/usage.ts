@@ -71,6 +71,9 @@ export async function main(): Promise<void> {
   await oidc.loginWithRedirect({ appState: { back: "/orders/7" }, prompt: "login", loginHint: "ada", extraParams: { ui_locales: "fr" } });
   const { appState }: { appState?: unknown } = await oidc.handleRedirectCallback();
   await oidc.handleRedirectCallback("https://app.example/cb?code=c&state=s");
+  const popup: { appState?: unknown } = await oidc.loginWithPopup({ appState: { back: "/" }, prompt: "login", timeoutMs: 60_000 });
+  console.log(popup.appState);
+  oidc.on("error", (e) => e.error.code === "popup_closed" || e.error.code === "popup_blocked");
   console.log(appState, oidc.idClaims?.sub);
   await oidc.logout({ returnTo: "https://app.example/bye" });
   new Session({ authorizationUrl: "https://id.example.com/authorize", tokenUrl: "https://id.example.com/token", clientId: "spa" });
@@ -85,6 +88,8 @@ export async function main(): Promise<void> {
   await oidc.loginWithRedirect({ returnTo: "/" });
   // @ts-expect-error: extra parameters are strings
   await oidc.loginWithRedirect({ extraParams: { max_age: 60 } });
+  // @ts-expect-error: the popup's timeout is a number of milliseconds
+  await oidc.loginWithPopup({ timeoutMs: "60s" });
   // @ts-expect-error: not a logout option
   await oidc.logout({ federated: true });
 }
