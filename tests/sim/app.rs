@@ -3,7 +3,7 @@
 //! schedule of all of these.
 
 use wasm_session::core::machine::{Answer, Input, Ticket};
-use wasm_session::core::policy;
+use wasm_session::core::policy::{self, Refusal};
 use wasm_session::core::token::{TokenResponse, TokenSet};
 use wasm_session::core::Field;
 
@@ -17,9 +17,17 @@ pub enum Call {
     Fetch {
         since: f64,
     },
-    /// The same request, sent with a token, waiting for the API (a 401 may come back).
+    /// The request, sent with a token, waiting for the API (a 401 may come back); `retried`:
+    /// this is its one retry, whose answer goes to the app whatever it is.
     Retry {
         since: f64,
+        retried: bool,
+    },
+    /// The API refused the token of set `refused` (401, or cookie mode's CSRF 403): waiting
+    /// for the machine to offer another.
+    Refused {
+        since: f64,
+        refused: u64,
     },
     Refresh {
         since: f64,
@@ -68,17 +76,17 @@ impl World {
             return self.facts.push(Fact::UnknownTicket { tab: t, ticket });
         };
         match (call, answer) {
-            (Call::Fetch { .. } | Call::Retry { .. }, Answer::Token { token, seq }) => {
-                let expires_at =
-                    self.tabs[t].machine.tokens().filter(|s| s.access_token == token).map(|s| s.expires_at);
-                self.facts.push(Fact::TokenHandedOut { tab: t, token: token.clone(), expires_at, wall: self.wall() });
-                let next = self.ticket(t, Call::Retry { since: self.now });
-                let d = self.rng.range(2.0, 30.0);
-                self.at(d, Ev::Api(t, next, Some(format!("{token} {seq}"))));
+            (Call::Fetch { .. }, Answer::Token { token, seq }) => self.send_to_api(t, token, seq, false),
+            // The driver retries once, and only with another set's token (`session.fetch`'s
+            // rule); in cookie mode with whatever fresh CSRF token the machine offers.
+            (Call::Refused { refused, .. }, Answer::Token { token, seq })
+                if self.cookie_mode() || policy::retry_after_401(refused, seq) =>
+            {
+                self.send_to_api(t, token, seq, true)
             }
+            (Call::Refused { .. }, Answer::Token { .. } | Answer::NoToken) => self.stats.api_401_to_app += 1,
             (Call::Fetch { .. }, Answer::NoToken) => {}
-            (Call::Retry { .. }, Answer::NoToken) => self.stats.api_401_to_app += 1,
-            (Call::Fetch { .. } | Call::Retry { .. }, Answer::Failed(_)) => self.stats.fetch_errors += 1,
+            (Call::Fetch { .. } | Call::Refused { .. }, Answer::Failed(_)) => self.stats.fetch_errors += 1,
             (Call::Refresh { .. } | Call::Logout { .. } | Call::SignIn, Answer::Done | Answer::Failed(_)) => {}
             (Call::Authorize { .. }, Answer::Done | Answer::Failed(_)) => {}
             (Call::Popup { .. } | Call::Callback { .. }, Answer::Failed(_)) => {}
@@ -94,6 +102,40 @@ impl World {
             }
             (call, answer) => self.facts.push(Fact::WrongAnswer { tab: t, call, answer }),
         }
+    }
+
+    /// The request goes to the API with `token` of set `seq` (`retried`: its one retry).
+    fn send_to_api(&mut self, t: usize, token: String, seq: u64, retried: bool) {
+        let expires_at = self.tabs[t].machine.tokens().filter(|s| s.access_token == token).map(|s| s.expires_at);
+        self.facts.push(Fact::TokenHandedOut { tab: t, token: token.clone(), expires_at, wall: self.wall() });
+        let next = self.ticket(t, Call::Retry { since: self.now, retried });
+        let d = self.rng.range(2.0, 30.0);
+        self.at(d, Ev::Api(t, next, Some(format!("{token} {seq}"))));
+    }
+
+    /// The API refused request `ticket` (of set `seq`) with `status`: the driver's rules
+    /// ([`policy::refusal`], [`policy::names_csrf`]) say whether the machine is asked
+    /// (`ask` makes the input for a new caller), or the app gets the refusal (a retry's, or
+    /// a 403 for another reason).
+    pub fn refused(&mut self, t: usize, ticket: Ticket, seq: u64, status: u16, error: Option<&str>) {
+        let Some(Call::Retry { since, retried }) = self.tabs[t].calls.remove(&ticket) else { return };
+        let cookie = self.cookie_mode();
+        let input = match policy::refusal(status, cookie, true) {
+            _ if retried => None,
+            Refusal::Unauthorized => Some(Input::Unauthorized { ticket: 0, seq }),
+            Refusal::Forbidden if policy::names_csrf(error) => Some(Input::CsrfRejected { ticket: 0 }),
+            Refusal::Forbidden | Refusal::None => None,
+        };
+        let Some(input) = input else {
+            self.stats.api_401_to_app += 1;
+            return;
+        };
+        let next = self.ticket(t, Call::Refused { since, refused: seq });
+        let input = match input {
+            Input::Unauthorized { seq, .. } => Input::Unauthorized { ticket: next, seq },
+            _ => Input::CsrfRejected { ticket: next },
+        };
+        self.deliver(t, input);
     }
 
     /// The request reaches the API with `token` and its set's counter.

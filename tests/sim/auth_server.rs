@@ -218,6 +218,6 @@ impl World {
                 i.1 = true;
             }
         }
-        self.deliver(t, Input::Unauthorized { ticket, seq });
+        self.refused(t, ticket, seq, 401, None);
     }
 }

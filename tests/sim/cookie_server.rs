@@ -109,8 +109,8 @@ impl World {
                 self.tabs[t].calls.remove(&ticket);
             }
             // A stale CSRF token: 403, and the driver asks to re-read the session.
-            Some(_) => self.deliver(t, Input::CsrfRejected { ticket }),
-            None => self.deliver(t, Input::Unauthorized { ticket, seq }),
+            Some(_) => self.refused(t, ticket, seq, 403, Some("csrf_invalid")),
+            None => self.refused(t, ticket, seq, 401, None),
         }
     }
 }

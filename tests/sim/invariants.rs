@@ -310,7 +310,8 @@ impl Invariants {
             for (ticket, call) in &tab.calls {
                 let since = match call {
                     Call::Fetch { since }
-                    | Call::Retry { since }
+                    | Call::Retry { since, .. }
+                    | Call::Refused { since, .. }
                     | Call::Refresh { since }
                     | Call::Logout { since }
                     | Call::Authorize { since }
