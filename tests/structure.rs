@@ -103,7 +103,7 @@ fn strip(src: &str) -> String {
             out.push(' ');
         } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
             // A char literal ('x', '\n', '\''); a lifetime ('a) has no closing quote.
-            i += if next == Some('\\') { 2 } else { 1 };
+            i += if next == Some('\\') { 3 } else { 1 }; // past the escaped char: '\''
             while i < chars.len() && chars[i] != '\'' {
                 i += 1;
             }
@@ -540,10 +540,17 @@ fn the_core_naming_the_web_is_found() {
 #[test]
 fn literals_and_comments_are_blanked() {
     let s = strip(
-        "keep1 /* gone1 /* gone2 */ gone3 */ keep2 // gone4\nkeep3 \"gone5 \\\" gone6\" r#\"gone7\"# 'q' '\\n' fn f<'life>()",
+        "keep1 /* gone1 /* gone2 */ gone3 */ keep2 // gone4\nkeep3 \"gone5 \\\" gone6\" r#\"gone7\"# 'q' '\\n' '\\'' keep4 \"gone8\" fn f<'life>()",
     );
     assert!(!s.contains("gone") && !s.contains('q'), "{s:?}");
-    assert!(s.contains("keep1") && s.contains("keep2") && s.contains("keep3") && s.contains("<'life>"), "{s:?}");
+    assert!(
+        s.contains("keep1")
+            && s.contains("keep2")
+            && s.contains("keep3")
+            && s.contains("keep4")
+            && s.contains("<'life>"),
+        "{s:?}"
+    );
 }
 
 /// A core file a newcomer can hold in mind: its code (tests apart) stays under this.
