@@ -101,7 +101,7 @@ impl Machine {
         let Some((news, waiting)) = self.cookie.land(now, self.seq, reply, &mut self.out) else { return };
         let before = match news {
             News::Stale => None,
-            _ => self.tokens().map(|t| t.access_token.clone()),
+            News::Session { .. } | News::Gone | News::Unreadable => self.tokens().map(|t| t.access_token.clone()),
         };
         match news {
             News::Stale => {}

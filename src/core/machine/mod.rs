@@ -289,7 +289,31 @@ impl Machine {
                 self.apply(now, outcome);
             }
             Input::LockGranted { id, .. } => self.out.push(Effect::ReleaseLock { id }),
-            _ => {}
+            Input::Start(_)
+            | Input::Presence { .. }
+            | Input::SignIn { .. }
+            | Input::TokenWanted { .. }
+            | Input::Unauthorized { .. }
+            | Input::Refresh { .. }
+            | Input::Logout { .. }
+            | Input::Dispose
+            | Input::Tick
+            | Input::Wake
+            | Input::Online(_)
+            | Input::RevokeReply { .. }
+            | Input::Message(_)
+            | Input::StorageChanged(_)
+            | Input::Activity
+            | Input::SessionRead { .. }
+            | Input::CsrfRejected { .. }
+            | Input::LockLost { .. }
+            | Input::Authorize(_)
+            | Input::PopupCallback { .. }
+            | Input::PopupClosed
+            | Input::Callback { .. }
+            | Input::Discovered(_)
+            | Input::CodeReply { .. }
+            | Input::Navigated { .. } => {}
         }
     }
 

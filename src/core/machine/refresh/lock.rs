@@ -71,7 +71,11 @@ impl Refresh {
     pub fn grant(&self, id: u32, out: &mut Out) -> Option<Grant> {
         match self.flight {
             Flight::Locking { plan, steal_at, .. } if id == self.lock_id => Some(Grant { plan, steal_at }),
-            _ => {
+            Flight::Locking { .. }
+            | Flight::Idle
+            | Flight::Claiming { .. }
+            | Flight::AwaitPeer { .. }
+            | Flight::Sending { .. } => {
                 out.push(Effect::ReleaseLock { id });
                 None
             }

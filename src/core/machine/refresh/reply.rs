@@ -13,7 +13,11 @@ impl Refresh {
     pub fn reply(&mut self, now: f64, id: u32, reply: Reply, out: &mut Out) -> Outcome {
         match &self.flight {
             Flight::Sending { id: current, .. } if *current == id => {}
-            _ => {
+            Flight::Sending { .. }
+            | Flight::Idle
+            | Flight::Locking { .. }
+            | Flight::Claiming { .. }
+            | Flight::AwaitPeer { .. } => {
                 self.late_reply(id, reply, out);
                 return Outcome::Nothing;
             }
