@@ -15,7 +15,7 @@ wasm-pack --quiet build --release --target web --out-dir pkg >/dev/null
 features="--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue"
 # Keep an optimized copy with names for `twiggy top` (bench/size.mjs --top), then strip.
-node_modules/.bin/wasm-opt -Oz --debuginfo $features pkg/wasm_session_bg.wasm -o target/wasm-opt.wasm
+node_modules/.bin/wasm-opt -Oz --one-caller-inline-max-function-size=0 --debuginfo $features pkg/wasm_session_bg.wasm -o target/wasm-opt.wasm
 node_modules/.bin/wasm-opt --strip-debug --strip-producers $features target/wasm-opt.wasm -o pkg/wasm_session_bg.wasm
 node scripts/package-json.mjs
 echo "pkg: $(wc -c < pkg/wasm_session_bg.wasm) bytes wasm, $(gzip -9 -c pkg/wasm_session_bg.wasm | wc -c) gzipped; glue $(gzip -9 -c pkg/wasm_session.js | wc -c) gzipped"
