@@ -12,7 +12,7 @@ use wasm_bindgen::JsValue;
 
 use crate::core::config::check_transport;
 use crate::core::error::Error;
-use crate::core::machine::{Input, Reply, Ticket};
+use crate::core::machine::{Credential, Input, Reply, Ticket};
 use crate::core::oidc::{discovery_url, Discovery, IdClaims, Provider};
 use crate::core::policy;
 use crate::core::token::{jwt_payload, JwtTimes, SessionResponse, TokenResponse, TokenSet};
@@ -56,29 +56,29 @@ pub struct CookieSession {
 }
 
 impl AuthServer {
-    /// Carries out [`crate::core::machine::Effect::Refresh`] `id`: the refresh grant with
-    /// `token` (cookie mode: extends the session under the CSRF token `token`). The answer
+    /// Carries out [`crate::core::machine::Effect::Refresh`] `id`: the refresh grant with a
+    /// refresh token (cookie mode: extends the session under the CSRF token). The answer
     /// goes to `kept` as [`Input::RefreshReply`].
-    pub fn refresh(self: &Rc<Self>, id: u32, token: String, kept: Kept) {
+    pub fn refresh(self: &Rc<Self>, id: u32, credential: Credential, kept: Kept) {
         let server = self.clone();
         spawn(async move {
             let reply = match &*server {
-                AuthServer::OAuth(o) => o.refresh(&token).await,
-                AuthServer::Cookie(c) => c.extend(&token).await,
+                AuthServer::OAuth(o) => o.refresh(credential.secret()).await,
+                AuthServer::Cookie(c) => c.extend(credential.secret()).await,
             };
             kept.send(Input::RefreshReply { id, reply });
         });
     }
 
-    /// Carries out [`crate::core::machine::Effect::Revoke`]: revokes `token` (cookie mode:
-    /// ends the server session under the CSRF token `token`). The outcome goes to `kept` as
+    /// Carries out [`crate::core::machine::Effect::Revoke`]: revokes a token (cookie mode:
+    /// ends the server session under the CSRF token). The outcome goes to `kept` as
     /// [`Input::RevokeReply`].
-    pub fn revoke(self: &Rc<Self>, ticket: Option<Ticket>, token: String, kept: Kept) {
+    pub fn revoke(self: &Rc<Self>, ticket: Option<Ticket>, credential: Credential, kept: Kept) {
         let server = self.clone();
         spawn(async move {
             let error = match &*server {
-                AuthServer::OAuth(o) => o.revoke(&token).await,
-                AuthServer::Cookie(c) => c.end(&token).await,
+                AuthServer::OAuth(o) => o.revoke(credential.secret()).await,
+                AuthServer::Cookie(c) => c.end(credential.secret()).await,
             };
             kept.send(Input::RevokeReply { ticket, error });
         });

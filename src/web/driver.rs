@@ -228,9 +228,9 @@ impl Driver {
                 }
             }
             // Requests under way keep the session alive: their answers must land.
-            Effect::Refresh { id, refresh_token } => {
+            Effect::Refresh { id, credential } => {
                 if let Some(kept) = self.sink.keep() {
-                    self.auth.refresh(id, refresh_token, kept);
+                    self.auth.refresh(id, credential, kept);
                 }
             }
             Effect::ReadSession => {
@@ -238,9 +238,9 @@ impl Driver {
                     self.auth.read_session(kept);
                 }
             }
-            Effect::Revoke { token, ticket } => {
+            Effect::Revoke { credential, ticket } => {
                 if let Some(kept) = self.sink.keep() {
-                    self.auth.revoke(ticket, token, kept);
+                    self.auth.revoke(ticket, credential, kept);
                 }
             }
             Effect::AcquireLock { id, steal } => self.locks.acquire(id, steal),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use wasm_session::core::config::StorageMode;
 use wasm_session::core::events::{Event, LogoutReason};
-use wasm_session::core::machine::{Boot, Effect, Input, Machine, Ticket};
+use wasm_session::core::machine::{Boot, Credential, Effect, Input, Machine, Ticket};
 use wasm_session::core::store::Stored;
 
 use crate::app::Call;
@@ -145,10 +145,13 @@ impl World {
             Effect::Emit(event) => self.tabs[t].events.push(event),
             Effect::Answer(ticket, answer) => self.answered(t, ticket, answer),
             Effect::Ready(_) => self.tabs[t].ready_at = Some(self.now),
-            Effect::Refresh { id, refresh_token } if self.cookie_mode() => self.extend(t, id, refresh_token),
-            Effect::Refresh { id, refresh_token } => self.send_refresh(t, id, refresh_token),
+            Effect::Refresh { id, credential: Credential::Csrf(csrf) } => self.extend(t, id, csrf),
+            Effect::Refresh { id, credential: Credential::RefreshToken(rt) | Credential::AccessToken(rt) } => {
+                self.send_refresh(t, id, rt)
+            }
             Effect::ReadSession => self.read_session(t),
-            Effect::Revoke { token, ticket } => {
+            Effect::Revoke { credential, ticket } => {
+                let token = credential.secret().to_string();
                 let d = self.rng.range(2.0, 40.0);
                 self.at(d, Ev::Revoke(t, token, ticket));
             }

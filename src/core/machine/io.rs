@@ -241,6 +241,27 @@ pub enum Answer {
     AppState(Option<String>),
 }
 
+/// What a request to the auth server carries, called what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Credential {
+    /// An OAuth 2.0 refresh token.
+    RefreshToken(String),
+    /// An OAuth 2.0 access token (revoked when the session has no refresh token).
+    AccessToken(String),
+    /// Cookie mode: the CSRF token that authorizes the session endpoint's unsafe calls (the
+    /// session itself is the HttpOnly cookie).
+    Csrf(String),
+}
+
+impl Credential {
+    /// The secret it carries.
+    pub fn secret(&self) -> &str {
+        match self {
+            Credential::RefreshToken(s) | Credential::AccessToken(s) | Credential::Csrf(s) => s,
+        }
+    }
+}
+
 /// Something to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
@@ -259,21 +280,21 @@ pub enum Effect {
     Answer(Ticket, Answer),
     /// Start-up restore is done: resolve `ready` with whether there is a session.
     Ready(bool),
-    /// POST the refresh grant with this refresh token (cookie mode: extend the session,
-    /// `POST {sessionUrl}/refresh`, under this CSRF token); answer with [`Input::RefreshReply`].
+    /// POST the refresh grant with a refresh token, or in cookie mode extend the session
+    /// (`POST {sessionUrl}/refresh`) under the CSRF token; answer with [`Input::RefreshReply`].
     Refresh {
         /// Request id.
         id: u32,
-        /// The refresh token (cookie mode: the CSRF token) to send.
-        refresh_token: String,
+        /// A refresh token, or the CSRF token.
+        credential: Credential,
     },
     /// Cookie mode: read the session (`GET {sessionUrl}`); answer with [`Input::SessionRead`].
     ReadSession,
-    /// Revoke this token (RFC 7009), or in cookie mode end the server session (`POST
-    /// {sessionUrl}/logout`); answer with [`Input::RevokeReply`].
+    /// Revoke a token (RFC 7009), or in cookie mode end the server session (`POST
+    /// {sessionUrl}/logout`) under the CSRF token; answer with [`Input::RevokeReply`].
     Revoke {
-        /// The token.
-        token: String,
+        /// The token to revoke, or the CSRF token.
+        credential: Credential,
         /// The caller to answer once done.
         ticket: Option<Ticket>,
     },

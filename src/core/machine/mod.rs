@@ -26,7 +26,7 @@ mod refresh;
 mod session;
 mod signin;
 
-pub use io::{Answer, Authorization, Boot, Effect, Input, Reply, Ticket, Transport};
+pub use io::{Answer, Authorization, Boot, Credential, Effect, Input, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
 

@@ -1,7 +1,7 @@
 //! The token set this tab holds: how a set is installed (signed in, renewed, adopted from
 //! another tab, restored), stored and shared, and how the session ends.
 
-use super::io::{Answer, Effect, Ticket, Transport};
+use super::io::{Answer, Credential, Effect, Ticket, Transport};
 use super::refresh::Current;
 use super::{next_seq, Machine};
 use crate::core::config::{Mode, StorageMode};
@@ -109,9 +109,13 @@ impl Machine {
     /// refresh token, or the server's session); answers `ticket` once that was tried.
     pub(super) fn end_here(&mut self, now: f64, reason: LogoutReason, ticket: Option<Ticket>) {
         let ended = self.end(now, reason, None);
-        let token = ended.and_then(|s| s.tokens.refresh_token.or(Some(s.tokens.access_token)));
-        match token.filter(|_| self.cfg.revokes()) {
-            Some(token) => self.out.push(Effect::Revoke { token, ticket }),
+        let credential = ended.map(|s| match (self.cfg.mode, s.tokens.refresh_token) {
+            (Mode::Cookie, _) => Credential::Csrf(s.tokens.access_token),
+            (Mode::Token, Some(rt)) => Credential::RefreshToken(rt),
+            (Mode::Token, None) => Credential::AccessToken(s.tokens.access_token),
+        });
+        match credential.filter(|_| self.cfg.revokes()) {
+            Some(credential) => self.out.push(Effect::Revoke { credential, ticket }),
             None => {
                 if let Some(t) = ticket {
                     self.out.answer(t, Answer::Done);

@@ -14,7 +14,7 @@ mod lock;
 mod peers;
 mod reply;
 
-use super::io::{Effect, Out, Transport};
+use super::io::{Credential, Effect, Out, Transport};
 use crate::core::config::{Config, Mode};
 use crate::core::error::Error;
 use crate::core::policy::{self, Backoff};
@@ -342,7 +342,11 @@ impl Refresh {
         out.post(Message::Refreshing { timeout_ms: self.request_timeout_ms });
         self.next_id = self.next_id.wrapping_add(1);
         let id = self.next_id;
-        out.push(Effect::Refresh { id, refresh_token: credential.to_string() });
+        let sent = match self.cookie {
+            true => Credential::Csrf(credential.to_string()),
+            false => Credential::RefreshToken(credential.to_string()),
+        };
+        out.push(Effect::Refresh { id, credential: sent });
         let credential = credential.to_string();
         self.flight = Flight::Sending { id, credential, locked, for_401: plan.for_401, sent_at: now };
     }

@@ -3,7 +3,7 @@
 
 use super::{Flight, Outcome, Refresh};
 use crate::core::error::Error;
-use crate::core::machine::io::{Effect, Out, Reply};
+use crate::core::machine::io::{Credential, Effect, Out, Reply};
 use crate::core::policy::{self, Failure};
 use crate::core::protocol::Message;
 use crate::core::token::TokenSet;
@@ -65,9 +65,12 @@ impl Refresh {
             out.push(Effect::ReleaseLock { id: lock });
         }
         if let Reply::Tokens { response, .. } = reply {
-            let token = response.refresh_token.valid().or(response.access_token.valid());
-            if let Some(token) = token.filter(|_| self.revokes) {
-                out.push(Effect::Revoke { token, ticket: None });
+            let credential = match (response.refresh_token.valid(), response.access_token.valid()) {
+                (Some(rt), _) => Some(Credential::RefreshToken(rt)),
+                (None, at) => at.map(Credential::AccessToken),
+            };
+            if let Some(credential) = credential.filter(|_| self.revokes) {
+                out.push(Effect::Revoke { credential, ticket: None });
             }
         }
     }
