@@ -6,13 +6,17 @@
 //!
 //! ## Map
 //!
-//! - [`core`]: every decision, without I/O: the session state machine
-//!   ([`core::machine::Machine`]), config, tokens, policy, the cross-tab protocol, the
-//!   stored record, OpenID Connect's checks ([`core::oidc`]), errors and events. Tested on the host and by the multi-tab simulation.
-//! - `web` (wasm32 only): the browser driver. The `Session` class, the one owner of the
-//!   machine that carries out its effects (`driver`), and the browser parts it uses: HTTP,
-//!   OpenID Connect's redirects (`oidc`), tabs (BroadcastChannel, Web Locks), storage,
-//!   timers and page events.
+//! - [`core`]: every decision, without I/O: the session as small state machines under one
+//!   top machine ([`core::machine::Machine`]: the refresh protocol, the callers, the cookie
+//!   session, the limits, the OpenID Connect sign-in, one deadline table), config (one table
+//!   of options), tokens, policy, the cross-tab protocol, the stored record, OpenID Connect's
+//!   checks ([`core::oidc`]), errors and events. Tested on the host and by the multi-tab
+//!   simulation (`tests/sim/`).
+//! - `web` (wasm32 only): the browser driver, which decides nothing. The `Session` class, the
+//!   one owner of the machine that carries out its effects (`driver`), the sink its adapters
+//!   feed results back through, and the adapters: the auth server's calls over the transport
+//!   (`auth`, `http`), `session.fetch` (`fetch`), OpenID Connect's redirects and popup
+//!   (`oidc`, `popup`), tabs (BroadcastChannel, Web Locks), storage, timers and page events.
 #![deny(missing_docs)]
 
 pub mod core;

@@ -12,7 +12,9 @@
 //! - [`auth`]: the auth server's calls (refresh, revocation, discovery, code exchange,
 //!   login, the cookie session), each turning a raw reply into what the machine reads.
 //! - [`fetch`]: the `session.fetch` wrapper.
-//! - [`oidc`]: OpenID Connect sign-in in the browser: PKCE, the redirect and its callback.
+//! - [`oidc`]: OpenID Connect sign-in in the browser: secrets and S256, the login kept in
+//!   `sessionStorage`, navigation, the callback's parameters and the address bar.
+//! - [`popup`]: the sign-in popup (opened in the click, watched for its callback and closing).
 //! - [`tabs`]: BroadcastChannel (with a `storage`-event fallback) and Web Locks.
 //! - [`storage`]: memory, `sessionStorage`, `localStorage`.
 //! - [`timers`]: the deadline timer and the page events that re-check it.
