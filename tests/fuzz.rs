@@ -141,7 +141,11 @@ proptest! {
             if let Ok(c) = Config::from_raw(&keys, raw) {
                 // An empty token endpoint only where it is not needed or will be discovered.
                 let discovered = c.oidc.as_ref().is_some_and(|o| o.discovers());
-                prop_assert!(!c.token_url.trim().is_empty() || discovered || c.mode == config::Mode::Cookie);
+                let token_url = match &c.server {
+                    config::Server::OAuth { token_url, .. } => Some(token_url.as_str()),
+                    config::Server::Cookie { .. } => None,
+                };
+                prop_assert!(token_url.is_none_or(|u| !u.trim().is_empty()) || discovered);
                 if let Some(o) = &c.oidc {
                     prop_assert!(c.client_id.is_some() && !o.scope.is_empty());
                 }
@@ -234,7 +238,7 @@ proptest! {
 
     #[test]
     fn the_machine_survives_any_inputs_at_any_times(steps in prop::collection::vec((step_time(), input()), 1..60)) {
-        let mut m = Machine::new(Config { revoke_url: Some("/r".into()), ..Config::default() }, "me".into(), 7);
+        let mut m = Machine::new(Config { server: config::Server::OAuth { token_url: String::new(), revoke_url: Some("/r".into()) }, ..Config::default() }, "me".into(), 7);
         let (mut now, mut mono) = (1_795_000_000_000.0, 0.0);
         let start = Input::Start(Boot { stored: Stored::Empty, storage: StorageMode::Memory, storage_error: None, transport: Transport::Broadcast, locks: true, online: true });
         m.handle(now, mono, start);

@@ -158,18 +158,33 @@ impl Oidc {
     }
 }
 
+/// Where the session lives and is renewed: the mode, carrying the endpoints of that mode.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Server {
+    /// `mode: "token"`: OAuth 2.0 tokens in the browser.
+    OAuth {
+        /// The token endpoint for the refresh grant (empty until discovery finds it).
+        token_url: String,
+        /// RFC 7009 revocation endpoint; logout revokes the refresh token there.
+        revoke_url: Option<String>,
+    },
+    /// `mode: "cookie"`: an HttpOnly session cookie; JavaScript holds only a CSRF token.
+    Cookie {
+        /// The session endpoint (`GET` restores, `/refresh` extends, `/logout` ends).
+        session_url: String,
+        /// The header that carries the CSRF token on unsafe methods.
+        csrf_header: String,
+    },
+}
+
 /// Validated options (their meanings, bounds and defaults: [`TABLE`]). URLs are as given;
 /// the driver resolves them against the page.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Tokens in the browser, or a cookie session.
-    pub mode: Mode,
-    /// OAuth 2.0 token endpoint for the refresh grant (required in token mode).
-    pub token_url: String,
+    /// The mode and its endpoints.
+    pub server: Server,
     /// Sent as `client_id` with refresh and revocation requests.
     pub client_id: Option<String>,
-    /// RFC 7009 revocation endpoint; logout revokes the refresh token there.
-    pub revoke_url: Option<String>,
     /// Where tokens are kept.
     pub storage: StorageMode,
     /// Separates sessions sharing one origin (storage keys, channel and lock names).
@@ -190,10 +205,6 @@ pub struct Config {
     pub restore_timeout_ms: f64,
     /// Coordinate with other tabs (BroadcastChannel, Web Locks).
     pub cross_tab: bool,
-    /// Cookie mode: the session endpoint (`GET` restores, `/refresh` extends, `/logout` ends).
-    pub session_url: Option<String>,
-    /// Cookie mode: the header that carries the CSRF token on unsafe methods.
-    pub csrf_header: String,
     /// No user activity in any tab for this long ends the session (reason `idle`).
     pub idle_timeout_ms: Option<f64>,
     /// This long before the idle logout, an `idle_warning` event.
@@ -208,7 +219,21 @@ impl Config {
     /// Logout revokes: a revocation URL is given, or discovery may find one, or the server
     /// session of cookie mode.
     pub fn revokes(&self) -> bool {
-        self.revoke_url.is_some() || self.mode == Mode::Cookie || self.oidc.as_ref().is_some_and(Oidc::discovers)
+        let revoke_url = matches!(self.server, Server::OAuth { revoke_url: Some(_), .. });
+        revoke_url || self.mode() == Mode::Cookie || self.oidc.as_ref().is_some_and(Oidc::discovers)
+    }
+
+    /// Tokens in the browser, or a cookie session.
+    pub fn mode(&self) -> Mode {
+        match self.server {
+            Server::OAuth { .. } => Mode::Token,
+            Server::Cookie { .. } => Mode::Cookie,
+        }
+    }
+
+    /// A token-mode config with this token endpoint (and the defaults otherwise).
+    pub fn with_token_url(token_url: &str) -> Config {
+        Config { server: Server::OAuth { token_url: token_url.into(), revoke_url: None }, ..Config::default() }
     }
 }
 
@@ -217,10 +242,8 @@ impl Default for Config {
     /// two enums are tied to the table by a test (`defaults_are_the_tables`).
     fn default() -> Self {
         Config {
-            mode: Mode::Token,
-            token_url: String::new(),
+            server: Server::OAuth { token_url: String::new(), revoke_url: None },
             client_id: None,
-            revoke_url: None,
             storage: StorageMode::Memory,
             namespace: const { opt::namespace.kind.default.value() }.into(),
             allowed_origins: Vec::new(),
@@ -231,8 +254,6 @@ impl Default for Config {
             lock_timeout_ms: const { opt::lockTimeoutMs.kind.default.value() },
             restore_timeout_ms: const { opt::restoreTimeoutMs.kind.default.value() },
             cross_tab: opt::crossTab.kind.default,
-            session_url: None,
-            csrf_header: const { opt::csrfHeader.kind.default.value() }.into(),
             idle_timeout_ms: None,
             idle_warning_ms: None,
             max_session_ms: None,
@@ -288,7 +309,7 @@ impl Config {
         }
         let d = Config::default();
         let mode = match raw.mode {
-            Field::Absent => d.mode,
+            Field::Absent => d.mode(),
             Field::Valid(s) if s == "token" => Mode::Token,
             Field::Valid(s) if s == "cookie" => Mode::Cookie,
             _ => return Err(err(opt::mode.name, "must be \"token\" or \"cookie\"")),
@@ -331,7 +352,8 @@ impl Config {
             _ => {}
         }
         let max_session_ms = millis(raw.maxSessionMs, opt::maxSessionMs)?;
-        let csrf_header = text(raw.csrfHeader, opt::csrfHeader)?.unwrap_or(d.csrf_header);
+        let csrf_header = text(raw.csrfHeader, opt::csrfHeader)?;
+        let csrf_header = csrf_header.unwrap_or_else(|| const { opt::csrfHeader.kind.default.value() }.into());
         let header_ok = csrf_header.len() <= 64 && csrf_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !header_ok {
             return Err(err(opt::csrfHeader.name, "must be a header name of letters, digits and '-'"));
@@ -350,22 +372,29 @@ impl Config {
         }
         let token_url = text(raw.tokenUrl, opt::tokenUrl)?;
         let session_url = text(raw.sessionUrl, opt::sessionUrl)?;
-        let token_url = match mode {
+        let revoke_url = text(raw.revokeUrl, opt::revokeUrl)?;
+        let server = match mode {
             Mode::Token if session_url.is_some() => {
                 return Err(err(opt::sessionUrl.name, "applies only with mode: \"cookie\""))
             }
-            Mode::Token if oidc.as_ref().is_some_and(Oidc::discovers) => token_url.unwrap_or_default(),
-            Mode::Token => token_url.ok_or_else(|| {
-                err(opt::tokenUrl.name, "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect")
-            })?,
+            Mode::Token => {
+                let token_url = match token_url {
+                    Some(url) => url,
+                    None if oidc.as_ref().is_some_and(Oidc::discovers) => String::new(),
+                    None => {
+                        return Err(err(
+                            opt::tokenUrl.name,
+                            "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect",
+                        ))
+                    }
+                };
+                Server::OAuth { token_url, revoke_url }
+            }
             Mode::Cookie if oidc.is_some() => {
                 return Err(err(opt::issuer.name, "does not apply with mode: \"cookie\" (the server signs in)"))
             }
             Mode::Cookie if token_url.is_some() => {
                 return Err(err(opt::tokenUrl.name, "does not apply with mode: \"cookie\" (use sessionUrl)"))
-            }
-            Mode::Cookie if session_url.is_none() => {
-                return Err(err(opt::sessionUrl.name, "is required with mode: \"cookie\" (your session endpoint)"))
             }
             Mode::Cookie if storage != StorageMode::Memory => {
                 return Err(err(
@@ -373,13 +402,16 @@ impl Config {
                     "must be \"memory\" with mode: \"cookie\" (the cookie is the session)",
                 ))
             }
-            Mode::Cookie => String::new(),
+            Mode::Cookie => match session_url {
+                Some(session_url) => Server::Cookie { session_url, csrf_header },
+                None => {
+                    return Err(err(opt::sessionUrl.name, "is required with mode: \"cookie\" (your session endpoint)"))
+                }
+            },
         };
         Ok(Config {
-            mode,
-            token_url,
+            server,
             client_id,
-            revoke_url: text(raw.revokeUrl, opt::revokeUrl)?,
             storage,
             namespace,
             allowed_origins,
@@ -390,8 +422,6 @@ impl Config {
             lock_timeout_ms: millis(raw.lockTimeoutMs, opt::lockTimeoutMs)?.unwrap_or(d.lock_timeout_ms),
             restore_timeout_ms: millis(raw.restoreTimeoutMs, opt::restoreTimeoutMs)?.unwrap_or(d.restore_timeout_ms),
             cross_tab,
-            session_url,
-            csrf_header,
             idle_timeout_ms,
             idle_warning_ms,
             max_session_ms,
@@ -480,7 +510,7 @@ mod tests {
     #[test]
     fn defaults_for_everything_but_the_token_url() {
         let c = parse(json!({ "tokenUrl": "/auth/token" })).unwrap();
-        assert_eq!(c, Config { token_url: "/auth/token".into(), ..Config::default() });
+        assert_eq!(c, Config::with_token_url("/auth/token"));
     }
 
     #[test]
@@ -556,10 +586,8 @@ mod tests {
         let c = parse(json!({ "mode": "cookie", "sessionUrl": "/session", "idleTimeoutMs": 900000,
             "idleWarningMs": 60000, "maxSessionMs": 28800000 }))
         .unwrap();
-        assert_eq!(
-            (c.mode, c.session_url.as_deref(), c.csrf_header.as_str()),
-            (Mode::Cookie, Some("/session"), "X-CSRF-Token")
-        );
+        let server = Server::Cookie { session_url: "/session".into(), csrf_header: "X-CSRF-Token".into() };
+        assert_eq!((c.mode(), &c.server), (Mode::Cookie, &server));
         assert_eq!(
             (c.idle_timeout_ms, c.idle_warning_ms, c.max_session_ms),
             (Some(900_000.0), Some(60_000.0), Some(28_800_000.0))
@@ -571,15 +599,15 @@ mod tests {
         let c = parse(json!({ "issuer": "https://id.example.com", "clientId": "spa" })).unwrap();
         let o = c.oidc.clone().unwrap();
         assert_eq!(
-            (c.token_url.as_str(), o.scope.as_str(), o.discovers(), c.revokes()),
-            ("", "openid offline_access", true, true)
+            (&c.server, o.scope.as_str(), o.discovers(), c.revokes()),
+            (&Server::OAuth { token_url: String::new(), revoke_url: None }, "openid offline_access", true, true)
         );
         let c = parse(
             json!({ "authorizationUrl": "/authorize", "tokenUrl": "/token", "clientId": "spa", "scope": "openid" }),
         )
         .unwrap();
-        let o = c.oidc.unwrap();
-        assert_eq!((o.discovers(), o.scope.as_str(), c.revoke_url.is_some()), (false, "openid", false));
+        let o = c.oidc.clone().unwrap();
+        assert_eq!((o.discovers(), o.scope.as_str(), c.revokes()), (false, "openid", false));
     }
 
     #[test]

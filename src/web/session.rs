@@ -8,7 +8,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::core::config::{check_transport, Config, Mode, RawConfig};
+use crate::core::config::{check_transport, Config, Mode, RawConfig, Server};
 use crate::core::error::Error;
 use crate::core::events::EVENT_NAMES;
 use crate::core::machine::{Answer, Authorization, Input};
@@ -275,31 +275,28 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     let resolve = |field: &str, raw: Option<&String>| raw.map(|u| endpoint(field, u, &base)).transpose();
     // The default redirect URI is the page itself, without query or fragment.
     let here = format!("{}{}", page.origin(), page.pathname());
-    let configured = Provider {
-        authorization: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
-        token: match config.mode {
-            Mode::Token if config.token_url.is_empty() => String::new(), // to be discovered
-            Mode::Token => endpoint("tokenUrl", &config.token_url, &base)?,
-            Mode::Cookie => String::new(),
-        },
-        revocation: resolve("revokeUrl", config.revoke_url.as_ref())?,
-        end_session: resolve("endSessionUrl", oidc.and_then(|o| o.end_session_url.as_ref()))?,
-    };
-    let session_url = resolve("sessionUrl", config.session_url.as_ref())?;
     let redirect_uri = resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here);
     let post_logout_redirect_uri =
         resolve("postLogoutRedirectUri", oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()))?;
-    let auth = match config.mode {
-        Mode::Token => AuthServer::OAuth(OAuth {
+    let auth = match &config.server {
+        Server::OAuth { token_url, revoke_url } => AuthServer::OAuth(OAuth {
             client_id: config.client_id.clone().unwrap_or_default(),
-            configured,
+            configured: Provider {
+                authorization: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
+                token: match token_url.is_empty() {
+                    true => String::new(), // to be discovered
+                    false => endpoint("tokenUrl", token_url, &base)?,
+                },
+                revocation: resolve("revokeUrl", revoke_url.as_ref())?,
+                end_session: resolve("endSessionUrl", oidc.and_then(|o| o.end_session_url.as_ref()))?,
+            },
             discover_from: oidc.filter(|o| o.discovers()).and(issuer).map(str::to_string),
             timeout_ms: config.request_timeout_ms,
             found: RefCell::default(),
         }),
-        Mode::Cookie => AuthServer::Cookie(CookieSession {
-            url: session_url.unwrap_or_default(),
-            csrf_header: config.csrf_header.clone(),
+        Server::Cookie { session_url, csrf_header } => AuthServer::Cookie(CookieSession {
+            url: endpoint("sessionUrl", session_url, &base)?,
+            csrf_header: csrf_header.clone(),
             timeout_ms: config.request_timeout_ms,
         }),
     };
@@ -531,7 +528,7 @@ impl Session {
             Err(e) => return reject(e),
         };
         promise(async move {
-            if d.config.mode == Mode::Cookie {
+            if d.config.mode() == Mode::Cookie {
                 return Ok(JsValue::NULL);
             }
             match d.kept().ask(|ticket| Input::TokenWanted { ticket }).await {
@@ -709,7 +706,7 @@ impl Session {
     pub fn access_token(&self) -> JsValue {
         let now = js_sys::Date::now();
         let m = self.driver.machine();
-        let token_mode = self.driver.config.mode == Mode::Token;
+        let token_mode = self.driver.config.mode() == Mode::Token;
         nullable(m.tokens().filter(|t| token_mode && t.expires_at > now).map(|t| t.access_token.as_str()))
     }
 
@@ -718,7 +715,7 @@ impl Session {
     #[wasm_bindgen(getter = csrfToken, unchecked_return_type = "string | null")]
     pub fn csrf_token(&self) -> JsValue {
         let m = self.driver.machine();
-        let cookie_mode = self.driver.config.mode == Mode::Cookie;
+        let cookie_mode = self.driver.config.mode() == Mode::Cookie;
         nullable(m.tokens().filter(|_| cookie_mode).map(|t| t.access_token.as_str()))
     }
 
@@ -747,7 +744,7 @@ impl Session {
     #[wasm_bindgen(getter, unchecked_return_type = "Claims | null")]
     pub fn claims(&self) -> JsValue {
         let m = self.driver.machine();
-        let token_mode = self.driver.config.mode == Mode::Token;
+        let token_mode = self.driver.config.mode() == Mode::Token;
         m.tokens().filter(|_| token_mode).and_then(|t| auth::claims(&t.access_token)).unwrap_or(JsValue::NULL)
     }
 
@@ -783,7 +780,7 @@ impl Session {
     /// `"token"` or `"cookie"`.
     #[wasm_bindgen(getter, unchecked_return_type = "\"token\" | \"cookie\"")]
     pub fn mode(&self) -> String {
-        match self.driver.config.mode {
+        match self.driver.config.mode() {
             Mode::Token => "token".into(),
             Mode::Cookie => "cookie".into(),
         }

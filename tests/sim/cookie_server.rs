@@ -23,7 +23,7 @@ pub struct CookieServer {
 
 impl World {
     pub fn cookie_mode(&self) -> bool {
-        self.setup.config.mode == Mode::Cookie
+        self.setup.config.mode() == Mode::Cookie
     }
 
     /// Is the cookie session that issued this CSRF token (`csrf-<family>-<n>`) alive?

@@ -1,7 +1,7 @@
 //! What a run is made of: the number of tabs, the browser's features, the config, the faults
 //! and the app's pace ([`Setup`]); a random one drawn from a seed ([`random_setup`]).
 
-use wasm_session::core::config::{Config, Mode, StorageMode};
+use wasm_session::core::config::{Config, Server, StorageMode};
 use wasm_session::core::machine::Transport;
 
 use crate::saboteurs::Saboteur;
@@ -35,8 +35,10 @@ pub struct Setup {
 impl Setup {
     pub fn new(tabs: usize, storage: StorageMode) -> Setup {
         let config = Config {
-            token_url: "https://app.example/auth/token".into(),
-            revoke_url: Some("https://app.example/auth/revoke".into()),
+            server: Server::OAuth {
+                token_url: "https://app.example/auth/token".into(),
+                revoke_url: Some("https://app.example/auth/revoke".into()),
+            },
             storage,
             ..Config::default()
         };
@@ -63,10 +65,8 @@ impl Setup {
 pub fn cookie_mode(s: &mut Setup) {
     s.storage = StorageMode::Memory;
     s.config.storage = StorageMode::Memory;
-    s.config.mode = Mode::Cookie;
-    s.config.token_url = String::new();
-    s.config.revoke_url = None;
-    s.config.session_url = Some("https://app.example/session".into());
+    s.config.server =
+        Server::Cookie { session_url: "https://app.example/session".into(), csrf_header: "X-CSRF-Token".into() };
     if s.transport == Transport::StorageBus {
         s.transport = Transport::Broadcast;
     }

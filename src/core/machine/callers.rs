@@ -130,7 +130,7 @@ impl Machine {
             // Newer tokens arrived meanwhile: retry with them.
             Want::Retry401 { seq: used } if used != seq => self.want(now, ticket, Want::Token),
             // Cookie mode: the server no longer knows the session. It ends in every tab.
-            Want::Retry401 { .. } if self.cfg.mode == Mode::Cookie => {
+            Want::Retry401 { .. } if self.cfg.mode() == Mode::Cookie => {
                 self.server_ended(now);
                 self.out.answer(ticket, Answer::NoToken)
             }

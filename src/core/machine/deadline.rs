@@ -119,7 +119,7 @@ impl Machine {
             Deadline::ShareActivity => self.limits.share(now, &mut self.out),
             Deadline::Settle => self.refresh.settle_done(&mut self.out),
             Deadline::Flight => {
-                let cur = current(&self.session, self.seq, self.cfg.mode);
+                let cur = current(&self.session, self.seq, self.cfg.mode());
                 let outcome = self.refresh.flight_due(now, cur, &mut self.out);
                 self.apply(now, outcome);
             }
@@ -137,7 +137,7 @@ impl Machine {
                 self.expiry_announced = true;
                 let Some(t) = self.tokens() else { return false };
                 let (expires_at, renewable) = (t.expires_at, self.renewable(t));
-                if self.cfg.mode == Mode::Cookie {
+                if self.cfg.mode() == Mode::Cookie {
                     // This tab's copy ran out, but another tab may have extended the session
                     // (a frozen tab hears of it late): the server says whether it still lives.
                     self.cookie.read(self.seq, now, &mut self.out);

@@ -36,7 +36,7 @@ impl Limits {
             max_session_ms: cfg.max_session_ms,
             // Without an idle timeout the session may be kept alive in the background, but
             // not in cookie mode, where a refresh extends the server's session.
-            activity_required: cfg.idle_timeout_ms.is_some() || cfg.mode == Mode::Cookie,
+            activity_required: cfg.idle_timeout_ms.is_some() || cfg.mode() == Mode::Cookie,
             last_activity: f64::NEG_INFINITY,
             shared_at: f64::NEG_INFINITY,
             unshared: false,

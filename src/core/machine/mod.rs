@@ -251,7 +251,7 @@ impl Machine {
                         self.install(now, r.tokens, r.stamp, Source::Peer, r.after_401);
                     }
                 }
-                let cur = current(&self.session, self.seq, self.cfg.mode);
+                let cur = current(&self.session, self.seq, self.cfg.mode());
                 let outcome = self.refresh.granted(now, grant, stolen, waited, cur, &mut self.out);
                 self.apply(now, outcome);
             }
@@ -357,7 +357,7 @@ impl Machine {
         self.out.post(Message::Hello);
         // Opening a tab is activity.
         self.activity(now, 0.0, true);
-        if self.cfg.mode == Mode::Cookie {
+        if self.cfg.mode() == Mode::Cookie {
             // The cookie is the session: the server says whether there is one.
             self.cookie.read(self.seq, now, &mut self.out);
         } else if self.session.is_some() || self.storage == StorageMode::Local || self.transport != Transport::Broadcast
@@ -401,7 +401,7 @@ impl Machine {
 
     /// Can this set be renewed: a refresh token, or (cookie mode) the session endpoint.
     fn renewable(&self, t: &TokenSet) -> bool {
-        t.refresh_token.is_some() || self.cfg.mode == Mode::Cookie
+        t.refresh_token.is_some() || self.cfg.mode() == Mode::Cookie
     }
 
     fn start_refresh(&mut self, now: f64, cause: Cause) -> Result<(), Error> {
@@ -409,7 +409,7 @@ impl Machine {
         if !self.renewable(&s.tokens) {
             return Err(Error::NotAuthenticated);
         }
-        let cur = current(&self.session, self.seq, self.cfg.mode);
+        let cur = current(&self.session, self.seq, self.cfg.mode());
         self.refresh.start(now, cause, &s.tokens, self.online, cur, &mut self.out)
     }
 
@@ -467,7 +467,7 @@ impl Machine {
             Message::Refreshing { timeout_ms } => self.refresh.peer_refreshing(&from, now, timeout_ms),
             Message::Claim => self.refresh.peer_claim(from, now, &mut self.out),
             Message::RefreshFailed => {
-                let cur = current(&self.session, self.seq, self.cfg.mode);
+                let cur = current(&self.session, self.seq, self.cfg.mode());
                 let outcome = self.refresh.peer_failed(&from, now, cur, &mut self.out);
                 self.apply(now, outcome);
             }

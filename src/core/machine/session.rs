@@ -109,7 +109,7 @@ impl Machine {
     /// refresh token, or the server's session); answers `ticket` once that was tried.
     pub(super) fn end_here(&mut self, now: f64, reason: LogoutReason, ticket: Option<Ticket>) {
         let ended = self.end(now, reason, None);
-        let credential = ended.map(|s| match (self.cfg.mode, s.tokens.refresh_token) {
+        let credential = ended.map(|s| match (self.cfg.mode(), s.tokens.refresh_token) {
             (Mode::Cookie, _) => Credential::Csrf(s.tokens.access_token),
             (Mode::Token, Some(rt)) => Credential::RefreshToken(rt),
             (Mode::Token, None) => Credential::AccessToken(s.tokens.access_token),

@@ -170,7 +170,7 @@ impl Refresh {
     pub fn new(cfg: &Config, tab: String, seed: u64) -> Refresh {
         Refresh {
             tab,
-            cookie: cfg.mode == Mode::Cookie,
+            cookie: cfg.mode() == Mode::Cookie,
             revokes: cfg.revokes(),
             lead_ms: cfg.refresh_lead_ms,
             request_timeout_ms: cfg.request_timeout_ms,
