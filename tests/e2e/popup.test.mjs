@@ -72,10 +72,18 @@ async function openTab(t) {
     const button = document.createElement("button");
     button.id = "popup-signin";
     button.textContent = "Sign in";
+    // `popupResult` is the latest call's outcome; `outcomes[n]` the n-th call's.
+    window.outcomes = {};
+    let calls = 0;
     button.onclick = () => {
+      const n = ++calls;
+      const settle = (result) => {
+        window.outcomes[n] = result;
+        if (n === calls) window.popupResult = result;
+      };
       window.session.loginWithPopup(window.popupOptions).then(
-        (r) => { window.popupResult = r.appState === undefined ? { ok: true } : { ok: true, appState: r.appState }; },
-        (e) => { window.popupResult = { code: e.code, error: e.error, message: e.message }; },
+        (r) => settle(r.appState === undefined ? { ok: true } : { ok: true, appState: r.appState }),
+        (e) => settle({ code: e.code, error: e.error, message: e.message }),
       );
     };
     document.body.append(button);
@@ -173,6 +181,30 @@ for (const engine of engines) {
     } finally { await t.close(); }
   });
 
+  test(`[${engine}] a second click while the popup is open: the first call rejects popup_closed, the second signs in`, async () => {
+    const t = await setup(engine);
+    try {
+      const a = await openTab(t);
+      const popups = [];
+      a.on("popup", (p) => popups.push(p));
+      const first = await clickSignIn(a, { appState: 1 });
+      await loginForm(t, first);
+      await a.evaluate(() => { window.popupOptions = { appState: 2 }; });
+      await a.click("#popup-signin");
+      const firstOutcome = await until(() => a.evaluate(() => window.outcomes[1]), { what: "the first call to settle" });
+      assert.equal(firstOutcome.code, "popup_closed", JSON.stringify(firstOutcome));
+      // The second call's window: a new one, or the first one taken over (same name).
+      const second = await until(() => popups.find((p) => !p.isClosed() && p.url().startsWith(t.provider.issuer)),
+        { timeout: 20000, what: "the second popup at the provider" });
+      await loginForm(t, second);
+      assert.equal(await a.evaluate(() => window.outcomes[2] ?? null), null, "the second call waits for its popup");
+      await submitForm(second);
+      assert.deepEqual(await until(() => a.evaluate(() => window.outcomes[2]), { what: "the second call to settle" }),
+        { ok: true, appState: 2 });
+      assert.equal((await t.provider.stats()).codes, 1);
+    } finally { await t.close(); }
+  });
+
   test(`[${engine}] the user does nothing: timeout after timeoutMs, the popup is closed`, async () => {
     const t = await setup(engine);
     try {
@@ -232,21 +264,25 @@ for (const engine of engines) {
         addEventListener("message", (e) => { if (e.data?.type === "wasm-session:callback") window.seen.push(e.data.url); });
       });
       const forged = t.app + "?code=x&state=" + "w".repeat(43);
-      // A same-origin iframe in the app's page posts a callback to it.
-      await a.evaluate((url) => {
+      /** Posts a forged callback with `post`, waits until it was delivered, checks it changed nothing. */
+      const forge = async (from, post) => {
+        const count = await a.evaluate(() => window.seen.length);
+        await post(forged + "&from=" + from);
+        await until(() => a.evaluate((n) => window.seen.length > n, count), { what: `the message from ${from} delivered` });
+        assert.equal(await a.evaluate(() => window.popupResult), null, `a message from ${from} was taken as the callback`);
+        assert.equal(popup.isClosed(), false, `a message from ${from} closed the popup`);
+      };
+      // A same-origin iframe in the app's page (of this origin, not the popup).
+      await forge("iframe", (url) => a.evaluate((url) => {
         const frame = document.createElement("iframe");
         const message = JSON.stringify({ type: "wasm-session:callback", url });
         frame.srcdoc = `<script>parent.postMessage(${message}, ${JSON.stringify(location.origin)})<\/script>`;
         document.body.append(frame);
-      }, forged);
-      // The popup itself, while on the provider's origin.
-      await popup.evaluate((url) => { opener.postMessage({ type: "wasm-session:callback", url }, "*"); }, forged + "&from=provider");
+      }, url));
       // The app's page to itself.
-      await a.evaluate((url) => { postMessage({ type: "wasm-session:callback", url }, location.origin); }, forged + "&from=self");
-      await until(() => a.evaluate(() => window.seen.length === 3), { what: "the three forged messages delivered" });
-      // None was taken as the callback: the sign-in still waits, the popup is still open.
-      assert.equal(await a.evaluate(() => window.popupResult), null, "the sign-in still waits");
-      assert.equal(popup.isClosed(), false, "the popup is still open");
+      await forge("self", (url) => a.evaluate((url) => { postMessage({ type: "wasm-session:callback", url }, location.origin); }, url));
+      // The popup itself, while on the provider's origin (the popup, not this origin).
+      await forge("provider", (url) => popup.evaluate((url) => { opener.postMessage({ type: "wasm-session:callback", url }, "*"); }, url));
       await submitForm(popup);
       const result = await outcome(a);
       assert.deepEqual(result, { ok: true, appState: "real" }, JSON.stringify(result));
