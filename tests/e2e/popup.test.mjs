@@ -310,3 +310,28 @@ for (const engine of engines) {
     } finally { await t.close(); }
   });
 }
+
+for (const engine of engines) {
+  test(`[${engine}] demo: "Sign in with a popup", the same "/" as redirect page for both flows`, async () => {
+    const t = await setup(engine);
+    try {
+      const page = await t.context.newPage();
+      page.on("pageerror", (e) => console.error("page error:", e.message));
+      const demo = `${t.server.main}/?mode=oidc&issuer=${encodeURIComponent(t.provider.issuer)}`;
+      await page.goto(demo);
+      await until(() => attempt(page, () => window.session !== undefined), { what: "the demo page" });
+      const popup = new Promise((resolve) => page.once("popup", resolve));
+      await page.click("#popup-button");
+      const popupWindow = await popup;
+      await loginForm(t, popupWindow);
+      await submitForm(popupWindow, { login: "grace" });
+      const status = () => page.evaluate(() => document.querySelector("#status").textContent);
+      await until(async () => (await status()) === "signed in", { timeout: 20000, what: "the demo signed in" });
+      await closed(popupWindow);
+      assert.equal(page.url(), demo, "the demo page stayed where it was");
+      assert.match(await page.evaluate(() => document.querySelector("#who").textContent), /grace/);
+      assert.equal(await page.evaluate(() => document.querySelector("#signin-error").textContent), "");
+      assert.equal((await t.provider.stats()).codes, 1);
+    } finally { await t.close(); }
+  });
+}
