@@ -1,8 +1,9 @@
 // loginWithPopup against a real OpenID Provider (oidc-provider on a free port), with the
 // browsers' popup blockers ON: the popup opened in a click, the provider's login form filled
 // in the popup, its redirect page (www/popup-callback.html) handing the URL back; the user
-// closing the popup, doing nothing until timeoutMs, the blocker refusing a popup opened
-// outside a click, and forged callback messages that must be ignored.
+// closing the popup, clicking twice, doing nothing until timeoutMs; the blocker refusing a
+// popup opened outside a click; forged callback messages that must be ignored, a callback
+// with another state, the provider's access_denied; and the demo's popup button.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -291,6 +292,23 @@ for (const engine of engines) {
       const stats = await t.provider.stats();
       assert.equal(stats.codes, 1);
       assert.equal(stats.code_rejected, 0, "no forged code reached the provider");
+    } finally { await t.close(); }
+  });
+
+  test(`[${engine}] the popup comes back with another state: invalid_state, the popup closed, no code exchanged`, async () => {
+    const t = await setup(engine);
+    try {
+      const a = await openTab(t);
+      const popup = await clickSignIn(a);
+      await loginForm(t, popup);
+      // The popup lands on the redirect page with a callback that is not this sign-in's.
+      await attempt(popup, (url) => { location.href = url; }, `${t.redirectUri}?code=x&state=${"w".repeat(43)}`);
+      const result = await outcome(a);
+      assert.equal(result.code, "invalid_state", JSON.stringify(result));
+      await closed(popup);
+      assert.equal(await signedIn(a), false);
+      const stats = await t.provider.stats();
+      assert.equal(stats.codes + stats.code_rejected, 0, "nothing was sent to the token endpoint");
     } finally { await t.close(); }
   });
 
