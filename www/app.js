@@ -6,6 +6,15 @@ const here = new URLSearchParams(location.search);
 // The OpenID Provider sends the browser back to "/" with only its own parameters: the demo's
 // settings wait in sessionStorage meanwhile.
 const callback = here.has("state") && (here.has("code") || here.has("error"));
+// In the sign-in popup of loginWithPopup, the provider sends the window back here too (one
+// redirectUri for both flows): the URL goes to the page that opened the popup, which checks
+// it and closes this window; nothing else runs here. "Open another tab" opens tabs without an
+// opener, so only the popup has one.
+if (callback && window.opener) {
+  window.opener.postMessage({ type: "wasm-session:callback", url: location.href }, location.origin);
+  document.body.textContent = "Signing in…";
+  await new Promise(() => {});
+}
 const params = callback ? new URLSearchParams(sessionStorage.getItem("demo:settings") || "mode=oidc") : here;
 if (!callback) sessionStorage.setItem("demo:settings", here.toString());
 const pick = (name, allowed) => (allowed.includes(params.get(name)) ? params.get(name) : allowed[0]);
@@ -96,8 +105,24 @@ $("signin").onsubmit = async (e) => {
     $("signin-error").textContent = err.code === "login_failed" ? "Wrong username or password." : err.message;
   }
 };
+// Called right in the click: the popup opens before anything is awaited, so blockers allow it.
+const popupErrors = {
+  popup_blocked: "The browser blocked the popup: allow popups for this page, or sign in with the other button.",
+  popup_closed: "The popup was closed before the sign-in finished.",
+  timeout: "The sign-in in the popup took too long (2 minutes).",
+};
+$("popup-button").onclick = () => {
+  $("signin-error").textContent = "";
+  session.loginWithPopup({ appState: { at: Date.now() } }).then(
+    () => log("popup", "signed in in a popup; this page stayed as it was"),
+    (err) => {
+      $("signin-error").textContent = popupErrors[err.code] || `${err.code}: ${err.message.replace("wasm-session: ", "")}`;
+      log("error", `${err.code}: ${err.error || err.message}`);
+    },
+  );
+};
 $("signout").onclick = () => session.logout();
-$("new-tab").onclick = () => window.open(location.href, "_blank");
+$("new-tab").onclick = () => window.open(location.href, "_blank", "noopener");
 $("refresh-now").onclick = () => session.refresh().catch(() => {}); // failures arrive as events
 async function callApi(method, path) {
   try {
@@ -126,6 +151,7 @@ if (mode === "oidc") {
   $("hard-cases").hidden = true;
   $("credentials").hidden = true;
   $("signin-button").textContent = "Sign in with OpenID Connect";
+  $("popup-button").hidden = false;
   $("signin-hint").textContent = `At the provider (${issuer}, started by make demo): any username and password.`;
 }
 if (callback && mode === "oidc") {

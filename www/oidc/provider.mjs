@@ -6,15 +6,16 @@
 //   node www/oidc/provider.mjs            # http://localhost:8090, for the demo on :8080
 //
 // Env: OIDC_PORT (8090; 0 = a free port), APP_ORIGINS (comma-separated origins of the app,
-// whose "/" and "/e2e.html" are the registered redirect URIs; default http://127.0.0.1:8080),
-// OIDC_ACCESS_TTL (seconds, 60). Prints "listening oidc <issuer>" and then "ready".
+// whose "/", "/e2e.html" and "/popup-callback.html" are the registered redirect URIs;
+// default http://127.0.0.1:8080), OIDC_ACCESS_TTL (seconds, 60). Prints "listening oidc
+// <issuer>" and then "ready".
 // GET /__stats gives counters; POST /__reset clears them.
 import http from "node:http";
 import Provider from "oidc-provider";
 
 const apps = (process.env.APP_ORIGINS || "http://127.0.0.1:8080").split(",").map((o) => o.trim()).filter(Boolean);
 const accessTtl = Number(process.env.OIDC_ACCESS_TTL || 60);
-const uris = apps.flatMap((o) => [`${o}/`, `${o}/e2e.html`]);
+const uris = apps.flatMap((o) => [`${o}/`, `${o}/e2e.html`, `${o}/popup-callback.html`]);
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(Number(process.env.OIDC_PORT ?? 8090), "127.0.0.1", resolve));
