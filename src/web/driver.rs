@@ -279,6 +279,11 @@ impl Driver {
         }
     }
 
+    /// Closes the sign-in popup, if one is open.
+    pub fn close_popup(&self) {
+        drop(self.popup.borrow_mut().take());
+    }
+
     /// Opens the sign-in popup (in the app's click, before anything is awaited); false when
     /// the browser blocked it. A popup still open is closed.
     pub fn open_popup(&self) -> bool {

@@ -91,18 +91,16 @@ pub fn with_query(url: &str, params: &[(String, String)]) -> Result<String, Erro
 /// `n` random bytes from `crypto.getRandomValues`, in base64url.
 pub fn random(n: usize) -> Result<String, Error> {
     let crypto = web_sys::window().and_then(|w| w.crypto().ok());
-    let crypto = crypto.ok_or(Error::InvalidArgument("loginWithRedirect()", "needs crypto.getRandomValues"))?;
+    let missing = Error::InvalidArgument("signing in", "needs crypto.getRandomValues");
+    let crypto = crypto.ok_or(missing.clone())?;
     let mut bytes = vec![0u8; n];
-    crypto
-        .get_random_values_with_u8_array(&mut bytes)
-        .map_err(|_| Error::InvalidArgument("loginWithRedirect()", "needs crypto.getRandomValues"))?;
+    crypto.get_random_values_with_u8_array(&mut bytes).map_err(|_| missing)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The PKCE S256 challenge: base64url(SHA-256(verifier)) (RFC 7636 §4.2).
 pub async fn challenge(verifier: &str) -> Result<String, Error> {
-    let missing =
-        Error::InvalidArgument("loginWithRedirect()", "needs crypto.subtle (a secure context: https or localhost)");
+    let missing = Error::InvalidArgument("signing in", "needs crypto.subtle (a secure context: https or localhost)");
     let subtle = web_sys::window().and_then(|w| w.crypto().ok()).map(|c| c.subtle()).ok_or(missing.clone())?;
     let digest = subtle.digest_with_str_and_u8_array("SHA-256", verifier.as_bytes()).map_err(|_| missing.clone())?;
     let digest = JsFuture::from(digest).await.map_err(|_| missing)?;

@@ -627,7 +627,14 @@ impl Session {
             return reject(Error::PopupBlocked);
         }
         promise(async move {
-            let (login, challenge) = new_login(&d, app_state).await?;
+            let (login, challenge) = match new_login(&d, app_state).await {
+                Ok(l) => l,
+                Err(e) => {
+                    // Nothing will be sent there: the blank window must not stay open.
+                    d.close_popup();
+                    return Err(e);
+                }
+            };
             let auth = Authorization { ticket: 0, login, challenge, options, popup: Some(timeout_ms) };
             app_state_result(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
         })

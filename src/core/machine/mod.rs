@@ -274,9 +274,7 @@ impl Machine {
                     }
                 }
             }
-            Input::Navigated { ticket, error } => {
-                self.out.answer(ticket, error.map_or(Answer::Done, Answer::Failed));
-            }
+            Input::Navigated { ticket, error } => self.signin.navigated(ticket, error, &mut self.out),
         }
     }
 

@@ -123,6 +123,21 @@ impl SignIn {
         }
     }
 
+    /// The browser went to the provider (`error`: it could not), for caller `ticket`: a
+    /// redirect is done; a popup that could not be sent there ends.
+    pub fn navigated(&mut self, ticket: Ticket, error: Option<Error>, out: &mut Out) {
+        match error {
+            None => out.answer(ticket, Answer::Done),
+            Some(e) => {
+                if self.popup.as_ref().is_some_and(|p| p.ticket == ticket) {
+                    self.popup = None;
+                    out.push(Effect::ClosePopup);
+                }
+                out.answer(ticket, Answer::Failed(e));
+            }
+        }
+    }
+
     /// The popup window was closed: a sign-in still waiting for its callback fails.
     pub fn popup_closed(&mut self, out: &mut Out) {
         self.end_popup(Error::PopupClosed, out);

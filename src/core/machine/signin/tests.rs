@@ -282,3 +282,16 @@ fn a_popup_closed_timed_out_or_answering_another_state_fails_its_caller() {
     assert!(matches!(answers(&fx)[..], [(3, Answer::Failed(Error::InvalidState(_)))]), "{fx:?}");
     assert!(exchange_id(&fx).is_none() && m.tokens().is_none());
 }
+
+#[test]
+fn a_popup_that_cannot_be_sent_to_the_provider_fails_once_and_closes() {
+    let mut m = machine();
+    m.handle(NOW, 1.0, Input::Discovered(Ok(provider())));
+    m.handle(NOW, 2.0, popup(1, 60_000.0));
+    let fx = m.handle(NOW + 10.0, 3.0, Input::Navigated { ticket: 1, error: Some(Error::PopupClosed) });
+    assert_eq!(answers(&fx), vec![(1, Answer::Failed(Error::PopupClosed))]);
+    assert!(fx.contains(&Effect::ClosePopup) && fx.contains(&Effect::Timer(None)), "{fx:?}");
+    // No second answer when its timeout would have come.
+    let fx = m.handle(NOW + 61_000.0, 4.0, Input::Tick);
+    assert!(answers(&fx).is_empty(), "{fx:?}");
+}
