@@ -257,7 +257,6 @@ test("corrupted storage is discarded with an error event, never a crash", async 
       localStorage.setItem("wasm-session:default", "{not json");
       const s = window.makeSession({ tokenUrl: "/auth/token", storage: "local" });
       await s.ready;
-      await new Promise((r) => setTimeout(r, 0));
       await s.login("/auth/login", { username: "demo", password: "demo" });
       return { errors: window.events.filter((e) => e.type === "error").map((e) => e.code), auth: s.isAuthenticated };
     });
