@@ -180,9 +180,10 @@ export async function openTab(context, server, pagePath = "/e2e.html") {
 
 /**
  * Records in every page of `context` each `fetch` as it leaves, with the page clock's time then
- * (`window.sentRequests`). The session looks `fetch` up when it calls it, so this sees each
- * request it starts, at once, even one the network never carries (offline): a test can assert
- * that none left without waiting to see whether one arrives.
+ * and whether it carried an `Authorization` header (`window.sentRequests`). The session looks
+ * `fetch` up when it calls it, so this sees each request it starts, at once, even one the
+ * network never carries (offline): a test can assert that none left without waiting to see
+ * whether one arrives.
  */
 export function recordRequests(context) {
   return context.addInitScript(() => {
@@ -190,8 +191,10 @@ export function recordRequests(context) {
     window.sentRequests = [];
     window.fetch = function (input, init) {
       try {
-        const url = new URL(input instanceof Request ? input.url : String(input), location.href);
-        window.sentRequests.push({ path: url.pathname, at: Date.now() });
+        const request = input instanceof Request ? input : null;
+        const url = new URL(request ? request.url : String(input), location.href);
+        const auth = new Headers(init?.headers ?? request?.headers).has("authorization");
+        window.sentRequests.push({ path: url.pathname, at: Date.now(), auth });
       } catch { /* fetch itself reports a bad URL */ }
       return real.call(window, input, init);
     };
