@@ -6,7 +6,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Object, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 use wasm_session::core::config::StorageMode;
@@ -65,8 +66,66 @@ fn get(v: &JsValue, k: &str) -> JsValue {
     Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
-async fn sleep(ms: u32) {
-    gloo_timers::future::TimeoutFuture::new(ms).await;
+#[wasm_bindgen(inline_js = r#"
+// Wraps the page's fetch (the session looks it up when it calls it) to record each request
+// to one URL as it leaves: the page clock's time then and its refresh_token.
+export class Requests {
+  constructor(url) {
+    this.url = url;
+    this.seen = [];
+    this.waiting = [];
+    this.real = globalThis.fetch;
+    const self = this;
+    globalThis.fetch = function (input, init) {
+      const request = input instanceof Request ? input.clone() : new Request(input, init);
+      if (request.url === self.url) {
+        const at = Date.now();
+        self.seen.push(request.text().then((body) => ({ at, refreshToken: new URLSearchParams(body).get("refresh_token") })));
+        self.waiting = self.waiting.filter((check) => !check());
+      }
+      return self.real.call(globalThis, input, init);
+    };
+  }
+  get count() { return this.seen.length; }
+  /** The `n`th request (from 0) once it has left, or an Error after `guardMs` without it. */
+  nth(n, guardMs) {
+    return new Promise((resolve, reject) => {
+      const check = () => this.seen.length > n && (resolve(this.seen[n]), true);
+      if (check()) return;
+      this.waiting.push(check);
+      setTimeout(() => reject(new Error(`no request ${n + 1} to ${this.url} within ${guardMs} ms`)), guardMs);
+    });
+  }
+  stop() { globalThis.fetch = this.real; }
+}
+
+/** `promise`, or a rejection after `ms` if it has not settled by then. */
+export function within(promise, ms) {
+  return Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms))]);
+}
+"#)]
+extern "C" {
+    /// Requests to one URL, recorded as they leave the page (see the inline JS above).
+    type Requests;
+    #[wasm_bindgen(constructor)]
+    fn new(url: &str) -> Requests;
+    #[wasm_bindgen(method, getter)]
+    fn count(this: &Requests) -> u32;
+    #[wasm_bindgen(method)]
+    fn nth(this: &Requests, n: u32, guard_ms: u32) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn stop(this: &Requests);
+    fn within(promise: js_sys::Promise, ms: u32) -> js_sys::Promise;
+}
+
+/// The `n`th request `requests` saw: (page clock ms when it left, its refresh_token).
+async fn nth(requests: &Requests, n: u32) -> (f64, String) {
+    let r = JsFuture::from(requests.nth(n, 10_000)).await.unwrap_or_else(|e| panic!("{e:?}"));
+    (get(&r, "at").as_f64().unwrap(), get(&r, "refreshToken").as_string().unwrap_or_default())
+}
+
+fn refresh_at(session: &Session) -> f64 {
+    session.refresh_at().as_f64().expect("a refresh is scheduled")
 }
 
 fn local() -> web_sys::Storage {
@@ -221,30 +280,48 @@ async fn fetch_adds_the_token_only_for_allowed_origins() {
 
 #[wasm_bindgen_test]
 async fn rescheduling_cancels_the_pending_refresh() {
-    let before = stat(api(), "token_requests").await;
+    let token_url = format!("{}/auth/token", api());
+    let requests = Requests::new(&token_url);
     let session = Session::new(config("resched-test", &[("crossTab", false.into())])).unwrap();
-    // A 2 s token is due for refresh at 1.5 s; replacing it with a 1 h token must cancel that.
+    // A 2 s token is due for refresh at 1.5 s; replacing it with a 3 s token, due at 2.25 s,
+    // must cancel that: the first refresh to leave is the second token's, at its own time.
     let short = obj(&[("access_token", "short".into()), ("expires_in", 2.into()), ("refresh_token", "bogus-1".into())]);
     session.set_tokens(short).unwrap();
-    let long =
-        obj(&[("access_token", "long".into()), ("expires_in", 3600.into()), ("refresh_token", "bogus-2".into())]);
-    session.set_tokens(long).unwrap();
-    sleep(2200).await;
-    assert_eq!(stat(api(), "token_requests").await, before, "the cancelled refresh ran");
-    assert!(session.is_authenticated());
+    let cancelled = refresh_at(&session);
+    let later = obj(&[("access_token", "later".into()), ("expires_in", 3.into()), ("refresh_token", "bogus-2".into())]);
+    session.set_tokens(later).unwrap();
+    let due = refresh_at(&session);
+    assert!(cancelled < due, "the replaced deadline {cancelled} is not before the new one {due}");
+    // The clock here is the page's: the request's own departure time says whether it left at
+    // the cancelled deadline or at the new one, however late the timers ran.
+    let (at, refresh_token) = nth(&requests, 0).await;
+    requests.stop();
+    assert!(at >= due, "a refresh left {} ms before the new deadline: the cancelled one fired", due - at);
+    assert_eq!(refresh_token, "bogus-2");
     session.dispose();
 }
 
 #[wasm_bindgen_test]
 async fn dispose_cancels_timers_and_later_calls_reject() {
-    let before = stat(api(), "token_requests").await;
-    let session = Session::new(config("dispose-test", &[("crossTab", false.into())])).unwrap();
-    let due = obj(&[("access_token", "a".into()), ("expires_in", 2.into()), ("refresh_token", "bogus".into())]);
-    session.set_tokens(due).unwrap();
-    session.dispose();
-    sleep(2200).await;
-    assert_eq!(stat(api(), "token_requests").await, before, "a disposed session refreshed");
-    let err = JsFuture::from(session.fetch("/x".into(), None)).await.unwrap_err();
+    let token_url = format!("{}/auth/token", api());
+    let requests = Requests::new(&token_url);
+    let disposed = Session::new(config("dispose-test", &[("crossTab", false.into())])).unwrap();
+    let due = obj(&[("access_token", "a".into()), ("expires_in", 2.into()), ("refresh_token", "disposed".into())]);
+    disposed.set_tokens(due).unwrap();
+    // A witness session armed after it and due later (3 s token, at 2.25 s): timers of one page
+    // fire in deadline order, so when the witness's refresh leaves, the disposed session's
+    // timer (1.5 s) would have fired and its request left before.
+    let witness = Session::new(config("dispose-witness", &[("crossTab", false.into())])).unwrap();
+    let later = obj(&[("access_token", "w".into()), ("expires_in", 3.into()), ("refresh_token", "witness".into())]);
+    witness.set_tokens(later).unwrap();
+    assert!(refresh_at(&disposed) < refresh_at(&witness));
+    disposed.dispose();
+    let (_, refresh_token) = nth(&requests, 0).await;
+    assert_eq!(refresh_token, "witness", "a disposed session refreshed");
+    assert_eq!(requests.count(), 1, "a disposed session refreshed");
+    requests.stop();
+    witness.dispose();
+    let err = JsFuture::from(disposed.fetch("/x".into(), None)).await.unwrap_err();
     assert_eq!(get(&err, "code"), "disposed");
     assert!(err.is_instance_of::<js_sys::Error>());
 }
@@ -297,12 +374,12 @@ fn bad_token_response_is_refused_and_changes_nothing() {
 
 #[wasm_bindgen_test]
 async fn ready_resolves_at_once_for_the_first_tab() {
-    // No other tab holds a presence lock: ready without waiting for restoreTimeoutMs.
-    let session = Session::new(config("ready-test", &[("restoreTimeoutMs", 5000.into())])).unwrap();
-    let started = js_sys::Date::now();
-    let ready = JsFuture::from(session.ready()).await.unwrap();
+    // No other tab holds a presence lock: ready without waiting for restoreTimeoutMs. At its
+    // largest, 60 s, that timeout lies far beyond the 10 s allowed here, so resolving at all
+    // shows it was not waited for.
+    let session = Session::new(config("ready-test", &[("restoreTimeoutMs", 60_000.into())])).unwrap();
+    let ready = JsFuture::from(within(session.ready(), 10_000)).await.unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(ready, JsValue::FALSE);
-    assert!(js_sys::Date::now() - started < 2000.0, "ready waited for the restore timeout");
     session.dispose();
 }
 

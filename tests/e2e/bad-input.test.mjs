@@ -329,20 +329,19 @@ for (const engine of engines) describe(engine, () => {
   test("storage contents: garbage, other namespaces' data and invalid tokens are discarded with an error event", async () => {
     for (const [name, stored] of STORED) {
       tried++;
-      const r = await page.evaluate((stored) => {
+      const r = await page.evaluate(async (stored) => {
         localStorage.clear();
         localStorage.setItem("wasm-session:default", stored);
         localStorage.setItem("wasm-session:other", stored);
         const s = new lib.Session({ tokenUrl: "/auth/token", storage: "local", crossTab: false });
         const errors = [];
         s.on("error", (e) => errors.push(e.error.code));
-        return new Promise((resolve) => setTimeout(() => {
-          const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default"),
-            other: localStorage.getItem("wasm-session:other") === stored };
-          s.dispose();
-          localStorage.clear();
-          resolve(out);
-        }, 0));
+        await s.ready; // the restore is over: what it found is known
+        const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default"),
+          other: localStorage.getItem("wasm-session:other") === stored };
+        s.dispose();
+        localStorage.clear();
+        return out;
       }, stored);
       assert.deepEqual(r, { auth: false, errors: ["storage"], kept: null, other: true }, name);
     }
@@ -352,18 +351,17 @@ for (const engine of engines) describe(engine, () => {
     for (const v of [1, 3]) {
       tried++;
       const stored = JSON.stringify({ v, ns: "default", anything: "else" });
-      const r = await page.evaluate((stored) => {
+      const r = await page.evaluate(async (stored) => {
         localStorage.clear();
         localStorage.setItem("wasm-session:default", stored);
         const s = new lib.Session({ tokenUrl: "/auth/token", storage: "local", crossTab: false });
         const errors = [];
         s.on("error", (e) => errors.push(e.error.code));
-        return new Promise((resolve) => setTimeout(() => {
-          const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default") === stored };
-          s.dispose();
-          localStorage.clear();
-          resolve(out);
-        }, 0));
+        await s.ready; // the restore is over: what it found is known
+        const out = { auth: s.isAuthenticated, errors, kept: localStorage.getItem("wasm-session:default") === stored };
+        s.dispose();
+        localStorage.clear();
+        return out;
       }, stored);
       assert.deepEqual(r, { auth: false, errors: ["storage"], kept: true }, `v${v}`);
     }
@@ -384,7 +382,7 @@ for (const engine of engines) describe(engine, () => {
           const s = new lib.Session({ tokenUrl: "/auth/token", storage, crossTab: false });
           const errors = [];
           s.on("error", (e) => errors.push([e.error.code, /using memory/.test(e.error.message)]));
-          await new Promise((r) => setTimeout(r, 0));
+          await s.ready;
           s.setTokens({ access_token: "works", expires_in: 60 });
           const out = { mode: s.storage, errors, token: s.accessToken, stored: sessionStorage.length };
           s.dispose();

@@ -178,6 +178,62 @@ export async function openTab(context, server, pagePath = "/e2e.html") {
   return page;
 }
 
+/**
+ * Records in every page of `context` each `fetch` as it leaves, with the page clock's time then
+ * and whether it carried an `Authorization` header (`window.sentRequests`). The session looks
+ * `fetch` up when it calls it, so this sees each request it starts, at once, even one the
+ * network never carries (offline): a test can assert that none left without waiting to see
+ * whether one arrives.
+ */
+export function recordRequests(context) {
+  return context.addInitScript(() => {
+    const real = window.fetch;
+    window.sentRequests = [];
+    window.fetch = function (input, init) {
+      try {
+        const request = input instanceof Request ? input : null;
+        const url = new URL(request ? request.url : String(input), location.href);
+        const auth = new Headers(init?.headers ?? request?.headers).has("authorization");
+        window.sentRequests.push({ path: url.pathname, at: Date.now(), auth });
+      } catch { /* fetch itself reports a bad URL */ }
+      return real.call(window, input, init);
+    };
+  });
+}
+
+/** When (page clock) `page` sent requests to `path`, recorded by `recordRequests`. */
+export const sentTo = (page, path) =>
+  page.evaluate((path) => window.sentRequests.filter((r) => r.path === path).map((r) => r.at), path);
+
+/**
+ * Notes in `page` the refresh deadline of each token set its session holds from now on
+ * (`window.dues`), for `refreshedOnTime`. Call it before the sign-in, or before the first
+ * refresh can fall due.
+ */
+export const noteDeadlines = (page) => page.evaluate(() => {
+  const note = () => window.dues.push(session.refreshAt);
+  window.dues = [];
+  if (session.isAuthenticated) note();
+  session.on("login", note);
+  session.on("refresh", note);
+});
+
+/**
+ * One refresh per lifetime, on the pages' clock: the k-th token request sent from any of
+ * `pages` left no earlier than the k-th token set was due (`noteDeadlines`). A second refresh
+ * in one lifetime leaves before the deadline of the token set the first one brought.
+ * Returns the send times.
+ */
+export async function refreshedOnTime(pages) {
+  const sends = (await Promise.all(pages.map((p) => sentTo(p, "/auth/token")))).flat().sort((a, b) => a - b);
+  const dues = [...new Set((await Promise.all(pages.map((p) => p.evaluate(() => window.dues)))).flat())].sort((a, b) => a - b);
+  sends.forEach((at, k) => {
+    if (!(at >= dues[k])) throw new Error(`refresh ${k + 1} left at ${at}, ${dues[k] - at} ms before its token set was due ` +
+      `(sends ${sends}, deadlines ${dues})`);
+  });
+  return sends;
+}
+
 /** Polls `fn` in Node until it returns a truthy value (bounded). */
 export async function until(fn, { timeout = 10000, interval = 25, what = "condition" } = {}) {
   const deadline = Date.now() + timeout;
@@ -189,7 +245,12 @@ export async function until(fn, { timeout = 10000, interval = 25, what = "condit
   }
 }
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** `promise`, or an error naming `what` if it has not settled after `ms` (Node's clock). */
+export function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms); });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
