@@ -4,12 +4,16 @@
 //! often enough to notice when it changes; `make mutants` found them.
 #![cfg(not(target_arch = "wasm32"))]
 
-use wasm_session::core::config::{Config, StorageMode};
+use wasm_session::core::config::{Config, Mode, StorageMode};
+use wasm_session::core::events::{Event, LogoutReason};
 use wasm_session::core::machine::{Answer, Boot, Effect, Input, Machine, Reply, Transport};
 use wasm_session::core::protocol::{Envelope, Message};
 use wasm_session::core::store::Stored;
 use wasm_session::core::token::{Seconds, TokenResponse, TokenSet};
 use wasm_session::core::Field;
+
+/// The backoff jitter's seed.
+const SEED: u64 = 7;
 
 /// Sign-in time: far from zero, so that nothing hides behind a clock at 0.
 const T0: f64 = 1_000_000.0;
@@ -39,10 +43,11 @@ fn reply(at: &str, rt: &str, ttl_s: f64) -> Reply {
     Reply::Tokens { response: response(at, Some(rt), ttl_s), jwt: None, date: None }
 }
 
-/// One tab under test, its clock, and the effects of its last input.
+/// One tab under test, its clocks (wall and monotonic), and the effects of its last input.
 struct Tab {
     m: Machine,
     now: f64,
+    mono: f64,
     last: Vec<Effect>,
 }
 
@@ -50,9 +55,19 @@ impl Tab {
     /// Started in memory mode with `transport` (and Web Locks if `locks`), signed in at
     /// `T0` with a 120 s token (refresh due at [`DUE`]).
     fn signed_in(cfg: Config, transport: Transport, locks: bool) -> Tab {
-        let mut tab = Tab { m: Machine::new(cfg, "tab-m".into(), 7), now: T0, last: Vec::new() };
-        let boot =
-            Boot { stored: Stored::Empty, storage: StorageMode::Memory, storage_error: None, transport, locks, online: true };
+        Tab::seeded(cfg, transport, locks, SEED)
+    }
+
+    fn seeded(cfg: Config, transport: Transport, locks: bool, seed: u64) -> Tab {
+        let mut tab = Tab { m: Machine::new(cfg, "tab-m".into(), seed), now: T0, mono: 0.0, last: Vec::new() };
+        let boot = Boot {
+            stored: Stored::Empty,
+            storage: StorageMode::Memory,
+            storage_error: None,
+            transport,
+            locks,
+            online: true,
+        };
         tab.input(Input::Start(boot));
         tab.input(Input::Presence { others: false });
         tab.input(Input::SignIn { tokens: tokens("at-0", "rt-0", T0, 120.0), ticket: None });
@@ -60,14 +75,25 @@ impl Tab {
     }
 
     fn input(&mut self, input: Input) -> &[Effect] {
-        self.last = self.m.handle(self.now, self.now, input);
+        self.last = self.m.handle(self.now, self.mono, input);
         &self.last
     }
 
-    /// Moves the clock to `at` and fires the timer.
-    fn tick_at(&mut self, at: f64) -> &[Effect] {
+    /// Moves both clocks on to wall time `at`.
+    fn at(&mut self, at: f64) -> &mut Tab {
+        self.mono += at - self.now;
         self.now = at;
-        self.input(Input::Tick)
+        self
+    }
+
+    /// Moves the clocks to `at` and fires the timer.
+    fn tick_at(&mut self, at: f64) -> &[Effect] {
+        self.at(at).input(Input::Tick)
+    }
+
+    /// The wall clock steps back by `ms` (an NTP correction); the monotonic one does not.
+    fn step_back(&mut self, ms: f64) {
+        self.now -= ms;
     }
 
     fn message(&mut self, from: &str, msg: Message) -> &[Effect] {
@@ -147,6 +173,279 @@ fn alone_a_due_refresh_is_sent_and_its_tokens_are_installed() {
     assert_eq!(sent[0].1, "rt-0");
     tab.input(Input::RefreshReply { id: sent[0].0, reply: reply("at-1", "rt-1", 120.0) });
     assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-1"));
-    assert!(tab.acquired().is_empty() && tab.released().is_empty() && tab.posted().is_empty() && tab.answers().is_empty());
+    assert!(
+        tab.acquired().is_empty() && tab.released().is_empty() && tab.posted().is_empty() && tab.answers().is_empty()
+    );
     assert!(tab.timer().is_some());
+}
+
+/// `Refresh` effects' ids, with the lock request and its grant played by the test: due at
+/// [`DUE`], the lock requested, granted free, the request sent. Returns (lock id, refresh id).
+fn refresh_under_lock(tab: &mut Tab) -> (u32, u32) {
+    tab.tick_at(DUE);
+    let acquired = tab.acquired();
+    assert_eq!(acquired.len(), 1, "{:?}", tab.last);
+    let lock = acquired[0].0;
+    tab.input(Input::LockGranted { id: lock, stolen: false, waited: false, stored: None });
+    let sent = tab.sent();
+    assert_eq!(sent.len(), 1, "{:?}", tab.last);
+    (lock, sent[0].0)
+}
+
+#[test]
+fn alone_by_config_a_refresh_takes_no_lock_even_where_web_locks_exist() {
+    let cfg = Config { cross_tab: false, ..config() };
+    let mut tab = Tab::signed_in(cfg, Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+    assert!(tab.acquired().is_empty(), "{:?}", tab.last);
+}
+
+#[test]
+fn a_refresh_under_way_leaves_the_current_token_on_the_fast_path() {
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    let seq = tab.m.stamp().map(|s| s.seq);
+    tab.tick_at(DUE);
+    assert_eq!(tab.sent().len(), 1);
+    // Past due but far from expiry: requests keep using the token while the refresh runs.
+    assert_eq!(
+        tab.m.token_now(DUE + 1_000.0).map(|(t, s)| (t.to_string(), s)),
+        Some(("at-0".to_string(), seq.unwrap_or(0)))
+    );
+}
+
+#[test]
+fn expired_and_backing_off_a_request_fails_at_once_until_the_backoff_ends() {
+    // Backoff of 30 to 60 s: a failure at DUE (30 s before expiry) backs off past expiry.
+    let cfg = Config { retry_base_ms: 60_000.0, retry_max_ms: 60_000.0, ..config() };
+    let mut tab = Tab::signed_in(cfg, Transport::None, false);
+    tab.tick_at(DUE);
+    let id = tab.sent()[0].0;
+    tab.input(Input::RefreshReply { id, reply: Reply::Network });
+    let retry = tab.m.refresh_at().unwrap_or(0.0);
+    let expires = T0 + 120_000.0;
+    assert!(retry >= expires, "backoff ends at {retry}");
+
+    // Expired, backing off: the request fails now rather than sending another refresh.
+    tab.at(expires - 1.0).input(Input::TokenWanted { ticket: 1 });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    assert_eq!(
+        tab.answers(),
+        vec![(
+            1,
+            Answer::Failed(wasm_session::core::error::Error::RefreshFailed(
+                "the token endpoint is failing; backing off"
+            ))
+        )]
+    );
+
+    // Offline from then on: once the backoff has ended, a request fails because the network
+    // is down, not because of the backoff (right at its end, and after).
+    tab.input(Input::Online(false));
+    for (ticket, at) in [(2, retry), (3, retry + 1.0)] {
+        tab.at(at).input(Input::TokenWanted { ticket });
+        assert_eq!(tab.answers(), vec![(ticket, Answer::Failed(wasm_session::core::error::Error::Network))], "at {at}");
+    }
+}
+
+#[test]
+fn after_a_failure_the_retry_goes_out_when_the_backoff_ends() {
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    tab.tick_at(DUE);
+    let id = tab.sent()[0].0;
+    tab.input(Input::RefreshReply { id, reply: Reply::Network });
+    let retry = tab.m.refresh_at().unwrap_or(0.0);
+    assert!(retry > DUE);
+    assert_eq!(tab.timer(), Some(Some(retry)));
+    tab.tick_at(retry);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn without_web_locks_a_due_refresh_waits_for_the_refresh_another_tab_announced() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
+    tab.at(DUE - 1_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    // B gives up after its timeout and the margin.
+    let given_up = DUE - 1_000.0 + 10_000.0 + wasm_session::core::machine::PEER_MARGIN_MS;
+    tab.tick_at(DUE);
+    assert!(tab.posted().is_empty() && tab.sent().is_empty(), "{:?}", tab.last);
+    // B never reports back: this tab claims the refresh itself.
+    tab.tick_at(given_up);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
+
+#[test]
+fn with_web_locks_a_due_refresh_queues_for_the_lock_even_while_another_tab_refreshes() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.at(DUE - 1_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    tab.tick_at(DUE);
+    assert_eq!(tab.acquired().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn a_lock_never_granted_is_claimed_after_the_lock_timeout() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    assert_eq!(tab.acquired().len(), 1);
+    tab.tick_at(DUE + config().lock_timeout_ms);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
+
+#[test]
+fn the_lock_is_kept_for_the_settle_time_after_a_refresh_then_let_go() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let (lock, id) = refresh_under_lock(&mut tab);
+    tab.at(DUE + 50.0).input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
+    assert!(tab.released().is_empty(), "{:?}", tab.last);
+    assert_eq!(tab.timer(), Some(Some(DUE + 50.0 + wasm_session::core::machine::SETTLE_MS)));
+    tab.tick_at(DUE + 50.0 + wasm_session::core::machine::SETTLE_MS);
+    assert_eq!(tab.released(), vec![lock], "{:?}", tab.last);
+}
+
+#[test]
+fn a_clock_step_back_keeps_the_settle_time_and_the_backoff_as_long() {
+    let settle = wasm_session::core::machine::SETTLE_MS;
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let (lock, id) = refresh_under_lock(&mut tab);
+    tab.input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
+    tab.step_back(10_000.0);
+    // 100 ms later on the monotonic clock: the hold is over.
+    tab.tick_at(DUE - 10_000.0 + settle);
+    assert_eq!(tab.released(), vec![lock], "{:?}", tab.last);
+
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    tab.tick_at(DUE);
+    let id = tab.sent()[0].0;
+    tab.input(Input::RefreshReply { id, reply: Reply::Network });
+    let retry = tab.m.refresh_at().unwrap_or(0.0);
+    assert!(retry > DUE);
+    // A step shorter than the backoff, so that the retry stays after the token's due time.
+    let step = (retry - DUE) / 2.0;
+    tab.step_back(step);
+    tab.input(Input::Tick);
+    assert_eq!(tab.m.refresh_at(), Some(retry - step));
+}
+
+#[test]
+fn a_401_that_joined_a_refresh_marks_its_tokens_so_the_next_401_is_final() {
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    tab.tick_at(DUE);
+    let id = tab.sent()[0].0;
+    let seq = tab.m.stamp().map_or(0, |s| s.seq);
+    tab.input(Input::Unauthorized { ticket: 1, seq });
+    assert!(tab.sent().is_empty());
+    tab.input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
+    let seq = tab.m.stamp().map_or(0, |s| s.seq);
+    assert_eq!(tab.answers(), vec![(1, Answer::Token { token: "at-1".into(), seq })]);
+    // The API refuses the new token too: refreshing cannot fix it; the app gets the 401.
+    tab.input(Input::Unauthorized { ticket: 2, seq });
+    assert_eq!(tab.answers(), vec![(2, Answer::NoToken)]);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+}
+
+#[test]
+fn the_late_answer_to_an_abandoned_refresh_is_revoked_not_installed() {
+    let cfg = Config { revoke_url: Some("https://app.example/revoke".into()), ..config() };
+    let mut tab = Tab::signed_in(cfg, Transport::None, false);
+    tab.tick_at(DUE);
+    let old = tab.sent()[0].0;
+    // A new sign-in while the refresh is on the wire, then a refresh of the new session.
+    tab.at(DUE + 10.0).input(Input::SignIn { tokens: tokens("at-s", "rt-s", DUE + 10.0, 120.0), ticket: None });
+    tab.input(Input::Refresh { ticket: 5 });
+    let sent = tab.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "rt-s");
+    tab.input(Input::RefreshReply { id: old, reply: reply("at-x", "rt-x", 120.0) });
+    assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-s"));
+    assert!(tab.last.contains(&Effect::Revoke { token: "rt-x".into(), ticket: None }), "{:?}", tab.last);
+    tab.input(Input::RefreshReply { id: sent[0].0, reply: reply("at-2", "rt-2", 120.0) });
+    assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-2"));
+    assert_eq!(tab.answers(), vec![(5, Answer::Done)]);
+}
+
+/// splitmix64's first output for `seed`, as a number in [0, 1): the reference the backoff
+/// jitter is held to.
+fn splitmix_unit(seed: u64) -> f64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[test]
+fn the_backoff_is_jittered_by_the_seed_between_half_and_all_of_the_base() {
+    // Tabs seeded differently retry at different times (no lockstep), each replayable.
+    let mut retries = Vec::new();
+    for seed in [SEED, 1, 2, 3, u64::MAX] {
+        let mut tab = Tab::seeded(config(), Transport::None, false, seed);
+        tab.tick_at(DUE);
+        let id = tab.sent()[0].0;
+        tab.input(Input::RefreshReply { id, reply: Reply::Network });
+        let delay = tab.m.refresh_at().unwrap_or(0.0) - DUE;
+        let base = config().retry_base_ms;
+        let want = base * (0.5 + 0.5 * splitmix_unit(seed));
+        assert!((delay - want).abs() < 1e-6, "seed {seed}: {delay}, not {want}");
+        assert!(delay >= base / 2.0 && delay < base, "seed {seed}: {delay}");
+        retries.push(delay);
+    }
+    retries.sort_by(f64::total_cmp);
+    retries.dedup();
+    assert_eq!(retries.len(), 5);
+}
+
+#[test]
+fn a_401_without_an_oauth_error_from_the_token_endpoint_is_retried_later() {
+    // A proxy's or gateway's 401 says nothing about the grant: keep the session, back off.
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    tab.tick_at(DUE);
+    let id = tab.sent()[0].0;
+    tab.input(Input::RefreshReply { id, reply: Reply::Status { status: 401, oauth_error: None } });
+    assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-0"));
+    assert!(tab.m.refresh_at().is_some_and(|at| at > DUE));
+    assert!(!tab.last.iter().any(|e| matches!(e, Effect::Emit(Event::Logout { .. }))), "{:?}", tab.last);
+}
+
+fn cookie_session(csrf: &str, now: f64, ttl_s: f64) -> TokenSet {
+    TokenSet {
+        access_token: csrf.into(),
+        refresh_token: None,
+        id_token: None,
+        scope: None,
+        issued_at: now,
+        expires_at: now + ttl_s * 1_000.0,
+        login_at: None,
+        user: None,
+    }
+}
+
+#[test]
+fn cookie_mode_a_401_from_the_session_endpoint_ends_the_session() {
+    let cfg = Config {
+        mode: Mode::Cookie,
+        token_url: String::new(),
+        session_url: Some("https://app.example/session".into()),
+        ..Config::default()
+    };
+    let mut tab = Tab { m: Machine::new(cfg, "tab-m".into(), SEED), now: T0, mono: 0.0, last: Vec::new() };
+    let boot = Boot {
+        stored: Stored::Empty,
+        storage: StorageMode::Memory,
+        storage_error: None,
+        transport: Transport::None,
+        locks: false,
+        online: true,
+    };
+    tab.input(Input::Start(boot));
+    assert!(tab.last.contains(&Effect::ReadSession));
+    tab.input(Input::SessionRead { reply: Reply::Session(cookie_session("csrf-1", T0, 120.0)) });
+    assert!(tab.m.tokens().is_some());
+    // The user does something, so that the session is extended when due.
+    tab.at(T0 + 5_000.0).input(Input::Activity);
+    tab.tick_at(DUE);
+    let sent = tab.sent();
+    assert_eq!(sent.len(), 1, "{:?}", tab.last);
+    tab.input(Input::RefreshReply { id: sent[0].0, reply: Reply::Status { status: 401, oauth_error: None } });
+    assert_eq!(tab.m.tokens(), None);
+    assert!(tab.last.contains(&Effect::Emit(Event::Logout { reason: LogoutReason::Expired })), "{:?}", tab.last);
 }
