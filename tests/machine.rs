@@ -449,3 +449,123 @@ fn cookie_mode_a_401_from_the_session_endpoint_ends_the_session() {
     assert_eq!(tab.m.tokens(), None);
     assert!(tab.last.contains(&Effect::Emit(Event::Logout { reason: LogoutReason::Expired })), "{:?}", tab.last);
 }
+
+use wasm_session::core::machine::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, SETTLE_MS};
+
+#[test]
+fn back_online_a_backed_off_refresh_goes_out_at_once() {
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    tab.tick_at(DUE);
+    let id = tab.sent()[0].0;
+    tab.input(Input::RefreshReply { id, reply: Reply::Network });
+    tab.input(Input::Online(false));
+    assert!(tab.m.refresh_at().is_some_and(|at| at > DUE + 100.0));
+    tab.at(DUE + 100.0).input(Input::Online(true));
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn dispose_gives_back_a_lock_being_waited_for() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.input(Input::Dispose);
+    assert_eq!(tab.released(), vec![lock], "{:?}", tab.last);
+}
+
+#[test]
+fn holding_the_lock_a_tab_answers_a_claim_with_the_time_its_refresh_has_left() {
+    let timeout = config().request_timeout_ms;
+    // Sending since DUE: 2 s later, 8 s left.
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    refresh_under_lock(&mut tab);
+    tab.at(DUE + 2_000.0).message("tab-a", Message::Claim);
+    assert_eq!(tab.posted(), vec![Message::Refreshing { timeout_ms: timeout - 2_000.0 }]);
+
+    // Handed the lock by a holder: it waits SETTLE_MS for that holder's news, then sends.
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.input(Input::LockGranted { id: lock, stolen: false, waited: true, stored: None });
+    assert!(tab.sent().is_empty());
+    tab.at(DUE + 40.0).message("tab-a", Message::Claim);
+    assert_eq!(tab.posted(), vec![Message::Refreshing { timeout_ms: SETTLE_MS - 40.0 + timeout }]);
+}
+
+#[test]
+fn a_new_tab_hears_of_the_refresh_under_way_and_the_time_it_has_left() {
+    let timeout = config().request_timeout_ms;
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    refresh_under_lock(&mut tab);
+    tab.at(DUE + 3_000.0).message("tab-c", Message::Hello);
+    assert!(tab.posted().contains(&Message::Refreshing { timeout_ms: timeout - 3_000.0 }), "{:?}", tab.last);
+}
+
+#[test]
+fn without_web_locks_another_tabs_claim_holds_a_due_refresh_for_the_claims_settle_time() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
+    tab.at(DUE - 500.0).message("tab-z", Message::Claim);
+    tab.tick_at(DUE);
+    assert!(tab.posted().is_empty() && tab.sent().is_empty(), "{:?}", tab.last);
+    let waited = DUE - 500.0 + CLAIM_SETTLE_MS + PEER_GRACE_MS;
+    assert_eq!(tab.timer(), Some(Some(waited)));
+    tab.tick_at(waited);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
+
+/// A tab waiting for a lock that is never granted, until its lock timeout: it claims.
+/// Returns the time of the claim.
+fn claim_for_stuck_lock(tab: &mut Tab) -> f64 {
+    tab.tick_at(DUE);
+    assert_eq!(tab.acquired().len(), 1);
+    let at = DUE + config().lock_timeout_ms;
+    tab.tick_at(at);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+    assert!(tab.acquired().is_empty(), "{:?}", tab.last);
+    at
+}
+
+#[test]
+fn a_stuck_lock_is_stolen_once_the_claim_settled_unchallenged() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let claimed = claim_for_stuck_lock(&mut tab);
+    assert_eq!(tab.timer(), Some(Some(claimed + CLAIM_SETTLE_MS)));
+    tab.tick_at(claimed + CLAIM_SETTLE_MS);
+    assert_eq!(tab.acquired().iter().map(|a| a.1).collect::<Vec<_>>(), vec![true], "{:?}", tab.last);
+}
+
+#[test]
+fn a_stuck_lock_is_stolen_when_the_claim_settles_however_late_within_a_freeze() {
+    // Right at the edge of a freeze: still a timely settle.
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let claimed = claim_for_stuck_lock(&mut tab);
+    tab.tick_at(claimed + CLAIM_SETTLE_MS + LATE_MS);
+    assert_eq!(tab.acquired().iter().map(|a| a.1).collect::<Vec<_>>(), vec![true], "{:?}", tab.last);
+}
+
+#[test]
+fn frozen_while_claiming_a_tab_reads_the_news_then_claims_afresh() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let claimed = claim_for_stuck_lock(&mut tab);
+    let thawed = claimed + CLAIM_SETTLE_MS + LATE_MS + 1.0;
+    tab.tick_at(thawed);
+    assert!(tab.acquired().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
+    assert_eq!(tab.timer(), Some(Some(thawed + PEER_GRACE_MS)));
+    tab.tick_at(thawed + PEER_GRACE_MS);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
+
+#[test]
+fn outranked_in_a_claim_a_tab_waits_another_lock_timeout_before_claiming_again() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let claimed = claim_for_stuck_lock(&mut tab);
+    tab.at(claimed + 10.0).message("tab-a", Message::Claim);
+    let settled = claimed + CLAIM_SETTLE_MS;
+    tab.tick_at(settled);
+    assert!(tab.acquired().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
+    let again = settled + config().lock_timeout_ms;
+    tab.tick_at(again - 1.0);
+    assert!(tab.acquired().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
+    tab.tick_at(again);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
