@@ -569,3 +569,44 @@ fn outranked_in_a_claim_a_tab_waits_another_lock_timeout_before_claiming_again()
     tab.tick_at(again);
     assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
 }
+
+/// Without Web Locks: due at [`DUE`], the tab claims the refresh; returns when the claim settles.
+fn claim_without_locks(tab: &mut Tab) -> f64 {
+    tab.tick_at(DUE);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+    assert!(tab.sent().is_empty());
+    DUE + CLAIM_SETTLE_MS
+}
+
+#[test]
+fn without_web_locks_an_unchallenged_claim_sends_when_it_settles_even_at_the_edge_of_a_freeze() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
+    let settled = claim_without_locks(&mut tab);
+    tab.tick_at(settled + LATE_MS);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn without_web_locks_frozen_while_claiming_a_tab_reads_the_news_then_claims_afresh() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
+    let settled = claim_without_locks(&mut tab);
+    let thawed = settled + LATE_MS + 1.0;
+    tab.tick_at(thawed);
+    assert!(tab.sent().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
+    assert_eq!(tab.timer(), Some(Some(thawed + PEER_GRACE_MS)));
+    tab.tick_at(thawed + PEER_GRACE_MS);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
+
+#[test]
+fn without_web_locks_an_outranked_claim_waits_for_the_winner_then_claims_again() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
+    let settled = claim_without_locks(&mut tab);
+    tab.at(DUE + 10.0).message("tab-a", Message::Claim);
+    tab.tick_at(settled);
+    assert!(tab.sent().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
+    // The winner never announces its request: after its claim's settle time and a grace,
+    // this tab claims again.
+    tab.tick_at(DUE + 10.0 + CLAIM_SETTLE_MS + PEER_GRACE_MS);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
