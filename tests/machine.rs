@@ -532,6 +532,14 @@ fn a_stuck_lock_is_stolen_once_the_claim_settled_unchallenged() {
     assert_eq!(tab.timer(), Some(Some(claimed + CLAIM_SETTLE_MS)));
     tab.tick_at(claimed + CLAIM_SETTLE_MS);
     assert_eq!(tab.acquired().iter().map(|a| a.1).collect::<Vec<_>>(), vec![true], "{:?}", tab.last);
+    // The request given up for the steal is granted after all: let go, not used.
+    let (old, steal) = (tab.released()[0], tab.acquired()[0].0);
+    assert_ne!(old, steal);
+    tab.input(Input::LockGranted { id: old, stolen: false, waited: true, stored: None });
+    assert_eq!(tab.released(), vec![old], "{:?}", tab.last);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.input(Input::LockGranted { id: steal, stolen: true, waited: true, stored: None });
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
 }
 
 #[test]
@@ -609,4 +617,82 @@ fn without_web_locks_an_outranked_claim_waits_for_the_winner_then_claims_again()
     // this tab claims again.
     tab.tick_at(DUE + 10.0 + CLAIM_SETTLE_MS + PEER_GRACE_MS);
     assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
+
+/// With an idle timeout a refresh nobody asked for waits for activity: a fresh sign-in has
+/// none since its tokens were issued, so only requests start refreshes here.
+fn on_request_only() -> Config {
+    Config { idle_timeout_ms: Some(600_000.0), ..config() }
+}
+
+#[test]
+fn a_token_due_at_the_minimum_interval_is_refreshed_right_then() {
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    tab.input(Input::SignIn { tokens: tokens("at-1s", "rt-1s", T0, 1.0), ticket: None });
+    assert_eq!(tab.m.refresh_at(), Some(T0 + wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS));
+    tab.tick_at(T0 + wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn a_request_refreshes_a_worn_token_no_sooner_than_the_minimum_interval_after_issue() {
+    let min = wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS;
+    let mut tab = Tab::signed_in(on_request_only(), Transport::None, false);
+    // A 1 s token is past its usable part at 900 ms.
+    tab.input(Input::SignIn { tokens: tokens("at-1s", "rt-1s", T0, 1.0), ticket: None });
+    tab.at(T0 + min - 50.0).input(Input::TokenWanted { ticket: 1 });
+    assert!(tab.sent().is_empty() && tab.answers().is_empty(), "{:?}", tab.last);
+    tab.at(T0 + min).input(Input::TokenWanted { ticket: 2 });
+    let sent = tab.sent();
+    assert_eq!(sent.len(), 1, "{:?}", tab.last);
+    tab.input(Input::RefreshReply { id: sent[0].0, reply: reply("at-2", "rt-2", 120.0) });
+    let seq = tab.m.stamp().map_or(0, |s| s.seq);
+    let token = Answer::Token { token: "at-2".into(), seq };
+    assert_eq!(tab.answers(), vec![(1, token.clone()), (2, token)]);
+}
+
+/// Signed in with refreshes on request only; `refresh()` at T0 + 85 s fails and backs off
+/// 30 to 60 s (past the due time). Returns the end of the backoff.
+fn backed_off_by_a_failed_refresh(tab: &mut Tab) -> f64 {
+    tab.at(T0 + 85_000.0).input(Input::Refresh { ticket: 9 });
+    let id = tab.sent()[0].0;
+    tab.input(Input::RefreshReply { id, reply: Reply::Network });
+    let retry = tab.m.refresh_at().unwrap_or(0.0);
+    assert!(retry > DUE);
+    retry
+}
+
+#[test]
+fn a_401_during_the_backoff_fails_and_right_after_it_refreshes() {
+    let cfg = Config { retry_base_ms: 60_000.0, retry_max_ms: 60_000.0, ..on_request_only() };
+    let mut tab = Tab::signed_in(cfg.clone(), Transport::None, false);
+    let retry = backed_off_by_a_failed_refresh(&mut tab);
+    let seq = tab.m.stamp().map_or(0, |s| s.seq);
+    tab.at(retry - 1.0).input(Input::Unauthorized { ticket: 1, seq });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    // The refresh may not run yet: the request keeps its 401.
+    assert_eq!(tab.answers(), vec![(1, Answer::NoToken)]);
+
+    let mut tab = Tab::signed_in(cfg, Transport::None, false);
+    assert_eq!(backed_off_by_a_failed_refresh(&mut tab), retry);
+    tab.at(retry).input(Input::Unauthorized { ticket: 1, seq });
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn another_tabs_refresh_given_up_on_is_forgotten_so_its_later_claim_is_only_a_claim() {
+    // B announced a refresh and never reported back: given up on at `gave_up`.
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.at(T0 + 10_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    let gave_up = T0 + 10_000.0 + 10_000.0 + wasm_session::core::machine::PEER_MARGIN_MS;
+    tab.tick_at(gave_up);
+    // Later this tab's lock wait runs out and it claims; B claims too, and outranks it.
+    let claimed = claim_for_stuck_lock(&mut tab);
+    tab.at(claimed + 10.0).message("tab-b", Message::Claim);
+    tab.tick_at(claimed + CLAIM_SETTLE_MS);
+    // B's claim is not a request under way: this tab waits a whole lock timeout, and does
+    // not claim again when B's claim times out.
+    tab.tick_at(claimed + 10.0 + CLAIM_SETTLE_MS + PEER_GRACE_MS);
+    assert!(tab.posted().is_empty() && tab.acquired().is_empty(), "{:?}", tab.last);
+    assert!(tab.timer().is_none_or(|t| t.is_none_or(|t| t > tab.now + 1.0)), "{:?}", tab.last);
 }
