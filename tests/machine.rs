@@ -696,3 +696,41 @@ fn another_tabs_refresh_given_up_on_is_forgotten_so_its_later_claim_is_only_a_cl
     assert!(tab.posted().is_empty() && tab.acquired().is_empty(), "{:?}", tab.last);
     assert!(tab.timer().is_none_or(|t| t.is_none_or(|t| t > tab.now + 1.0)), "{:?}", tab.last);
 }
+
+#[test]
+fn granted_the_lock_a_tab_that_finds_newer_tokens_in_shared_storage_adopts_them_and_sends_nothing() {
+    use wasm_session::core::protocol::Stamp;
+    use wasm_session::core::store::{Record, STORE_VERSION};
+    let mut tab = Tab { m: Machine::new(config(), "tab-m".into(), SEED), now: T0, mono: 0.0, last: Vec::new() };
+    let boot = Boot {
+        stored: Stored::Empty,
+        storage: StorageMode::Local,
+        storage_error: None,
+        transport: Transport::Broadcast,
+        locks: true,
+        online: true,
+    };
+    tab.input(Input::Start(boot));
+    tab.input(Input::SignIn { tokens: tokens("at-0", "rt-0", T0, 120.0), ticket: None });
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    // The last holder refreshed, stored its result and let go (the lock was free when
+    // granted); its message is still on the way.
+    let seq = tab.m.stamp().map_or(0, |s| s.seq) + 1;
+    let newer = Record {
+        v: STORE_VERSION,
+        ns: "default".into(),
+        stamp: Stamp { seq, origin: "tab-b".into() },
+        tokens: tokens("at-b", "rt-b", DUE, 120.0),
+        after_401: false,
+    };
+    tab.at(DUE + 20.0).input(Input::LockGranted {
+        id: lock,
+        stolen: false,
+        waited: false,
+        stored: Some(Stored::Valid(newer)),
+    });
+    assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-b"));
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    assert!(tab.released().contains(&lock), "{:?}", tab.last);
+}
