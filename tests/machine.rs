@@ -734,3 +734,150 @@ fn granted_the_lock_a_tab_that_finds_newer_tokens_in_shared_storage_adopts_them_
     assert!(tab.sent().is_empty(), "{:?}", tab.last);
     assert!(tab.released().contains(&lock), "{:?}", tab.last);
 }
+
+#[test]
+fn granted_the_lock_after_another_tab_failed_a_tab_backs_off_with_it() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.at(DUE + 10.0).message("tab-b", Message::RefreshFailed);
+    tab.at(DUE + 20.0).input(Input::LockGranted { id: lock, stolen: false, waited: true, stored: None });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    assert_eq!(tab.released(), vec![lock]);
+    assert!(tab.m.refresh_at().is_some_and(|at| at > DUE + 20.0));
+}
+
+#[test]
+fn waiting_for_another_tabs_refresh_a_tab_backs_off_when_it_fails() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
+    tab.at(DUE - 1_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    tab.tick_at(DUE);
+    tab.at(DUE + 10.0).message("tab-b", Message::RefreshFailed);
+    assert!(tab.sent().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
+    assert!(tab.m.refresh_at().is_some_and(|at| at > DUE + 10.0));
+}
+
+/// With Web Locks: due at [`DUE`], the lock requested; another tab announces its request at
+/// DUE + 100 ms (10 s timeout), and the lock comes free at DUE + 200 ms. Returns the lock id.
+fn granted_while_another_tab_sends(tab: &mut Tab) -> u32 {
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.at(DUE + 100.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    tab.at(DUE + 200.0).input(Input::LockGranted { id: lock, stolen: false, waited: false, stored: None });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    lock
+}
+
+#[test]
+fn granted_while_another_tab_announced_a_request_a_tab_waits_a_grace_for_its_result() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    granted_while_another_tab_sends(&mut tab);
+    // The lock was let go: that tab's result is a message away, or it was closed.
+    tab.tick_at(DUE + 200.0 + PEER_GRACE_MS - 1.0);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(DUE + 200.0 + PEER_GRACE_MS);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn a_grace_wait_acted_on_late_reads_the_news_first_once() {
+    let end = DUE + 200.0 + PEER_GRACE_MS;
+    // Right at the edge of a freeze: sent.
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    granted_while_another_tab_sends(&mut tab);
+    tab.tick_at(end + LATE_MS);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+    // Past it: a grace for the news, then sent.
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    granted_while_another_tab_sends(&mut tab);
+    let thawed = end + LATE_MS + 1.0;
+    tab.tick_at(thawed);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(thawed + PEER_GRACE_MS - 1.0);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(thawed + PEER_GRACE_MS);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+/// Due at [`DUE`] with Web Locks; the lock is granted free at `at` without the tab having
+/// ticked since (frozen, or just before its lock timeout). Returns whether it sent at once.
+fn granted_free_at(at: f64) -> (Tab, bool) {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.at(at).input(Input::LockGranted { id: lock, stolen: false, waited: false, stored: None });
+    let sent = !tab.sent().is_empty();
+    (tab, sent)
+}
+
+#[test]
+fn a_lock_granted_long_after_it_was_asked_for_waits_for_the_news_first() {
+    let steal_at = DUE + config().lock_timeout_ms;
+    assert!(granted_free_at(steal_at - 1_000.0).1);
+    assert!(granted_free_at(steal_at + LATE_MS).1);
+    let late = steal_at + LATE_MS + 1.0;
+    let (mut tab, sent) = granted_free_at(late);
+    assert!(!sent, "{:?}", tab.last);
+    tab.tick_at(late + PEER_GRACE_MS - 1.0);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(late + PEER_GRACE_MS);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn a_lock_handed_over_waits_the_settle_time_for_the_holders_news_then_sends() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.input(Input::LockGranted { id: lock, stolen: false, waited: true, stored: None });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(DUE + SETTLE_MS - 1.0);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(DUE + SETTLE_MS);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn a_lock_stolen_from_this_tab_is_not_held_any_more() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let (lock, id) = refresh_under_lock(&mut tab);
+    tab.at(DUE + 10.0).input(Input::LockLost { id: lock });
+    // No longer the holder: a claim is not answered, and after the reply nothing is let go.
+    tab.at(DUE + 20.0).message("tab-a", Message::Claim);
+    assert!(tab.posted().is_empty(), "{:?}", tab.last);
+    tab.input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
+    tab.tick_at(DUE + 20.0 + SETTLE_MS);
+    assert!(tab.released().is_empty(), "{:?}", tab.last);
+}
+
+#[test]
+fn a_refresh_rejected_under_the_lock_lets_it_go_at_once() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let (lock, id) = refresh_under_lock(&mut tab);
+    let rejected = Reply::Status { status: 400, oauth_error: Some("invalid_grant".into()) };
+    tab.input(Input::RefreshReply { id, reply: rejected });
+    assert_eq!(tab.m.tokens(), None);
+    assert_eq!(tab.released(), vec![lock], "{:?}", tab.last);
+}
+
+#[test]
+fn disposed_mid_refresh_the_reply_lands_and_the_lock_is_let_go_at_once() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let (lock, id) = refresh_under_lock(&mut tab);
+    tab.input(Input::Dispose);
+    assert!(tab.released().is_empty(), "{:?}", tab.last);
+    tab.input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
+    assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-1"));
+    assert_eq!(tab.released(), vec![lock], "{:?}", tab.last);
+}
+
+#[test]
+fn alone_a_refresh_holds_no_lock_to_let_go() {
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    tab.tick_at(DUE);
+    let id = tab.sent()[0].0;
+    tab.input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
+    assert_ne!(tab.timer(), Some(Some(DUE + SETTLE_MS)));
+    tab.tick_at(DUE + SETTLE_MS);
+    assert!(tab.released().is_empty(), "{:?}", tab.last);
+}
