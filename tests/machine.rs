@@ -419,8 +419,9 @@ fn cookie_session(csrf: &str, now: f64, ttl_s: f64) -> TokenSet {
     }
 }
 
-#[test]
-fn cookie_mode_a_401_from_the_session_endpoint_ends_the_session() {
+/// Cookie mode: started, the server's session read (CSRF token `csrf-1`, 120 s), and the
+/// user active since, so that the session is extended when due.
+fn cookie_tab(transport: Transport, locks: bool) -> Tab {
     let cfg = Config {
         mode: Mode::Cookie,
         token_url: String::new(),
@@ -432,16 +433,41 @@ fn cookie_mode_a_401_from_the_session_endpoint_ends_the_session() {
         stored: Stored::Empty,
         storage: StorageMode::Memory,
         storage_error: None,
-        transport: Transport::None,
-        locks: false,
+        transport,
+        locks,
         online: true,
     };
     tab.input(Input::Start(boot));
     assert!(tab.last.contains(&Effect::ReadSession));
     tab.input(Input::SessionRead { reply: Reply::Session(cookie_session("csrf-1", T0, 120.0)) });
     assert!(tab.m.tokens().is_some());
-    // The user does something, so that the session is extended when due.
     tab.at(T0 + 5_000.0).input(Input::Activity);
+    tab
+}
+
+#[test]
+fn cookie_mode_a_csrf_token_read_afresh_during_a_wait_for_the_lock_holders_news_ends_that_refresh() {
+    let mut tab = cookie_tab(Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.input(Input::LockGranted { id: lock, stolen: false, waited: true, stored: None });
+    // A request's CSRF token was refused: the session is read again, with a new token.
+    tab.at(DUE + 10.0).input(Input::CsrfRejected { ticket: 3 });
+    assert!(tab.last.contains(&Effect::ReadSession));
+    tab.at(DUE + 20.0).input(Input::SessionRead { reply: Reply::Session(cookie_session("csrf-2", DUE + 20.0, 120.0)) });
+    assert!(tab
+        .answers()
+        .iter()
+        .any(|(t, a)| *t == 3 && matches!(a, Answer::Token { token, .. } if token == "csrf-2")));
+    // The wait ends: the session is as good as new, nothing is sent, the lock goes back.
+    tab.tick_at(DUE + SETTLE_MS);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    assert!(tab.released().contains(&lock), "{:?}", tab.last);
+}
+
+#[test]
+fn cookie_mode_a_401_from_the_session_endpoint_ends_the_session() {
+    let mut tab = cookie_tab(Transport::None, false);
     tab.tick_at(DUE);
     let sent = tab.sent();
     assert_eq!(sent.len(), 1, "{:?}", tab.last);
