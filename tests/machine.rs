@@ -712,6 +712,8 @@ fn another_tabs_refresh_given_up_on_is_forgotten_so_its_later_claim_is_only_a_cl
     tab.at(T0 + 10_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
     let gave_up = T0 + 10_000.0 + 10_000.0 + wasm_session::core::machine::PEER_MARGIN_MS;
     tab.tick_at(gave_up);
+    // Nothing left to wake up for before the refresh is due.
+    assert_eq!(tab.timer(), Some(Some(DUE)));
     // Later this tab's lock wait runs out and it claims; B claims too, and outranks it.
     let claimed = claim_for_stuck_lock(&mut tab);
     tab.at(claimed + 10.0).message("tab-b", Message::Claim);
@@ -906,4 +908,75 @@ fn alone_a_refresh_holds_no_lock_to_let_go() {
     assert_ne!(tab.timer(), Some(Some(DUE + SETTLE_MS)));
     tab.tick_at(DUE + SETTLE_MS);
     assert!(tab.released().is_empty(), "{:?}", tab.last);
+}
+
+#[test]
+fn another_tabs_refresh_is_awaited_to_its_end_though_an_earlier_one_was_given_up_on() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    // B's refresh is given up on at DUE + 16 s; C's (20 s timeout) runs to DUE + 27 s.
+    tab.at(DUE + 5_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    tab.at(DUE + 6_000.0).message("tab-c", Message::Refreshing { timeout_ms: 20_000.0 });
+    tab.tick_at(DUE + 16_000.0);
+    tab.at(DUE + 20_000.0).input(Input::LockGranted { id: lock, stolen: false, waited: false, stored: None });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+}
+
+#[test]
+fn another_tabs_failure_ends_the_wait_for_its_refresh() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
+    tab.at(DUE - 1_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    tab.at(DUE - 500.0).message("tab-b", Message::RefreshFailed);
+    // Backing off with B, then claiming the refresh: B's is over.
+    let retry = tab.m.refresh_at().unwrap_or(0.0);
+    tab.tick_at(retry);
+    assert_eq!(tab.posted(), vec![Message::Claim], "{:?}", tab.last);
+}
+
+#[test]
+fn a_tab_that_announced_its_request_and_then_claims_is_awaited_to_its_claims_end() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.at(DUE + 100.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    tab.at(DUE + 150.0).message("tab-b", Message::Claim);
+    // Stolen: the holder may still be sending; wait for it as long as its last word says.
+    tab.at(DUE + 200.0).input(Input::LockGranted { id: lock, stolen: true, waited: true, stored: None });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    let end = DUE + 150.0 + CLAIM_SETTLE_MS + PEER_GRACE_MS;
+    tab.tick_at(end - 1.0);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(end);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn a_clock_step_back_keeps_the_wait_for_another_tabs_refresh_as_long() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    tab.tick_at(DUE);
+    let lock = tab.acquired()[0].0;
+    tab.at(DUE + 100.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
+    tab.at(DUE + 150.0);
+    tab.step_back(5_000.0);
+    // 50 ms later by the monotonic clock, the lock is stolen: wait for B's request's end,
+    // 5 s earlier by the wall clock than announced.
+    tab.at(DUE + 200.0 - 5_000.0).input(Input::LockGranted { id: lock, stolen: true, waited: true, stored: None });
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    let end = DUE + 100.0 + 10_000.0 + wasm_session::core::machine::PEER_MARGIN_MS - 5_000.0;
+    tab.tick_at(end - 1.0);
+    assert!(tab.sent().is_empty(), "{:?}", tab.last);
+    tab.tick_at(end);
+    assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
+}
+
+#[test]
+fn a_clock_step_back_during_a_claim_keeps_the_claims_that_outrank_this_tab() {
+    let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
+    let claimed = claim_for_stuck_lock(&mut tab);
+    tab.at(claimed + 10.0).message("tab-a", Message::Claim);
+    tab.at(claimed + 20.0);
+    tab.step_back(5_000.0);
+    tab.tick_at(claimed + CLAIM_SETTLE_MS - 5_000.0);
+    assert!(tab.acquired().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
 }
