@@ -1,14 +1,19 @@
 //! Unit-level scenarios for [`Machine`]: one tab driven input by input through its public
 //! API, with the other tabs, the lock and the auth server played by the test. Each pins down
-//! a decision of the refresh protocol that the simulation (`tests/sim.rs`) does not reach
-//! often enough to notice when it changes; `make mutants` found them.
+//! a decision of the refresh protocol that the short simulation of `make mutants` did not
+//! notice when cargo-mutants changed it (README, Mutation testing).
 #![cfg(not(target_arch = "wasm32"))]
 
 use wasm_session::core::config::{Config, Mode, StorageMode};
+use wasm_session::core::error::Error;
 use wasm_session::core::events::{Event, LogoutReason};
-use wasm_session::core::machine::{Answer, Boot, Effect, Input, Machine, Reply, Transport};
-use wasm_session::core::protocol::{Envelope, Message};
-use wasm_session::core::store::Stored;
+use wasm_session::core::machine::{
+    Answer, Boot, Effect, Input, Machine, Reply, Transport, CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS,
+    SETTLE_MS,
+};
+use wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS;
+use wasm_session::core::protocol::{Envelope, Message, Stamp};
+use wasm_session::core::store::{Record, Stored, STORE_VERSION};
 use wasm_session::core::token::{Seconds, TokenResponse, TokenSet};
 use wasm_session::core::Field;
 
@@ -179,8 +184,8 @@ fn alone_a_due_refresh_is_sent_and_its_tokens_are_installed() {
     assert!(tab.timer().is_some());
 }
 
-/// `Refresh` effects' ids, with the lock request and its grant played by the test: due at
-/// [`DUE`], the lock requested, granted free, the request sent. Returns (lock id, refresh id).
+/// A refresh under the lock, the lock played by the test: due at [`DUE`], the lock
+/// requested, granted free, the request sent. Returns (lock id, refresh request id).
 fn refresh_under_lock(tab: &mut Tab) -> (u32, u32) {
     tab.tick_at(DUE);
     let acquired = tab.acquired();
@@ -231,12 +236,7 @@ fn expired_and_backing_off_a_request_fails_at_once_until_the_backoff_ends() {
     assert!(tab.sent().is_empty(), "{:?}", tab.last);
     assert_eq!(
         tab.answers(),
-        vec![(
-            1,
-            Answer::Failed(wasm_session::core::error::Error::RefreshFailed(
-                "the token endpoint is failing; backing off"
-            ))
-        )]
+        vec![(1, Answer::Failed(Error::RefreshFailed("the token endpoint is failing; backing off")))]
     );
 
     // Offline from then on: once the backoff has ended, a request fails because the network
@@ -244,7 +244,7 @@ fn expired_and_backing_off_a_request_fails_at_once_until_the_backoff_ends() {
     tab.input(Input::Online(false));
     for (ticket, at) in [(2, retry), (3, retry + 1.0)] {
         tab.at(at).input(Input::TokenWanted { ticket });
-        assert_eq!(tab.answers(), vec![(ticket, Answer::Failed(wasm_session::core::error::Error::Network))], "at {at}");
+        assert_eq!(tab.answers(), vec![(ticket, Answer::Failed(Error::Network))], "at {at}");
     }
 }
 
@@ -266,7 +266,7 @@ fn without_web_locks_a_due_refresh_waits_for_the_refresh_another_tab_announced()
     let mut tab = Tab::signed_in(config(), Transport::Broadcast, false);
     tab.at(DUE - 1_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
     // B gives up after its timeout and the margin.
-    let given_up = DUE - 1_000.0 + 10_000.0 + wasm_session::core::machine::PEER_MARGIN_MS;
+    let given_up = DUE - 1_000.0 + 10_000.0 + PEER_MARGIN_MS;
     tab.tick_at(DUE);
     assert!(tab.posted().is_empty() && tab.sent().is_empty(), "{:?}", tab.last);
     // B never reports back: this tab claims the refresh itself.
@@ -297,14 +297,14 @@ fn the_lock_is_kept_for_the_settle_time_after_a_refresh_then_let_go() {
     let (lock, id) = refresh_under_lock(&mut tab);
     tab.at(DUE + 50.0).input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
     assert!(tab.released().is_empty(), "{:?}", tab.last);
-    assert_eq!(tab.timer(), Some(Some(DUE + 50.0 + wasm_session::core::machine::SETTLE_MS)));
-    tab.tick_at(DUE + 50.0 + wasm_session::core::machine::SETTLE_MS);
+    assert_eq!(tab.timer(), Some(Some(DUE + 50.0 + SETTLE_MS)));
+    tab.tick_at(DUE + 50.0 + SETTLE_MS);
     assert_eq!(tab.released(), vec![lock], "{:?}", tab.last);
 }
 
 #[test]
 fn a_clock_step_back_keeps_the_settle_time_and_the_backoff_as_long() {
-    let settle = wasm_session::core::machine::SETTLE_MS;
+    let settle = SETTLE_MS;
     let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
     let (lock, id) = refresh_under_lock(&mut tab);
     tab.input(Input::RefreshReply { id, reply: reply("at-1", "rt-1", 120.0) });
@@ -475,8 +475,6 @@ fn cookie_mode_a_401_from_the_session_endpoint_ends_the_session() {
     assert_eq!(tab.m.tokens(), None);
     assert!(tab.last.contains(&Effect::Emit(Event::Logout { reason: LogoutReason::Expired })), "{:?}", tab.last);
 }
-
-use wasm_session::core::machine::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, SETTLE_MS};
 
 #[test]
 fn back_online_a_backed_off_refresh_goes_out_at_once() {
@@ -655,14 +653,14 @@ fn on_request_only() -> Config {
 fn a_token_due_at_the_minimum_interval_is_refreshed_right_then() {
     let mut tab = Tab::signed_in(config(), Transport::None, false);
     tab.input(Input::SignIn { tokens: tokens("at-1s", "rt-1s", T0, 1.0), ticket: None });
-    assert_eq!(tab.m.refresh_at(), Some(T0 + wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS));
-    tab.tick_at(T0 + wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS);
+    assert_eq!(tab.m.refresh_at(), Some(T0 + MIN_REFRESH_INTERVAL_MS));
+    tab.tick_at(T0 + MIN_REFRESH_INTERVAL_MS);
     assert_eq!(tab.sent().len(), 1, "{:?}", tab.last);
 }
 
 #[test]
 fn a_request_refreshes_a_worn_token_no_sooner_than_the_minimum_interval_after_issue() {
-    let min = wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS;
+    let min = MIN_REFRESH_INTERVAL_MS;
     let mut tab = Tab::signed_in(on_request_only(), Transport::None, false);
     // A 1 s token is past its usable part at 900 ms.
     tab.input(Input::SignIn { tokens: tokens("at-1s", "rt-1s", T0, 1.0), ticket: None });
@@ -710,7 +708,7 @@ fn another_tabs_refresh_given_up_on_is_forgotten_so_its_later_claim_is_only_a_cl
     // B announced a refresh and never reported back: given up on at `gave_up`.
     let mut tab = Tab::signed_in(config(), Transport::Broadcast, true);
     tab.at(T0 + 10_000.0).message("tab-b", Message::Refreshing { timeout_ms: 10_000.0 });
-    let gave_up = T0 + 10_000.0 + 10_000.0 + wasm_session::core::machine::PEER_MARGIN_MS;
+    let gave_up = T0 + 10_000.0 + 10_000.0 + PEER_MARGIN_MS;
     tab.tick_at(gave_up);
     // Nothing left to wake up for before the refresh is due.
     assert_eq!(tab.timer(), Some(Some(DUE)));
@@ -727,8 +725,6 @@ fn another_tabs_refresh_given_up_on_is_forgotten_so_its_later_claim_is_only_a_cl
 
 #[test]
 fn granted_the_lock_a_tab_that_finds_newer_tokens_in_shared_storage_adopts_them_and_sends_nothing() {
-    use wasm_session::core::protocol::Stamp;
-    use wasm_session::core::store::{Record, STORE_VERSION};
     let mut tab = Tab { m: Machine::new(config(), "tab-m".into(), SEED), now: T0, mono: 0.0, last: Vec::new() };
     let boot = Boot {
         stored: Stored::Empty,
@@ -963,7 +959,7 @@ fn a_clock_step_back_keeps_the_wait_for_another_tabs_refresh_as_long() {
     // 5 s earlier by the wall clock than announced.
     tab.at(DUE + 200.0 - 5_000.0).input(Input::LockGranted { id: lock, stolen: true, waited: true, stored: None });
     assert!(tab.sent().is_empty(), "{:?}", tab.last);
-    let end = DUE + 100.0 + 10_000.0 + wasm_session::core::machine::PEER_MARGIN_MS - 5_000.0;
+    let end = DUE + 100.0 + 10_000.0 + PEER_MARGIN_MS - 5_000.0;
     tab.tick_at(end - 1.0);
     assert!(tab.sent().is_empty(), "{:?}", tab.last);
     tab.tick_at(end);
