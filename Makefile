@@ -15,7 +15,7 @@ export ACCESS_TTL ?= 30
 # inlining was turned off (5.4 KB gzip less, scripts/build-pkg.sh).
 SIZE_CEILING ?= 138000
 
-.PHONY: setup build server demo test test-host test-size test-browser test-e2e fuzz soak bench clean
+.PHONY: setup build server demo test test-host test-size test-browser test-e2e fuzz soak bench mutants clean
 
 setup:
 	@scripts/setup.sh
@@ -77,6 +77,11 @@ soak: build server
 bench: build
 	@cargo build -q --release -p wasm-session-server
 	@WS_SERVER_BIN=target/release/wasm-session-server node bench/run.mjs
+
+## mutants: cargo-mutants over src/core with the unit tests, tests/machine.rs and a short
+## simulation (SIM_SEEDS, 60); MUTANTS_ARGS narrows it, e.g. -f 'src/core/policy.rs'
+mutants:
+	@scripts/mutants.sh $(MUTANTS_ARGS)
 
 clean:
 	cargo clean; rm -rf pkg node_modules
