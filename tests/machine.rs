@@ -4,12 +4,12 @@
 //! notice when cargo-mutants changed it (README, Mutation testing).
 #![cfg(not(target_arch = "wasm32"))]
 
-use wasm_session::core::config::{Config, Mode, StorageMode};
+use wasm_session::core::config::{Config, Server, StorageMode};
 use wasm_session::core::error::Error;
 use wasm_session::core::events::{Event, LogoutReason};
 use wasm_session::core::machine::{
-    Answer, Boot, Effect, Input, Machine, Reply, Transport, CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS,
-    SETTLE_MS,
+    Answer, Boot, Credential, Effect, Input, Machine, Reply, Transport, CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS,
+    PEER_MARGIN_MS, SETTLE_MS,
 };
 use wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS;
 use wasm_session::core::protocol::{Envelope, Message, Stamp};
@@ -24,7 +24,7 @@ const SEED: u64 = 7;
 const T0: f64 = 1_000_000.0;
 
 fn config() -> Config {
-    Config { token_url: "https://app.example/token".into(), ..Config::default() }
+    Config::with_token_url("https://app.example/token")
 }
 
 fn response(at: &str, rt: Option<&str>, ttl_s: f64) -> TokenResponse {
@@ -110,7 +110,7 @@ impl Tab {
         self.last
             .iter()
             .filter_map(|e| match e {
-                Effect::Refresh { id, refresh_token } => Some((*id, refresh_token.clone())),
+                Effect::Refresh { id, credential } => Some((*id, credential.secret().to_string())),
                 _ => None,
             })
             .collect()
@@ -345,7 +345,11 @@ fn a_401_that_joined_a_refresh_marks_its_tokens_so_the_next_401_is_final() {
 
 #[test]
 fn the_late_answer_to_an_abandoned_refresh_is_revoked_not_installed() {
-    let cfg = Config { revoke_url: Some("https://app.example/revoke".into()), ..config() };
+    let server = Server::OAuth {
+        token_url: "https://app.example/token".into(),
+        revoke_url: Some("https://app.example/revoke".into()),
+    };
+    let cfg = Config { server, ..config() };
     let mut tab = Tab::signed_in(cfg, Transport::None, false);
     tab.tick_at(DUE);
     let old = tab.sent()[0].0;
@@ -357,7 +361,8 @@ fn the_late_answer_to_an_abandoned_refresh_is_revoked_not_installed() {
     assert_eq!(sent[0].1, "rt-s");
     tab.input(Input::RefreshReply { id: old, reply: reply("at-x", "rt-x", 120.0) });
     assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-s"));
-    assert!(tab.last.contains(&Effect::Revoke { token: "rt-x".into(), ticket: None }), "{:?}", tab.last);
+    let revoke = Effect::Revoke { credential: Credential::RefreshToken("rt-x".into()), ticket: None };
+    assert!(tab.last.contains(&revoke), "{:?}", tab.last);
     tab.input(Input::RefreshReply { id: sent[0].0, reply: reply("at-2", "rt-2", 120.0) });
     assert_eq!(tab.m.tokens().map(|t| t.access_token.as_str()), Some("at-2"));
     assert_eq!(tab.answers(), vec![(5, Answer::Done)]);
@@ -422,12 +427,9 @@ fn cookie_session(csrf: &str, now: f64, ttl_s: f64) -> TokenSet {
 /// Cookie mode: started, the server's session read (CSRF token `csrf-1`, 120 s), and the
 /// user active since, so that the session is extended when due.
 fn cookie_tab(transport: Transport, locks: bool) -> Tab {
-    let cfg = Config {
-        mode: Mode::Cookie,
-        token_url: String::new(),
-        session_url: Some("https://app.example/session".into()),
-        ..Config::default()
-    };
+    let server =
+        Server::Cookie { session_url: "https://app.example/session".into(), csrf_header: "X-CSRF-Token".into() };
+    let cfg = Config { server, ..Config::default() };
     let mut tab = Tab { m: Machine::new(cfg, "tab-m".into(), SEED), now: T0, mono: 0.0, last: Vec::new() };
     let boot = Boot {
         stored: Stored::Empty,
