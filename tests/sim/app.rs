@@ -95,6 +95,7 @@ impl World {
             {
                 // Signing in is activity, as the machine counts it: when it completes.
                 self.last_activity = self.now;
+                self.stats.oidc_sign_ins += 1;
                 // Answered as signed in: the tab holds the new session.
                 if self.tabs[t].machine.tokens().is_none() {
                     self.facts.push(Fact::SignInLost { tab: t });

@@ -188,6 +188,7 @@ impl World {
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
         let (code, verifier) = (get("code"), get("code_verifier"));
         self.provider.exchanges += 1;
+        self.stats.code_exchanges += 1;
         let refused = Reply::Status { status: 400, oauth_error: Some("invalid_grant".into()) };
         let (reply, claims) = match self.provider.codes.get(&code).map(|c| (c.family, c.challenge.clone())) {
             _ if self.rng.chance(self.setup.fault_rate / 2.0) => {

@@ -57,7 +57,7 @@ fn random_schedules() {
     println!(
         "simulation: {seeds} schedules, {} steps, {} invariant checks, {} logins, {} token requests, {} refreshes, \
          {} API calls ok, {} 401s to the app, {} reuses after a lost answer (tab died or froze mid-request, or the \
-         answer came after its timeout), in {:.1} s",
+         answer came after its timeout), {} OpenID Connect sign-ins answered ({} code exchanges), in {:.1} s",
         total.steps,
         total.checks,
         total.logins,
@@ -66,6 +66,8 @@ fn random_schedules() {
         total.api_ok,
         total.api_401_to_app,
         total.excused_reuse,
+        total.oidc_sign_ins,
+        total.code_exchanges,
         started.elapsed().as_secs_f64()
     );
 }

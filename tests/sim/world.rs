@@ -111,6 +111,9 @@ pub struct Stats {
     pub fetch_errors: u64,
     pub foreign_requests: u64,
     pub logins: u64,
+    /// OpenID Connect: code exchanges, and sign-ins answered with their app state.
+    pub code_exchanges: u64,
+    pub oidc_sign_ins: u64,
 }
 
 impl Stats {
@@ -126,6 +129,8 @@ impl Stats {
         self.fetch_errors += s.fetch_errors;
         self.foreign_requests += s.foreign_requests;
         self.logins += s.logins;
+        self.code_exchanges += s.code_exchanges;
+        self.oidc_sign_ins += s.oidc_sign_ins;
     }
 }
 
