@@ -978,3 +978,23 @@ fn a_clock_step_back_during_a_claim_keeps_the_claims_that_outrank_this_tab() {
     tab.tick_at(claimed + CLAIM_SETTLE_MS - 5_000.0);
     assert!(tab.acquired().is_empty() && tab.posted().is_empty(), "{:?}", tab.last);
 }
+
+#[test]
+fn the_getters_views_name_the_token_of_each_mode() {
+    // Token mode: the access token while it lasts, its claims' token even after expiry.
+    let mut tab = Tab::signed_in(config(), Transport::None, false);
+    assert_eq!(
+        (tab.m.access_token(T0), tab.m.held_access_token(), tab.m.csrf_token()),
+        (Some("at-0"), Some("at-0"), None)
+    );
+    let expired = T0 + 120_001.0;
+    assert_eq!((tab.m.access_token(expired), tab.m.held_access_token()), (None, Some("at-0")));
+    // Cookie mode: the CSRF token, and never an access token.
+    let cookie = cookie_tab(Transport::None, false);
+    assert_eq!(
+        (cookie.m.csrf_token(), cookie.m.access_token(T0), cookie.m.held_access_token()),
+        (Some("csrf-1"), None, None)
+    );
+    tab.input(Input::Logout { ticket: 1 });
+    assert_eq!((tab.m.access_token(T0), tab.m.held_access_token()), (None, None));
+}

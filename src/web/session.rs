@@ -711,19 +711,14 @@ impl Session {
     /// Always `null` in cookie mode, where there is no token.
     #[wasm_bindgen(getter = accessToken, unchecked_return_type = "string | null")]
     pub fn access_token(&self) -> JsValue {
-        let now = js_sys::Date::now();
-        let m = self.driver.machine();
-        let token_mode = self.driver.config.mode() == Mode::Token;
-        nullable(m.tokens().filter(|t| token_mode && t.expires_at > now).map(|t| t.access_token.as_str()))
+        nullable(self.driver.machine().access_token(js_sys::Date::now()))
     }
 
     /// Cookie mode: the session's CSRF token, for requests the app sends without
     /// `session.fetch` (put it in the `csrfHeader` of unsafe requests); `null` otherwise.
     #[wasm_bindgen(getter = csrfToken, unchecked_return_type = "string | null")]
     pub fn csrf_token(&self) -> JsValue {
-        let m = self.driver.machine();
-        let cookie_mode = self.driver.config.mode() == Mode::Cookie;
-        nullable(m.tokens().filter(|_| cookie_mode).map(|t| t.access_token.as_str()))
+        nullable(self.driver.machine().csrf_token())
     }
 
     /// When the access token expires, in epoch milliseconds; `null` when signed out.
@@ -750,9 +745,7 @@ impl Session {
     /// when signed out.
     #[wasm_bindgen(getter, unchecked_return_type = "Claims | null")]
     pub fn claims(&self) -> JsValue {
-        let m = self.driver.machine();
-        let token_mode = self.driver.config.mode() == Mode::Token;
-        m.tokens().filter(|_| token_mode).and_then(|t| auth::claims(&t.access_token)).unwrap_or(JsValue::NULL)
+        self.driver.machine().held_access_token().and_then(auth::claims).unwrap_or(JsValue::NULL)
     }
 
     /// The decoded claims of the OpenID Connect ID token, if one was received.

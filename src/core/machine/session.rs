@@ -32,6 +32,21 @@ pub(super) enum Source {
 }
 
 impl Machine {
+    /// Token mode: the access token held, expired or not (for its claims).
+    pub fn held_access_token(&self) -> Option<&str> {
+        self.tokens().filter(|_| self.cfg.mode() == Mode::Token).map(|t| t.access_token.as_str())
+    }
+
+    /// Token mode: the access token if it has not expired at `now`. Nothing is refreshed.
+    pub fn access_token(&self, now: f64) -> Option<&str> {
+        self.held_access_token().filter(|_| self.tokens().is_some_and(|t| t.expires_at > now))
+    }
+
+    /// Cookie mode: the session's CSRF token (kept where token mode keeps the access token).
+    pub fn csrf_token(&self) -> Option<&str> {
+        self.tokens().filter(|_| self.cfg.mode() == Mode::Cookie).map(|t| t.access_token.as_str())
+    }
+
     pub(super) fn next_stamp(&self, now: f64) -> Stamp {
         Stamp { seq: next_seq(self.seq, now), origin: self.tab.clone() }
     }
