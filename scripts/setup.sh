@@ -2,7 +2,7 @@
 # Installs what a fresh Debian/Ubuntu machine lacks, skipping what is there (idempotent):
 # the wasm32 target, wasm-bindgen-cli at exactly the Cargo.lock version, wasm-pack,
 # geckodriver, Debian's chromium + chromium-driver and firefox-esr, and the npm packages
-# from package-lock.json.
+# from package-lock.json. `scripts/setup.sh twiggy` also installs twiggy (make size-report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -34,4 +34,8 @@ fi
 
 if [ ! -f node_modules/.installed ] || [ package-lock.json -nt node_modules/.installed ]; then
   say "npm ci"; npm ci --no-audit --no-fund; touch node_modules/.installed
+fi
+
+if [ "${1:-}" = twiggy ] && ! command -v twiggy >/dev/null; then
+  say "installing twiggy (size by function)"; cargo install --locked twiggy
 fi
