@@ -357,7 +357,8 @@ async fn revoke(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: a
 }
 
 /// The URL a request was sent to, without query: what a DPoP proof's `htu` must name. The
-/// dev server speaks plain HTTP, at the host the client addressed.
+/// dev server speaks plain HTTP, at the host the client addressed; the API routes are not
+/// nested, so `uri` holds the whole path.
 fn request_url(headers: &HeaderMap, uri: &Uri) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     format!("http://{host}{}", uri.path())
