@@ -1,20 +1,26 @@
 // A certified OpenID Provider (oidc-provider, from npm) for the demo and the end-to-end
 // tests: one public client "demo-spa", PKCE required, rotating refresh tokens, short-lived
-// access tokens, the provider's own login form (any login and password), revocation and
-// RP-initiated logout. Development only: its keys and cookies are not secret.
+// access tokens, the provider's own login form (any login and password), revocation,
+// RP-initiated logout and DPoP (RFC 9449): a token request with a DPoP proof gets tokens
+// bound to its key (the refresh token too, the client being public), and userinfo then
+// wants a proof from that key. Development only: its keys and cookies are not secret.
 //
 //   node www/oidc/provider.mjs            # http://localhost:8090, for the demo on :8080
 //
 // Env: OIDC_PORT (8090; 0 = a free port), APP_ORIGINS (comma-separated origins of the app,
 // whose "/", "/e2e.html" and "/popup-callback.html" are the registered redirect URIs;
-// default http://127.0.0.1:8080), OIDC_ACCESS_TTL (seconds, 60). Prints "listening oidc
-// <issuer>" and then "ready".
-// GET /__stats gives counters; POST /__reset clears them.
+// default http://127.0.0.1:8080), OIDC_ACCESS_TTL (seconds, 60), DPOP_NONCE (1: every DPoP
+// proof must carry the provider's nonce; it answers use_dpop_nonce with a DPoP-Nonce header
+// otherwise). Prints "listening oidc <issuer>" and then "ready".
+// GET /__stats gives counters; POST /__reset clears them. A use_dpop_nonce answer counts as
+// a nonce challenge, not as a rejection: the client is expected to retry with the nonce.
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import Provider from "oidc-provider";
 
 const apps = (process.env.APP_ORIGINS || "http://127.0.0.1:8080").split(",").map((o) => o.trim()).filter(Boolean);
 const accessTtl = Number(process.env.OIDC_ACCESS_TTL || 60);
+const dpopNonce = process.env.DPOP_NONCE === "1";
 const uris = apps.flatMap((o) => [`${o}/`, `${o}/e2e.html`, `${o}/popup-callback.html`]);
 
 const server = http.createServer();
@@ -24,6 +30,7 @@ const issuer = `http://localhost:${server.address().port}`;
 const zero = () => ({
   codes: 0, code_rejected: 0, refreshes: 0, refresh_rejected: 0, grants_revoked: 0, revocations: 0,
   userinfo_ok: 0, userinfo_rejected: 0, logins: 0, ended_sessions: 0,
+  dpop_tokens: 0, dpop_rejected: 0, dpop_nonce_challenges: 0,
 });
 let stats = zero();
 
@@ -62,6 +69,11 @@ const provider = new Provider(issuer, {
     Session: 86_400, Interaction: 3600 },
   features: {
     devInteractions: { enabled: true },
+    // Nonces come from nonceSecret (a fresh one per run: nonces do not outlive the process);
+    // without it the provider cannot issue any, so it is set only when they are demanded.
+    dPoP: dpopNonce
+      ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true }
+      : { enabled: true },
     revocation: { enabled: true },
     rpInitiatedLogout: {
       enabled: true,
@@ -80,16 +92,32 @@ const provider = new Provider(issuer, {
   },
 });
 
+/** Counts a DPoP error; true when it was a nonce challenge (the client retries: no rejection). */
+function dpopError(err) {
+  if (err?.error === "use_dpop_nonce") {
+    stats.dpop_nonce_challenges++;
+    return true;
+  }
+  // invalid_dpop_proof, or a bound token without its key: the reason is in error_detail
+  // ("failed jkt verification"); the description sent to the client is generic.
+  if (err?.error === "invalid_dpop_proof" || /jkt|DPoP/.test(err?.error_detail ?? "")) stats.dpop_rejected++;
+  return false;
+}
+
 provider.on("grant.success", (ctx) => {
   if (ctx.oidc.params.grant_type === "refresh_token") stats.refreshes++;
   else stats.codes++;
+  if (ctx.body?.token_type === "DPoP") stats.dpop_tokens++;
 });
-provider.on("grant.error", (ctx) => {
+provider.on("grant.error", (ctx, err) => {
+  if (dpopError(err)) return;
   if (ctx.oidc.params?.grant_type === "refresh_token") stats.refresh_rejected++;
   else stats.code_rejected++;
 });
 provider.on("grant.revoked", () => { stats.grants_revoked++; });
-provider.on("userinfo.error", () => { stats.userinfo_rejected++; });
+provider.on("userinfo.error", (_ctx, err) => {
+  if (!dpopError(err)) stats.userinfo_rejected++;
+});
 provider.on("end_session.success", () => { stats.ended_sessions++; });
 provider.on("interaction.ended", () => { stats.logins++; });
 

@@ -2,6 +2,10 @@
 //!
 //! Refresh tokens rotate on every use. Each login starts a *family*; a refresh token presented a
 //! second time is reuse, which revokes the whole family (OAuth 2.0 Security BCP §4.14.2).
+//!
+//! DPoP ([`crate::dpop`]): a sign-in with a proof binds its family to the proof's key; every
+//! access token issued with a proof carries that key's thumbprint in `cnf.jkt` and is a `DPoP`
+//! token; a bound family's refresh token is refused without a proof from the same key.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,12 +45,19 @@ pub struct Stats {
     pub session_refreshes: u64,
     pub sessions_active: u64,
     pub cookie_seen: u64,
+    /// DPoP: proofs that passed every check; requests refused for DPoP's sake (a bad proof,
+    /// a bound token without its key's proof); `use_dpop_nonce` answers (not refusals: the
+    /// client retries with the nonce).
+    pub dpop_ok: u64,
+    pub dpop_rejected: u64,
+    pub dpop_nonce_challenges: u64,
 }
 
 /// An RFC 6749 §5.1 token response.
 #[derive(Serialize, Debug, Clone)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a token bound to a DPoP key.
     pub token_type: &'static str,
     pub expires_in: u64,
     pub refresh_token: String,
@@ -74,12 +85,18 @@ pub struct Principal {
     pub jti: String,
     pub fam: u64,
     pub exp: u64,
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Family {
     sub: String,
     revoked: bool,
+    /// The DPoP key its refresh tokens are bound to (a sign-in with a proof).
+    #[serde(default)]
+    jkt: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -182,23 +199,49 @@ impl Auth {
         out
     }
 
-    /// `POST /auth/login`: checks the credentials and starts a token family.
-    pub fn login(&mut self, username: &str, password: &str, now_ms: u64) -> Result<TokenResponse, OAuthError> {
+    /// `POST /auth/login`: checks the credentials and starts a token family, bound to the
+    /// DPoP key `jkt` if the request had a proof.
+    pub fn login(
+        &mut self,
+        username: &str,
+        password: &str,
+        jkt: Option<&str>,
+        now_ms: u64,
+    ) -> Result<TokenResponse, OAuthError> {
         let Some((user, _)) = check_credentials(username, password) else {
             return Err(OAuthError::new(401, "invalid_credentials", "wrong username or password"));
         };
         self.counter += 1;
         let family = self.counter;
-        self.families.insert(family, Family { sub: user.to_string(), revoked: false });
+        self.families.insert(family, Family { sub: user.to_string(), revoked: false, jkt: jkt.map(str::to_owned) });
         self.stats.logins += 1;
-        Ok(self.issue(family, now_ms))
+        Ok(self.issue(family, jkt, now_ms))
     }
 
-    /// `POST /auth/token` with `grant_type=refresh_token`: rotates the refresh token.
-    pub fn refresh(&mut self, refresh_token: &str, now_ms: u64) -> Result<TokenResponse, OAuthError> {
+    /// `POST /auth/token` with `grant_type=refresh_token`: rotates the refresh token. `jkt` is
+    /// the key of the request's DPoP proof: a bound family needs its own key's proof, and
+    /// the new access token is bound to the proof's key (an unbound family stays unbound,
+    /// as in oidc-provider).
+    pub fn refresh(
+        &mut self,
+        refresh_token: &str,
+        jkt: Option<&str>,
+        now_ms: u64,
+    ) -> Result<TokenResponse, OAuthError> {
         let invalid = OAuthError::new(400, "invalid_grant", "refresh token is invalid, expired or revoked");
+        let Some(family) = self.refresh.get(refresh_token).map(|e| e.family) else { return Err(invalid) };
+        let bound = self.families.get(&family).and_then(|f| f.jkt.as_deref());
+        if bound.is_some() && bound != jkt {
+            // Checked before the token counts as used: whoever stole it without the key can
+            // neither use it nor, by trying, make the owner's next refresh look like reuse.
+            self.stats.dpop_rejected += 1;
+            return Err(OAuthError::new(
+                400,
+                "invalid_grant",
+                "the refresh token is bound to a DPoP key: send a proof signed with it",
+            ));
+        }
         let Some(entry) = self.refresh.get_mut(refresh_token) else { return Err(invalid) };
-        let family = entry.family;
         if entry.used {
             self.stats.refresh_reuse += 1;
             self.revoke_family(family);
@@ -209,7 +252,7 @@ impl Auth {
             return Err(invalid);
         }
         self.stats.refreshes += 1;
-        Ok(self.issue(family, now_ms))
+        Ok(self.issue(family, jkt, now_ms))
     }
 
     /// `POST /auth/revoke` (RFC 7009): revokes the family of a refresh or access token.
@@ -247,19 +290,24 @@ impl Auth {
         live.then_some(p)
     }
 
-    fn issue(&mut self, family: u64, now_ms: u64) -> TokenResponse {
+    fn issue(&mut self, family: u64, jkt: Option<&str>, now_ms: u64) -> TokenResponse {
         let sub = self.families.get(&family).map(|f| f.sub.clone()).unwrap_or_default();
         let name = USERS.iter().find(|(u, _, _)| *u == sub).map(|u| u.2).unwrap_or("");
         let iat = now_ms / 1000;
         // Round up so the token lives at least `expires_in` seconds from now.
         let exp = now_ms.div_ceil(1000) + self.access_ttl_s;
         let jti = self.random_id("at_");
-        let claims = serde_json::json!({"sub": sub, "name": name, "iat": iat, "exp": exp, "jti": jti, "fam": family});
+        let mut claims =
+            serde_json::json!({"sub": sub, "name": name, "iat": iat, "exp": exp, "jti": jti, "fam": family});
+        if let Some(jkt) = jkt {
+            claims["cnf"] = serde_json::json!({ "jkt": jkt });
+        }
         let access_token = self.sign(&claims);
         let refresh_token = self.random_id("rt_");
         let expires_at_ms = now_ms + self.refresh_ttl_s * 1000;
         self.refresh.insert(refresh_token.clone(), RefreshEntry { family, used: false, expires_at_ms });
-        TokenResponse { access_token, token_type: "Bearer", expires_in: self.access_ttl_s, refresh_token }
+        let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
+        TokenResponse { access_token, token_type, expires_in: self.access_ttl_s, refresh_token }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -297,6 +345,7 @@ impl Auth {
             jti: claims["jti"].as_str()?.to_string(),
             fam: claims["fam"].as_u64()?,
             exp: claims["exp"].as_u64()?,
+            jkt: claims["cnf"]["jkt"].as_str().map(str::to_owned),
         })
     }
 }
@@ -314,8 +363,8 @@ mod tests {
     #[test]
     fn login_checks_credentials() {
         let mut a = auth();
-        assert_eq!(a.login("demo", "nope", T0).unwrap_err().status, 401);
-        let t = a.login("demo", "demo", T0).unwrap();
+        assert_eq!(a.login("demo", "nope", None, T0).unwrap_err().status, 401);
+        let t = a.login("demo", "demo", None, T0).unwrap();
         assert_eq!(t.expires_in, 30);
         assert_eq!(a.authorize(&t.access_token, T0).unwrap().sub, "demo");
         assert_eq!(a.stats.logins, 1);
@@ -324,7 +373,7 @@ mod tests {
     #[test]
     fn access_token_expires_no_earlier_than_expires_in() {
         let mut a = auth();
-        let t = a.login("demo", "demo", T0 + 999).unwrap();
+        let t = a.login("demo", "demo", None, T0 + 999).unwrap();
         assert!(a.authorize(&t.access_token, T0 + 999 + 30_000).is_some());
         assert!(a.authorize(&t.access_token, T0 + 999 + 31_001).is_none());
     }
@@ -332,7 +381,7 @@ mod tests {
     #[test]
     fn tampered_token_is_refused() {
         let mut a = auth();
-        let t = a.login("demo", "demo", T0).unwrap();
+        let t = a.login("demo", "demo", None, T0).unwrap();
         let mut bad = t.access_token.clone();
         bad.pop();
         bad.push('A');
@@ -344,46 +393,46 @@ mod tests {
     #[test]
     fn refresh_rotates_and_reuse_revokes_family() {
         let mut a = auth();
-        let t1 = a.login("demo", "demo", T0).unwrap();
-        let t2 = a.refresh(&t1.refresh_token, T0 + 1).unwrap();
+        let t1 = a.login("demo", "demo", None, T0).unwrap();
+        let t2 = a.refresh(&t1.refresh_token, None, T0 + 1).unwrap();
         assert_ne!(t1.refresh_token, t2.refresh_token);
         assert!(a.authorize(&t2.access_token, T0 + 2).is_some());
         // Reuse of t1's refresh token: rejected, and the whole family dies.
-        let err = a.refresh(&t1.refresh_token, T0 + 3).unwrap_err();
+        let err = a.refresh(&t1.refresh_token, None, T0 + 3).unwrap_err();
         assert_eq!((err.status, err.code), (400, "invalid_grant"));
         assert_eq!(a.stats.refresh_reuse, 1);
         assert!(a.authorize(&t2.access_token, T0 + 4).is_none());
-        assert!(a.refresh(&t2.refresh_token, T0 + 5).is_err());
+        assert!(a.refresh(&t2.refresh_token, None, T0 + 5).is_err());
         assert_eq!(a.stats.refreshes, 1);
     }
 
     #[test]
     fn revoke_kills_family_and_ignores_unknown_tokens() {
         let mut a = auth();
-        let t = a.login("demo", "demo", T0).unwrap();
+        let t = a.login("demo", "demo", None, T0).unwrap();
         a.revoke("not-a-token");
         assert_eq!(a.stats.revocations, 0);
         a.revoke(&t.refresh_token);
         assert_eq!(a.stats.revocations, 1);
         assert!(a.authorize(&t.access_token, T0).is_none());
-        assert_eq!(a.refresh(&t.refresh_token, T0).unwrap_err().code, "invalid_grant");
+        assert_eq!(a.refresh(&t.refresh_token, None, T0).unwrap_err().code, "invalid_grant");
     }
 
     #[test]
     fn snapshot_restores_sessions_and_key() {
         let mut a = auth();
-        let t = a.login("demo", "demo", T0).unwrap();
+        let t = a.login("demo", "demo", None, T0).unwrap();
         let mut b = auth();
         b.restore(&a.snapshot()).unwrap();
         assert!(b.authorize(&t.access_token, T0).is_some(), "same signing key");
-        assert!(b.refresh(&t.refresh_token, T0).is_ok(), "same refresh tokens");
+        assert!(b.refresh(&t.refresh_token, None, T0).is_ok(), "same refresh tokens");
         assert!(auth().restore("garbage").is_none());
     }
 
     #[test]
     fn expired_refresh_token_is_invalid_grant() {
         let mut a = Auth::new(30, 10);
-        let t = a.login("demo", "demo", T0).unwrap();
-        assert_eq!(a.refresh(&t.refresh_token, T0 + 10_001).unwrap_err().code, "invalid_grant");
+        let t = a.login("demo", "demo", None, T0).unwrap();
+        assert_eq!(a.refresh(&t.refresh_token, None, T0 + 10_001).unwrap_err().code, "invalid_grant");
     }
 }

@@ -5,10 +5,13 @@
 //! "foreign" origin that only counts the `Authorization` headers it receives, to prove that
 //! tokens never leak there. Cookie sessions ([`session`]) live beside the token backend:
 //! `/session/*`, and the API takes either a bearer token or the session cookie plus, on
-//! unsafe methods, the CSRF header. Dev-only endpoints (`/__stats`, `/__reset`, `/__faults`,
-//! `/__redirect`) drive the tests. Not for production.
+//! unsafe methods, the CSRF header. Tokens may be bound to a DPoP key ([`dpop`]): a request
+//! with a `DPoP` proof gets bound tokens, which then work only with proofs from that key.
+//! Dev-only endpoints (`/__stats`, `/__reset`, `/__faults`, `/__redirect`, `/__dpop/rotate`)
+//! drive the tests. Not for production.
 
 pub mod auth;
+pub mod dpop;
 pub mod faults;
 pub mod session;
 
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +31,7 @@ use serde::Deserialize;
 use tower_http::services::ServeDir;
 
 use auth::{now_ms, Auth, OAuthError, Stats};
+use dpop::Refusal;
 use faults::{Fault, FaultAction, Faults};
 use session::{Check, Sessions};
 
@@ -44,6 +48,9 @@ pub struct Settings {
     pub session_idle_s: u64,
     /// …and this long after sign-in (`SESSION_MAX`, 28800 s).
     pub session_max_s: u64,
+    /// How DPoP proofs are checked (`DPOP_IAT_WINDOW`, `DPOP_NONCE`, `DPOP_NONCE_ROTATE`,
+    /// `DPOP_NONCE_GRACE`).
+    pub dpop: dpop::Config,
 }
 
 /// State shared by the main and API origins.
@@ -54,6 +61,8 @@ pub struct Shared {
     pub sessions: Mutex<Sessions>,
     /// `/api/counter`: one number per user that unsafe requests change.
     pub counters: Mutex<HashMap<String, u64>>,
+    /// DPoP proof checks: seen `jti`s and the nonces.
+    pub dpop: Mutex<dpop::Verifier>,
 }
 
 impl Shared {
@@ -90,6 +99,7 @@ pub fn state(settings: &Settings) -> AppState {
         state_file: settings.state_file.clone(),
         sessions: Mutex::new(Sessions::new(settings.session_idle_s, settings.session_max_s, auth::random_seed())),
         counters: Mutex::default(),
+        dpop: Mutex::new(dpop::Verifier::new(settings.dpop.clone(), auth::random_seed(), now_ms())),
     })
 }
 
@@ -113,6 +123,8 @@ fn api_routes(state: AppState) -> Router {
         .route("/__redirect", get(redirect))
         .route("/__reply", get(canned).post(canned))
         .route("/__issuers/{doc}/.well-known/openid-configuration", get(issuer_document))
+        .route("/__dpop/rotate", post(rotate_nonce))
+        .layer(middleware::from_fn_with_state(state.clone(), dpop_nonce))
         .with_state(state)
 }
 
@@ -218,9 +230,9 @@ async fn cors_for(req: Request, next: Next, allow: fn(&str) -> bool) -> Response
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, x-test, x-csrf-token"),
+            HeaderValue::from_static("authorization, content-type, x-test, x-csrf-token, dpop"),
         );
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("www-authenticate, date"));
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("www-authenticate, date, dpop-nonce"));
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         h.insert(header::VARY, HeaderValue::from_static("origin"));
     }
@@ -248,11 +260,17 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+/// `POST /auth/login` `{username, password}`: a token response; with a `DPoP` proof, the
+/// tokens are bound to its key.
+async fn login(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let Ok(creds) = serde_json::from_slice::<LoginBody>(&body) else {
         return json_error(400, "invalid_request", "expected JSON {\"username\", \"password\"}");
     };
-    let result = lock(&s.auth).login(&creds.username, &creds.password, now_ms());
+    let jkt = match token_endpoint_proof(&s, &uri, &headers) {
+        Ok(jkt) => jkt,
+        Err(res) => return res,
+    };
+    let result = lock(&s.auth).login(&creds.username, &creds.password, jkt.as_deref(), now_ms());
     s.persist();
     result.map_or_else(oauth_error, token_ok)
 }
@@ -273,7 +291,9 @@ fn count_client_id(s: &Shared, client_id: Option<&str>) {
     }
 }
 
-async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+/// `POST /auth/token` `grant_type=refresh_token`: rotates the refresh token. A bound session
+/// needs a `DPoP` proof from its key; any valid proof binds the new access token.
+async fn token(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     lock(&s.auth).stats.token_requests += 1;
     let fault = lock(&s.faults).take();
     if let Some(fault) = fault {
@@ -303,7 +323,11 @@ async fn token(State(s): State<AppState>, headers: HeaderMap, body: axum::body::
     let Some(rt) = form.refresh_token.filter(|t| !t.is_empty()) else {
         return json_error(400, "invalid_request", "refresh_token is missing");
     };
-    let result = lock(&s.auth).refresh(&rt, now_ms());
+    let jkt = match token_endpoint_proof(&s, &uri, &headers) {
+        Ok(jkt) => jkt,
+        Err(res) => return res,
+    };
+    let result = lock(&s.auth).refresh(&rt, jkt.as_deref(), now_ms());
     s.persist();
     result.map_or_else(oauth_error, token_ok)
 }
@@ -314,11 +338,16 @@ struct RevokeForm {
     client_id: Option<String>,
 }
 
-async fn revoke(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+/// `POST /auth/revoke` `token=…`: ends the token's family. A `DPoP` proof, if sent, must be
+/// valid; as RFC 7009 has it, the token alone is enough authority to revoke it.
+async fn revoke(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<RevokeForm>(&body) else {
         return json_error(400, "invalid_request", "malformed form body");
     };
     count_client_id(&s, form.client_id.as_deref());
+    if let Err(res) = token_endpoint_proof(&s, &uri, &headers) {
+        return res;
+    }
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return json_error(400, "invalid_request", "token is missing");
     };
@@ -327,22 +356,81 @@ async fn revoke(State(s): State<AppState>, body: axum::body::Bytes) -> Response 
     StatusCode::OK.into_response()
 }
 
-/// Checks the bearer token, or else the session cookie (and, on unsafe methods, the CSRF
-/// header), and counts the outcome. The error is the 401 or 403 response itself.
+/// The URL a request was sent to, without query: what a DPoP proof's `htu` must name. The
+/// dev server speaks plain HTTP, at the host the client addressed; the API routes are not
+/// nested, so `uri` holds the whole path.
+fn request_url(headers: &HeaderMap, uri: &Uri) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}{}", uri.path())
+}
+
+/// Checks the request's `DPoP` proof, if it has one, and counts the outcome. Answers the
+/// thumbprint of the proof's key, or `None` without a proof.
+fn check_proof(s: &Shared, headers: &HeaderMap, target: &dpop::Target) -> Result<Option<String>, Refusal> {
+    let mut proofs = headers.get_all("dpop").iter();
+    let Some(first) = proofs.next() else { return Ok(None) };
+    let result = match (first.to_str(), proofs.next()) {
+        (Ok(proof), None) => lock(&s.dpop).check(proof, target, now_ms()),
+        (Err(_), None) => Err(Refusal::Invalid("the DPoP header is not a JWT")),
+        (_, Some(_)) => Err(Refusal::Invalid("a request carries one DPoP header, not several")),
+    };
+    let stats = &mut lock(&s.auth).stats;
+    match result {
+        Ok(_) => stats.dpop_ok += 1,
+        Err(Refusal::UseNonce) => stats.dpop_nonce_challenges += 1,
+        Err(Refusal::Invalid(_)) => stats.dpop_rejected += 1,
+    }
+    result.map(Some)
+}
+
+/// The proof of a token-endpoint request (sign-in, refresh, revocation), or the RFC 9449 §5
+/// error: 400 `invalid_dpop_proof` or `use_dpop_nonce` (whose `DPoP-Nonce` header
+/// [`dpop_nonce`] adds).
 #[allow(clippy::result_large_err)]
-fn authorize(s: &Shared, method: &Method, headers: &HeaderMap) -> Result<auth::Principal, Response> {
+fn token_endpoint_proof(s: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let url = request_url(headers, uri);
+    let target = dpop::Target { method: "POST", url: &url, access_token: None };
+    check_proof(s, headers, &target).map_err(|refusal| match refusal {
+        Refusal::Invalid(why) => json_error(400, "invalid_dpop_proof", why),
+        Refusal::UseNonce => {
+            json_error(400, "use_dpop_nonce", "sign the DPoP proof again with the nonce in DPoP-Nonce")
+        }
+    })
+}
+
+/// A resource's 401 for the DPoP scheme (RFC 9449 §7.1); `use_dpop_nonce` answers also carry
+/// `DPoP-Nonce` (added by [`dpop_nonce`]).
+fn dpop_challenge(error: &str, description: &str) -> Response {
+    let challenge = format!("DPoP error=\"{error}\", error_description=\"{description}\", algs=\"ES256\"");
+    let body = serde_json::json!({"error": error, "error_description": description});
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], Json(body)).into_response()
+}
+
+/// Checks the access token (`Bearer`, or `DPoP` with a proof), or else the session cookie
+/// (and, on unsafe methods, the CSRF header), and counts the outcome. The error is the 401
+/// or 403 response itself.
+#[allow(clippy::result_large_err)]
+fn authorize(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<auth::Principal, Response> {
     if !headers.contains_key(header::AUTHORIZATION) {
         if let Some(id) = session_cookie(headers) {
             return authorize_cookie(s, &id, method, headers);
         }
     }
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some(token) = value.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("DPoP")).map(|(_, t)| t)
+    {
+        return authorize_dpop(s, method, uri, headers, token);
+    }
+    // A Bearer request's proof, if any, is not checked: Bearer means bearer, unless the token
+    // is bound.
+    let token = value.strip_prefix("Bearer ").unwrap_or("");
     let mut auth = lock(&s.auth);
     match auth.authorize(token, now_ms()) {
+        Some(p) if p.jkt.is_some() => {
+            auth.stats.api_unauthorized += 1;
+            auth.stats.dpop_rejected += 1;
+            Err(dpop_challenge("invalid_token", "this token is bound to a DPoP key: send it as DPoP with a proof"))
+        }
         Some(p) => {
             auth.stats.api_ok += 1;
             Ok(p)
@@ -356,6 +444,47 @@ fn authorize(s: &Shared, method: &Method, headers: &HeaderMap) -> Result<auth::P
     }
 }
 
+/// `Authorization: DPoP <token>`: the proof must name this request and this token, and the
+/// token must be bound to the proof's key.
+#[allow(clippy::result_large_err)]
+fn authorize_dpop(
+    s: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<auth::Principal, Response> {
+    let url = request_url(headers, uri);
+    let target = dpop::Target { method: method.as_str(), url: &url, access_token: Some(token) };
+    let refused = |error, why| {
+        lock(&s.auth).stats.api_unauthorized += 1;
+        Err(dpop_challenge(error, why))
+    };
+    let jkt = match check_proof(s, headers, &target) {
+        Ok(Some(jkt)) => jkt,
+        Ok(None) => {
+            lock(&s.auth).stats.dpop_rejected += 1;
+            return refused("invalid_dpop_proof", "the DPoP scheme needs a DPoP proof header");
+        }
+        Err(Refusal::UseNonce) => {
+            return Err(dpop_challenge("use_dpop_nonce", "sign the DPoP proof again with the nonce in DPoP-Nonce"))
+        }
+        Err(Refusal::Invalid(why)) => return refused("invalid_dpop_proof", why),
+    };
+    let found = lock(&s.auth).authorize(token, now_ms());
+    match found {
+        Some(p) if p.jkt.as_deref() == Some(jkt.as_str()) => {
+            lock(&s.auth).stats.api_ok += 1;
+            Ok(p)
+        }
+        Some(_) => {
+            lock(&s.auth).stats.dpop_rejected += 1;
+            refused("invalid_token", "the token is not bound to the DPoP proof's key")
+        }
+        None => refused("invalid_token", "the token is invalid, expired or revoked"),
+    }
+}
+
 #[allow(clippy::result_large_err)]
 fn authorize_cookie(s: &Shared, id: &str, method: &Method, headers: &HeaderMap) -> Result<auth::Principal, Response> {
     let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -365,7 +494,7 @@ fn authorize_cookie(s: &Shared, id: &str, method: &Method, headers: &HeaderMap) 
     match check {
         Check::Ok(user) => {
             auth.stats.api_ok += 1;
-            Ok(auth::Principal { sub: user.sub, name: user.name, jti: String::new(), fam: 0, exp: 0 })
+            Ok(auth::Principal { sub: user.sub, name: user.name, jti: String::new(), fam: 0, exp: 0, jkt: None })
         }
         Check::NoSession => {
             auth.stats.api_unauthorized += 1;
@@ -450,8 +579,8 @@ async fn session_logout(State(s): State<AppState>, headers: HeaderMap) -> Respon
 
 /// `GET /api/counter` reads the user's number; `POST` adds one (the state a forged request
 /// would change).
-async fn counter(State(s): State<AppState>, method: Method, headers: HeaderMap) -> Response {
-    let p = match authorize(&s, &method, &headers) {
+async fn counter(State(s): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let p = match authorize(&s, &method, &uri, &headers) {
         Ok(p) => p,
         Err(res) => return res,
     };
@@ -473,23 +602,29 @@ async fn attack_page(Query(q): Query<RedirectQuery>) -> Response {
     ([(header::CONTENT_TYPE, "text/html")], html).into_response()
 }
 
-async fn me(State(s): State<AppState>, method: Method, headers: HeaderMap) -> Response {
-    match authorize(&s, &method, &headers) {
+async fn me(State(s): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    match authorize(&s, &method, &uri, &headers) {
         Ok(p) => Json(p).into_response(),
         Err(res) => res,
     }
 }
 
-async fn ping(State(s): State<AppState>, method: Method, headers: HeaderMap) -> Response {
-    match authorize(&s, &method, &headers) {
+async fn ping(State(s): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    match authorize(&s, &method, &uri, &headers) {
         Ok(_) => "pong".into_response(),
         Err(res) => res,
     }
 }
 
 /// `POST /api/echo`: answers the request body (authorized), to test replayed bodies.
-async fn echo(State(s): State<AppState>, method: Method, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    match authorize(&s, &method, &headers) {
+async fn echo(
+    State(s): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match authorize(&s, &method, &uri, &headers) {
         Ok(_) => body.into_response(),
         Err(res) => res,
     }
@@ -504,8 +639,29 @@ async fn reset(State(s): State<AppState>) -> StatusCode {
     lock(&s.auth).reset();
     lock(&s.sessions).reset();
     lock(&s.counters).clear();
+    lock(&s.dpop).reset();
     *lock(&s.faults) = Faults::default();
     s.persist();
+    StatusCode::NO_CONTENT
+}
+
+/// With nonces demanded, every answer to a request with a `DPoP` proof names the current
+/// nonce, the `use_dpop_nonce` errors included (RFC 9449 §8, §9): the client keeps the latest.
+async fn dpop_nonce(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let with_proof = req.headers().contains_key("dpop");
+    let mut res = next.run(req).await;
+    if with_proof {
+        if let Some(nonce) = lock(&s.dpop).nonce(now_ms()).and_then(|n| HeaderValue::from_str(&n).ok()) {
+            res.headers_mut().insert("dpop-nonce", nonce);
+        }
+    }
+    res
+}
+
+/// `POST /__dpop/rotate`: replaces the DPoP nonce now (the old one keeps its grace period), so
+/// tests can rotate it without waiting.
+async fn rotate_nonce(State(s): State<AppState>) -> StatusCode {
+    lock(&s.dpop).rotate_nonce(now_ms());
     StatusCode::NO_CONTENT
 }
 

@@ -4,6 +4,9 @@
 //! seconds (30), `REFRESH_TTL` seconds (86400), `WWW_DIR` (`www`), `PKG_DIR` (`pkg`),
 //! `STATE_FILE` (keep sessions across restarts; none by default), `SESSION_IDLE` and
 //! `SESSION_MAX` seconds (cookie sessions: 900 without an extension, 28800 after sign-in).
+//! DPoP: `DPOP_IAT_WINDOW` seconds (60: how far a proof's `iat` may be from the server's
+//! clock), `DPOP_NONCE=1` (demand server nonces), `DPOP_NONCE_ROTATE` seconds (30: a nonce's
+//! life) and `DPOP_NONCE_GRACE` seconds (10: how long the replaced nonce still works).
 //! Prints one `listening <role> http://127.0.0.1:<port>` line per origin.
 
 use std::net::SocketAddr;
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use wasm_session_server::dpop::{Config as DpopConfig, NoncePolicy};
 use wasm_session_server::{api_app, foreign_app, main_app, state, Settings};
 
 fn env_u64(name: &str, default: u64) -> Result<u64, String> {
@@ -19,6 +23,18 @@ fn env_u64(name: &str, default: u64) -> Result<u64, String> {
         Ok(v) if v.is_empty() => Ok(default),
         Ok(v) => v.parse().map_err(|_| format!("{name} must be a whole number, got {v:?}")),
     }
+}
+
+fn dpop_config() -> Result<DpopConfig, String> {
+    let nonce = match std::env::var("DPOP_NONCE").unwrap_or_default().as_str() {
+        "" | "0" => None,
+        "1" => Some(NoncePolicy {
+            rotate_ms: env_u64("DPOP_NONCE_ROTATE", 30)?.max(1).saturating_mul(1000),
+            grace_ms: env_u64("DPOP_NONCE_GRACE", 10)?.saturating_mul(1000),
+        }),
+        other => return Err(format!("DPOP_NONCE must be 0 or 1, got {other:?}")),
+    };
+    Ok(DpopConfig { iat_window_ms: env_u64("DPOP_IAT_WINDOW", 60)?.saturating_mul(1000), nonce })
 }
 
 async fn bind(role: &str, port: u64) -> Result<TcpListener, String> {
@@ -44,6 +60,7 @@ async fn run() -> Result<(), String> {
         state_file: std::env::var_os("STATE_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
         session_idle_s: env_u64("SESSION_IDLE", 900)?.max(1),
         session_max_s: env_u64("SESSION_MAX", 28_800)?.max(1),
+        dpop: dpop_config()?,
     };
     let shared = state(&settings);
     let mut tasks = vec![spawn(bind("main", env_u64("PORT", 8080)?).await?, main_app(shared.clone(), &settings))];
@@ -53,9 +70,17 @@ async fn run() -> Result<(), String> {
     if std::env::var("FOREIGN_PORT").is_ok_and(|v| !v.is_empty()) {
         tasks.push(spawn(bind("foreign", env_u64("FOREIGN_PORT", 0)?).await?, foreign_app()));
     }
+    let nonce = settings
+        .dpop
+        .nonce
+        .map_or_else(|| "off".to_string(), |n| format!("{}s+{}s", n.rotate_ms / 1000, n.grace_ms / 1000));
     println!(
-        "ready access_ttl={}s refresh_ttl={}s session_idle={}s session_max={}s",
-        settings.access_ttl_s, settings.refresh_ttl_s, settings.session_idle_s, settings.session_max_s
+        "ready access_ttl={}s refresh_ttl={}s session_idle={}s session_max={}s dpop_iat_window={}s dpop_nonce={nonce}",
+        settings.access_ttl_s,
+        settings.refresh_ttl_s,
+        settings.session_idle_s,
+        settings.session_max_s,
+        settings.dpop.iat_window_ms / 1000,
     );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
