@@ -14,6 +14,9 @@ use super::Field;
 #[macro_use]
 mod kinds;
 
+mod transport;
+
+pub use transport::{check_transport, is_loopback};
 pub use kinds::{Flag, IfAbsent, Kind, List, Millis, OneOf, Opt, OptionKind, Row, Text};
 use IfAbsent::{Derived, Required, Unset, Value};
 
@@ -132,6 +135,9 @@ options! {
     scope: Text { default: Value("openid offline_access") },
     /// Where the provider sends the browser after `logout()` (register it there).
     postLogoutRedirectUri: Text { default: Unset },
+    /// Bind the tokens to a private key that never leaves the browser (DPoP, RFC 9449): a
+    /// token copied out of the page is refused without it. Token mode only. See [DPoP](#dpop).
+    dpop: Flag { default: false },
 }
 
 /// OpenID Connect sign-in (authorization code + PKCE). URLs as given.
@@ -213,6 +219,8 @@ pub struct Config {
     pub max_session_ms: Option<f64>,
     /// OpenID Connect sign-in, when `issuer` or `authorizationUrl` is given.
     pub oidc: Option<Oidc>,
+    /// DPoP (RFC 9449): tokens bound to a key of this browser, proofs on every request.
+    pub dpop: bool,
 }
 
 impl Config {
@@ -258,6 +266,7 @@ impl Default for Config {
             idle_warning_ms: None,
             max_session_ms: None,
             oidc: None,
+            dpop: opt::dpop.kind.default,
         }
     }
 }
@@ -280,6 +289,14 @@ fn checked_text(field: Field<String>, name: &str) -> Result<Option<String>, Erro
         Field::Valid(s) if s.len() > 2048 => Err(err(name, "is longer than 2048 characters")),
         Field::Valid(s) => Ok(Some(s)),
         Field::Invalid => Err(err(name, "must be a string")),
+    }
+}
+
+fn flag(field: Field<bool>, name: &str, default: bool) -> Result<bool, Error> {
+    match field {
+        Field::Absent => Ok(default),
+        Field::Valid(b) => Ok(b),
+        Field::Invalid => Err(err(name, "must be a boolean")),
     }
 }
 
@@ -321,11 +338,11 @@ impl Config {
             Field::Valid(s) if s == "local" => StorageMode::Local,
             _ => return Err(err(opt::storage.name, "must be \"memory\", \"session\" or \"local\"")),
         };
-        let cross_tab = match raw.crossTab {
-            Field::Absent => d.cross_tab,
-            Field::Valid(b) => b,
-            Field::Invalid => return Err(err(opt::crossTab.name, "must be a boolean")),
-        };
+        let cross_tab = flag(raw.crossTab, opt::crossTab.name, d.cross_tab)?;
+        let dpop = flag(raw.dpop, opt::dpop.name, d.dpop)?;
+        if dpop && mode == Mode::Cookie {
+            return Err(err(opt::dpop.name, "does not apply with mode: \"cookie\" (the cookie is the session)"));
+        }
         let retry_base_ms = millis(raw.retryBaseMs, opt::retryBaseMs)?.unwrap_or(d.retry_base_ms);
         let retry_max_ms = millis(raw.retryMaxMs, opt::retryMaxMs)?.unwrap_or(d.retry_max_ms);
         if retry_max_ms < retry_base_ms {
@@ -426,6 +443,7 @@ impl Config {
             idle_warning_ms,
             max_session_ms,
             oidc,
+            dpop,
         })
     }
 }
@@ -468,26 +486,6 @@ fn oidc(
         return Err(err(opt::scope.name, "needs issuer (or authorizationUrl) for OpenID Connect"));
     }
     Ok(None)
-}
-
-/// True for hosts that never leave the machine, where plain http is acceptable.
-pub fn is_loopback(host: &str) -> bool {
-    let mut parts = host.strip_prefix("127.").map(|rest| rest.split('.'));
-    let ipv4_loopback = parts.as_mut().is_some_and(|parts| {
-        let octets: Vec<&str> = parts.collect();
-        octets.len() == 3 && octets.iter().all(|o| (1..=3).contains(&o.len()) && o.bytes().all(|b| b.is_ascii_digit()))
-    });
-    matches!(host, "localhost" | "[::1]") || ipv4_loopback || host.ends_with(".localhost")
-}
-
-/// Tokens travel only over https, or plain http to this machine.
-pub fn check_transport(field: &str, protocol: &str, host: &str) -> Result<(), Error> {
-    match protocol {
-        "https:" => Ok(()),
-        "http:" if is_loopback(host) => Ok(()),
-        "http:" => Err(err(field, "uses plain http to a host other than localhost; use https")),
-        _ => Err(err(field, "must be an http(s) URL")),
-    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ interface CommonConfig {
   restoreTimeoutMs?: number;
   /** Coordinate with other tabs of the same namespace. Default true. */
   crossTab?: boolean;
+  /** DPoP (RFC 9449): bind the tokens to a non-extractable key of this browser; proofs on every request. Token mode only. Default false. */
+  dpop?: boolean;
   /** No user activity (pointer, key, touch, focus) in any tab for this long ends the session everywhere (reason `"idle"`). */
   idleTimeoutMs?: number;
   /** This long before the idle logout, an `idle_warning` event. Needs `idleTimeoutMs`. */
@@ -71,7 +73,7 @@ export interface TokenSessionConfig extends CommonConfig {
 }
 
 /** A server session: an HttpOnly cookie and a CSRF token; no token in JS. */
-export interface CookieSessionConfig extends Omit<CommonConfig, "clientId" | "revokeUrl" | "storage"> {
+export interface CookieSessionConfig extends Omit<CommonConfig, "clientId" | "revokeUrl" | "storage" | "dpop"> {
   mode: "cookie";
   /** `GET` restores the session, `POST {sessionUrl}/refresh` extends it, `POST {sessionUrl}/logout` ends it. */
   sessionUrl: string;

@@ -53,6 +53,8 @@ fn errors_name_the_field() {
         (json!({ "tokenUrl": "/t", "requestTimeoutMs": -1 }), "requestTimeoutMs"),
         (json!({ "tokenUrl": "/t", "retryBaseMs": 900, "retryMaxMs": 100 }), "retryMaxMs"),
         (json!({ "tokenUrl": "/t", "crossTab": "yes" }), "crossTab"),
+        (json!({ "tokenUrl": "/t", "dpop": "on" }), "dpop"),
+        (json!({ "mode": "cookie", "sessionUrl": "/s", "dpop": true }), "dpop"),
         (json!({ "tokenUrl": "/t", "clientId": {} }), "clientId"),
         (json!({ "tokenUrl": "/t", "mode": "session" }), "mode"),
         (json!({ "mode": "cookie" }), "sessionUrl"),
@@ -138,4 +140,11 @@ fn transport_rules() {
     }
     assert!(check_transport("tokenUrl", "ftp:", "localhost").is_err());
     assert!(check_transport("tokenUrl", "javascript:", "").is_err());
+}
+
+#[test]
+fn dpop_is_off_by_default_and_on_in_token_and_openid_connect_modes() {
+    assert!(!parse(json!({ "tokenUrl": "/t" })).unwrap().dpop);
+    assert!(parse(json!({ "tokenUrl": "/t", "dpop": true })).unwrap().dpop);
+    assert!(parse(json!({ "issuer": "https://id.example.com", "clientId": "spa", "dpop": true })).unwrap().dpop);
 }
