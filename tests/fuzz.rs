@@ -343,7 +343,7 @@ fn input() -> impl Strategy<Value = Input> {
             stored: None
         }),
         (0u32..5).prop_map(|id| Input::LockLost { id }),
-        (message(), "[a-z]{1,3}").prop_map(|(msg, from)| Input::Message(Envelope { from, msg })),
+        (message(), "[a-z]{1,3}").prop_map(|(msg, from)| Input::Message(Envelope { from, msg, with_key: false })),
         Just(Input::Dispose),
     ]
 }

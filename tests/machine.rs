@@ -8,8 +8,8 @@ use wasm_session::core::config::{Config, Server, StorageMode};
 use wasm_session::core::error::Error;
 use wasm_session::core::events::{Event, LogoutReason};
 use wasm_session::core::machine::{
-    Answer, Boot, Credential, Effect, Input, Machine, Reply, Transport, CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS,
-    PEER_MARGIN_MS, SETTLE_MS,
+    Answer, Boot, Credential, Effect, Input, Key, KeyOp, Machine, Reply, Transport, CLAIM_SETTLE_MS, LATE_MS,
+    PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS,
 };
 use wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS;
 use wasm_session::core::protocol::{Envelope, Message, Stamp};
@@ -102,7 +102,7 @@ impl Tab {
     }
 
     fn message(&mut self, from: &str, msg: Message) -> &[Effect] {
-        self.input(Input::Message(Envelope { from: from.into(), msg }))
+        self.input(Input::Message(Envelope { from: from.into(), msg, with_key: false }))
     }
 
     /// The refresh requests of the last input: (id, refresh token).
@@ -155,6 +155,10 @@ impl Tab {
                 _ => None,
             })
             .collect()
+    }
+
+    fn emitted(&self) -> Vec<Event> {
+        self.last.iter().filter_map(|e| if let Effect::Emit(ev) = e { Some(ev.clone()) } else { None }).collect()
     }
 
     fn timer(&self) -> Option<Option<f64>> {
@@ -997,4 +1001,112 @@ fn the_getters_views_name_the_token_of_each_mode() {
     );
     tab.input(Input::Logout { ticket: 1 });
     assert_eq!((tab.m.access_token(T0), tab.m.held_access_token()), (None, None));
+}
+
+// ---- DPoP ----------------------------------------------------------------------------------
+
+fn dpop_config() -> Config {
+    Config { dpop: true, ..config() }
+}
+
+fn use_dpop_nonce() -> Reply {
+    Reply::Status { status: 400, oauth_error: Some("use_dpop_nonce".into()) }
+}
+
+#[test]
+fn use_dpop_nonce_sends_the_same_refresh_once_more_and_never_ends_the_session() {
+    let mut tab = Tab::signed_in(dpop_config(), Transport::Broadcast, false);
+    tab.tick_at(DUE);
+    tab.at(DUE + CLAIM_SETTLE_MS);
+    tab.input(Input::Tick);
+    let sent = tab.sent();
+    assert_eq!(sent.len(), 1, "{:?}", tab.last);
+    // The driver reports the answer's DPoP-Nonce before the answer: kept and shared.
+    tab.input(Input::Nonce { origin: "https://app.example".into(), nonce: "n-1".into() });
+    assert_eq!(tab.m.dpop_nonce("https://app.example"), Some("n-1"));
+    assert!(tab.posted().contains(&Message::Nonce { origin: "https://app.example".into(), nonce: "n-1".into() }));
+    tab.input(Input::RefreshReply { id: sent[0].0, reply: use_dpop_nonce() });
+    let again = tab.sent();
+    assert_eq!(again.len(), 1, "sent once more: {:?}", tab.last);
+    assert_eq!(again[0].1, "rt-0", "the same refresh token (the refusal did not spend it)");
+    assert!(tab.m.tokens().is_some());
+    assert!(!tab.emitted().iter().any(|e| matches!(e, Event::Logout { .. })));
+    // Refused again: a transient failure, retried after a backoff; still signed in.
+    tab.input(Input::RefreshReply { id: again[0].0, reply: use_dpop_nonce() });
+    assert!(tab.sent().is_empty());
+    assert!(tab.emitted().iter().any(|e| matches!(e, Event::Error(Error::RefreshFailed(_)))), "{:?}", tab.last);
+    assert!(tab.m.tokens().is_some(), "use_dpop_nonce never logs out");
+}
+
+#[test]
+fn a_nonce_from_another_tab_is_kept_not_echoed() {
+    let mut tab = Tab::signed_in(dpop_config(), Transport::Broadcast, false);
+    tab.message("tab-x", Message::Nonce { origin: "https://api.example".into(), nonce: "n-9".into() });
+    assert_eq!(tab.m.dpop_nonce("https://api.example"), Some("n-9"));
+    assert!(tab.posted().is_empty());
+    // Without DPoP, nonces are none of the session's business.
+    let mut plain = Tab::signed_in(config(), Transport::Broadcast, false);
+    plain.input(Input::Nonce { origin: "https://app.example".into(), nonce: "n-1".into() });
+    assert_eq!(plain.m.dpop_nonce("https://app.example"), None);
+}
+
+fn key_ops(tab: &Tab) -> Vec<KeyOp> {
+    tab.last.iter().filter_map(|e| if let Effect::Key(op) = e { Some(*op) } else { None }).collect()
+}
+
+#[test]
+fn a_sign_in_adopts_its_key_and_logout_deletes_it_after_the_revocation() {
+    let cfg = Config {
+        server: Server::OAuth { token_url: "https://app.example/token".into(), revoke_url: Some("/revoke".into()) },
+        ..dpop_config()
+    };
+    let mut tab = Tab { m: Machine::new(cfg, "tab-m".into(), SEED), now: T0, mono: 0.0, last: Vec::new() };
+    let boot = Boot {
+        stored: Stored::Empty,
+        storage: StorageMode::Memory,
+        storage_error: None,
+        transport: Transport::None,
+        locks: false,
+        online: true,
+    };
+    tab.input(Input::Start(boot));
+    assert!(key_ops(&tab).is_empty(), "memory mode reads no stored key");
+    tab.input(Input::SignIn { tokens: tokens("at-0", "rt-0", T0, 120.0), ticket: None });
+    assert_eq!(key_ops(&tab), vec![KeyOp::AdoptSignIn]);
+    tab.input(Input::Logout { ticket: 1 });
+    assert!(tab.last.iter().any(|e| matches!(e, Effect::Revoke { .. })));
+    assert!(key_ops(&tab).is_empty(), "the revocation signs with the key: kept until it is done");
+    tab.input(Input::RevokeReply { ticket: Some(1), error: None });
+    assert_eq!(key_ops(&tab), vec![KeyOp::Drop { stored: true }]);
+}
+
+#[test]
+fn a_stored_session_waits_for_its_key_and_a_lost_key_ends_it() {
+    for (found, signed_in) in [(Key::Present, true), (Key::Unusable, false), (Key::Missing, false)] {
+        let mut tab =
+            Tab { m: Machine::new(dpop_config(), "tab-m".into(), SEED), now: T0, mono: 0.0, last: Vec::new() };
+        let record = Record {
+            v: STORE_VERSION,
+            ns: "default".into(),
+            stamp: Stamp { seq: 5, origin: "tab-a".into() },
+            tokens: tokens("at-0", "rt-0", T0, 120.0),
+            after_401: false,
+        };
+        let boot = Boot {
+            stored: Stored::Valid(record),
+            storage: StorageMode::Local,
+            storage_error: None,
+            transport: Transport::Broadcast,
+            locks: true,
+            online: true,
+        };
+        tab.input(Input::Start(boot));
+        assert_eq!(key_ops(&tab), vec![KeyOp::Load]);
+        assert!(!tab.last.iter().any(|e| matches!(e, Effect::Ready(_))), "not ready before the key is read");
+        tab.input(Input::Key(found));
+        assert!(tab.last.contains(&Effect::Ready(signed_in)), "{found:?}: {:?}", tab.last);
+        assert_eq!(tab.m.tokens().is_some(), signed_in, "{found:?}");
+        let error = tab.emitted().iter().any(|e| matches!(e, Event::Error(Error::Dpop(_))));
+        assert_eq!(error, found == Key::Unusable, "{found:?}: an unusable key is an error event");
+    }
 }

@@ -16,8 +16,8 @@ mod kinds;
 
 mod transport;
 
-pub use transport::{check_transport, is_loopback};
 pub use kinds::{Flag, IfAbsent, Kind, List, Millis, OneOf, Opt, OptionKind, Row, Text};
+pub use transport::{check_transport, is_loopback};
 use IfAbsent::{Derived, Required, Unset, Value};
 
 /// Where the session is kept between page loads.

@@ -42,6 +42,9 @@ pub enum Error {
     PopupClosed,
     /// The sign-in popup did not finish within its `timeoutMs`.
     PopupTimeout,
+    /// DPoP (RFC 9449): the key or a proof could not be made or used, or the server did not
+    /// bind the tokens: what happened.
+    Dpop(&'static str),
 }
 
 impl Error {
@@ -66,6 +69,7 @@ impl Error {
             Error::PopupBlocked => "popup_blocked",
             Error::PopupClosed => "popup_closed",
             Error::PopupTimeout => "timeout",
+            Error::Dpop(_) => "dpop",
         }
     }
 
@@ -111,6 +115,7 @@ impl Error {
             }
             Error::PopupClosed => &["the sign-in popup was closed before the sign-in finished"],
             Error::PopupTimeout => &["the sign-in popup did not finish within timeoutMs"],
+            Error::Dpop(why) => &["DPoP: ", why],
         };
         for p in parts {
             m.push_str(p);

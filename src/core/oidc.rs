@@ -122,6 +122,10 @@ pub struct Pending {
     /// The app's `appState`, as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_state: Option<String>,
+    /// DPoP: the RFC 7638 thumbprint of the key made for this sign-in, sent as `dpop_jkt`
+    /// so that the code is bound to it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// Characters of a PKCE verifier (RFC 7636 §4.1: unreserved URI characters).
@@ -151,7 +155,9 @@ impl Pending {
         if !valid_verifier(&self.verifier) {
             return Err(Error::InvalidState("the stored PKCE verifier is malformed; sign in again"));
         }
-        if self.redirect_uri.is_empty() || self.app_state.as_ref().is_some_and(|a| a.len() > 65_536) {
+        // A SHA-256 thumbprint in base64url is 43 characters.
+        let jkt_ok = self.dpop_jkt.as_ref().is_none_or(|j| j.len() == 43 && j.bytes().all(unreserved));
+        if self.redirect_uri.is_empty() || self.app_state.as_ref().is_some_and(|a| a.len() > 65_536) || !jkt_ok {
             return Err(Error::InvalidState("the stored login is malformed; sign in again"));
         }
         Ok(self)
@@ -280,6 +286,7 @@ pub fn authorize_params(
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    params.extend(pending.dpop_jkt.clone().map(|j| ("dpop_jkt".to_string(), j)));
     params.extend(options.prompt.clone().map(|p| ("prompt".to_string(), p)));
     params.extend(options.login_hint.clone().map(|h| ("login_hint".to_string(), h)));
     params.extend(options.extra.clone());

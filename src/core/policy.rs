@@ -58,6 +58,9 @@ pub enum Failure {
     Transient,
     /// The server refused the grant: the session is over.
     Rejected,
+    /// DPoP: the server wants a proof with its nonce (`use_dpop_nonce`, RFC 9449 §8): send
+    /// the same request once more, signed with the nonce its `DPoP-Nonce` header gave.
+    UseNonce,
 }
 
 /// Classifies a token endpoint answer that was not a success. Only an OAuth error response
@@ -66,6 +69,7 @@ pub enum Failure {
 /// a 400 without an OAuth body) may pass, so it is retried with backoff.
 pub fn classify(status: u16, oauth_error: Option<&str>) -> Failure {
     match (status, oauth_error) {
+        (400 | 401, Some("use_dpop_nonce")) => Failure::UseNonce,
         (400 | 401, Some(_)) => Failure::Rejected,
         _ => Failure::Transient,
     }
@@ -231,6 +235,7 @@ mod tests {
     fn only_oauth_error_responses_end_the_session() {
         assert_eq!(classify(400, Some("invalid_grant")), Failure::Rejected);
         assert_eq!(classify(401, Some("invalid_client")), Failure::Rejected);
+        assert_eq!(classify(400, Some("use_dpop_nonce")), Failure::UseNonce, "DPoP: never ends the session");
         assert_eq!(classify(403, None), Failure::Transient, "a WAF's HTML page");
         assert_eq!(classify(400, None), Failure::Transient, "a 400 without an OAuth body");
         assert_eq!(classify(401, None), Failure::Transient);

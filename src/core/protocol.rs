@@ -10,7 +10,8 @@ use super::events::LogoutReason;
 use super::token::TokenSet;
 
 /// Protocol version; messages with another version are ignored. Version 2: nested `tokens`,
-/// stamps and the `signed_out` answer.
+/// stamps and the `signed_out` answer. A new message type keeps the version when tabs that
+/// do not know it lose nothing by ignoring it (`dpop_nonce`: they fetch the nonce once more).
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest tab id accepted from another tab.
@@ -99,6 +100,22 @@ pub enum Message {
         /// The counter of its last state.
         seq: u64,
     },
+    /// DPoP: a server's latest nonce (its `DPoP-Nonce` header) for proofs to `origin`.
+    Nonce {
+        /// The server's origin (`https://host:port`).
+        origin: String,
+        /// The nonce.
+        nonce: String,
+    },
+}
+
+/// Longest DPoP nonce or origin accepted from another tab.
+pub const MAX_NONCE: usize = 512;
+
+/// A DPoP nonce as RFC 9449 §8 allows it: 1 or more of `%x21 / %x23-5B / %x5D-7E`.
+pub fn valid_nonce(nonce: &str) -> bool {
+    let ok = |b: u8| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b);
+    !nonce.is_empty() && nonce.len() <= MAX_NONCE && nonce.bytes().all(ok)
 }
 
 /// A received message and its sender.
@@ -108,6 +125,9 @@ pub struct Envelope {
     pub from: String,
     /// The message.
     pub msg: Message,
+    /// DPoP: the sender's key came with it (beside the record, by structured clone; the
+    /// driver holds it, the machine decides whether to adopt it).
+    pub with_key: bool,
 }
 
 /// The wire record: `{v, ns, from, type, ...}`. Every field is optional to serde, so that a
@@ -138,6 +158,10 @@ pub struct Wire {
     pub timeout_ms: Option<f64>,
     #[serde(rename = "ageMs", skip_serializing_if = "Option::is_none")]
     pub age_ms: Option<f64>,
+    #[serde(rename = "nonceOrigin", skip_serializing_if = "Option::is_none")]
+    pub nonce_origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -181,6 +205,11 @@ impl Wire {
                 w.seq = *seq;
                 "signed_out"
             }
+            Message::Nonce { origin, nonce } => {
+                w.nonce_origin = Some(origin.clone());
+                w.nonce = Some(nonce.clone());
+                "dpop_nonce"
+            }
         }
         .into();
         w
@@ -223,9 +252,14 @@ impl Wire {
                 Message::Activity { age_ms: age_ms.ok_or("bad age")? }
             }
             "signed_out" => Message::SignedOut { seq: self.seq },
+            "dpop_nonce" => {
+                let origin = self.nonce_origin.filter(|o| o.starts_with("http") && o.len() <= MAX_NONCE);
+                let nonce = self.nonce.filter(|n| valid_nonce(n)).ok_or("bad nonce")?;
+                Message::Nonce { origin: origin.ok_or("bad nonce origin")?, nonce }
+            }
             _ => return Err("message of an unknown type ignored"),
         };
-        Ok(Envelope { from: self.from, msg })
+        Ok(Envelope { from: self.from, msg, with_key: false })
     }
 }
 
@@ -255,9 +289,10 @@ mod tests {
             Message::Hello,
             Message::Activity { age_ms: 1_500.0 },
             Message::SignedOut { seq: 9 },
+            Message::Nonce { origin: "https://as.example.com".into(), nonce: "n-1".into() },
         ] {
             let env = through_json(&Wire::seal("app", "tab-a", &msg)).open("app", "tab-b").unwrap();
-            assert_eq!(env, Envelope { from: "tab-a".into(), msg });
+            assert_eq!(env, Envelope { from: "tab-a".into(), msg, with_key: false });
         }
     }
 
@@ -290,6 +325,10 @@ mod tests {
         };
         assert!(Wire::seal("app", "a", &t).open("app", "b").is_err(), "invalid tokens");
         // Wrong shapes do not even deserialize; right shapes with nothing in them are refused.
+        let nonce = |n: &str| Message::Nonce { origin: "https://as.example.com".into(), nonce: n.into() };
+        for bad in ["", "has space", "quo\"te", &"n".repeat(513)] {
+            assert!(Wire::seal("app", "a", &nonce(bad)).open("app", "b").is_err(), "nonce {bad:?}");
+        }
         for garbage in [json!(42), json!("logout"), json!(null), json!({ "v": "2" }), json!({ "seq": -1 })] {
             assert!(serde_json::from_value::<Wire>(garbage.clone()).is_err(), "{garbage}");
         }

@@ -41,6 +41,7 @@ impl SignIn {
             verifier: random(32)?,
             redirect_uri: self.redirect_uri.clone(),
             app_state,
+            dpop_jkt: None,
         };
         let challenge = challenge(&login.verifier).await?;
         Ok((login, challenge))

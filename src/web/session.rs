@@ -162,7 +162,7 @@ export type SessionErrorCode =
   | "invalid_config" | "invalid_argument" | "invalid_token_response" | "login_failed"
   | "not_authenticated" | "refresh_rejected" | "refresh_failed" | "network" | "timeout"
   | "storage" | "disposed" | "invalid_state" | "oauth_error" | "invalid_discovery" | "invalid_id_token"
-  | "popup_blocked" | "popup_closed";
+  | "popup_blocked" | "popup_closed" | "dpop";
 
 /** Errors thrown, rejected or reported by wasm-session. Messages never contain tokens. */
 export interface SessionError extends Error {

@@ -166,6 +166,7 @@ impl World {
             return self.deliver(t, Input::SignIn { tokens, ticket: Some(ticket) });
         }
         let (at, rt) = self.issue(family);
+        self.dpop_sign_in(t, family);
         // An OpenID Connect sign-in brings an ID token; the model server's refreshes do not.
         let r = TokenResponse {
             id_token: Field::Valid(format!("id-{family}")),

@@ -86,9 +86,10 @@ impl World {
             }
         }
         self.facts.push(Fact::RefreshSent { tab: t, overlapping });
+        let proof = self.dpop_proof(t);
         self.tabs[t]
             .requests
-            .insert(id, Request { refresh_token: refresh_token.clone(), sent_at: self.now, done: false });
+            .insert(id, Request { refresh_token: refresh_token.clone(), sent_at: self.now, done: false, proof });
         self.at(timeout, Ev::ClientTimeout(t, id));
         if !self.browser.online {
             let d = self.rng.range(0.0, 2.0);
@@ -132,10 +133,16 @@ impl World {
                 let _ = self.rotate(t, id, &rt);
                 None
             }
-            Fault::None | Fault::Slow => Some(self.rotate(t, id, &rt)),
+            Fault::None | Fault::Slow => Some(self.dpop_check(t, &rt).unwrap_or_else(|| self.rotate(t, id, &rt))),
         };
         if let Some(reply) = reply {
             let d = self.server.slow_answer_ms + self.rng.range(1.0, 20.0);
+            // DPoP: the answer's `DPoP-Nonce`, reported by the driver before the reply.
+            if let Some(nonce) =
+                self.dpop_answer_nonce().filter(|_| matches!(reply, Reply::Tokens { .. } | Reply::Status { .. }))
+            {
+                self.at(d, Ev::Input(t, Input::Nonce { origin: crate::dpop::AS_ORIGIN.into(), nonce }));
+            }
             self.at(d, Ev::Input(t, Input::RefreshReply { id, reply }));
         }
     }

@@ -63,17 +63,23 @@ impl World {
         // Through the wire format and JSON, as a real message travels.
         let wire = Wire::seal(&self.setup.config.namespace, &self.tabs[t].id, &msg);
         let json = serde_json::to_string(&wire).expect("wire record serializes");
+        // DPoP: the driver posts its key beside a tokens message.
+        let key = self.dpop_key_of(t).filter(|_| matches!(msg, Message::Tokens { .. }));
         for u in 0..self.tabs.len() {
             if u == t || !self.tabs[u].alive {
                 continue;
             }
             let back: Wire = serde_json::from_str(&json).expect("wire record parses");
-            let Ok(env) = back.open(&self.setup.config.namespace, &self.tabs[u].id) else { continue };
+            let Ok(mut env) = back.open(&self.setup.config.namespace, &self.tabs[u].id) else { continue };
+            env.with_key = key.is_some();
             let delay = self.rng.range(0.0, MSG_DELAY_MAX);
             let when = (self.now + delay).max(*self.browser.fifo.get(&(t, u)).unwrap_or(&0.0));
             self.browser.fifo.insert((t, u), when);
             let now = self.now;
-            self.at(when - now, Ev::Input(u, Input::Message(env)));
+            match key {
+                Some(k) => self.at(when - now, Ev::Keyed(u, Input::Message(env), k)),
+                None => self.at(when - now, Ev::Input(u, Input::Message(env))),
+            }
         }
     }
 

@@ -73,7 +73,9 @@ impl World {
                 self.cookie_session().unwrap_or(Reply::Network)
             }
         };
-        self.tabs[t].requests.insert(id, Request { refresh_token: csrf, sent_at: self.now, done: false });
+        self.tabs[t]
+            .requests
+            .insert(id, Request { refresh_token: csrf, sent_at: self.now, done: false, proof: (None, None) });
         let d = self.rng.range(2.0, 30.0);
         self.at(d, Ev::Input(t, Input::RefreshReply { id, reply }));
     }

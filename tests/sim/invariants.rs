@@ -49,6 +49,9 @@ pub enum Invariant {
     CodeExchangedOnce,
     /// A sign-in answered as done leaves its tab signed in.
     SignInSignsIn,
+    /// DPoP: a refresh is signed with the key its session is bound to (a tab without it
+    /// does not refresh).
+    DpopRefreshWithTheKey,
 }
 
 /// Something that happened during a step, recorded for the pass to judge.
@@ -115,6 +118,11 @@ pub enum Fact {
     /// A sign-in answered the app with its app state while the tab held no session.
     SignInLost {
         tab: usize,
+    },
+    /// DPoP: tab `tab` sent a refresh of `family` signed without that family's key.
+    DpopWrongKey {
+        tab: usize,
+        family: u64,
     },
 }
 
@@ -214,6 +222,12 @@ impl Invariants {
                 }
                 Fact::SignInLost { tab } => {
                     return broken(SignInSignsIn, format!("tab {tab} answered a sign-in without a session"));
+                }
+                Fact::DpopWrongKey { tab, family } => {
+                    return broken(
+                        DpopRefreshWithTheKey,
+                        format!("tab {tab} refreshed family {family} without its key"),
+                    );
                 }
                 Fact::StoredInMemoryMode { tab } => {
                     return broken(MemoryModeStoresNothing, format!("tab {tab} wrote storage in memory mode"));

@@ -40,6 +40,7 @@ mod auth_server;
 mod browser;
 mod chaos;
 mod cookie_server;
+mod dpop;
 mod invariants;
 mod provider;
 mod saboteurs;

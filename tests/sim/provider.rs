@@ -81,6 +81,7 @@ impl World {
             verifier: format!("verifier{n:0>48}"),
             redirect_uri: REDIRECT_URI.into(),
             app_state: Some(format!("{{\"n\":{n}}}")),
+            dpop_jkt: None,
         };
         let challenge = challenge_of(&login.verifier);
         let popup = popup.then_some(POPUP_TIMEOUT_MS);
@@ -209,6 +210,7 @@ impl World {
                     c.family = Some(family);
                 }
                 let (at, rt) = self.issue(family);
+                self.dpop_sign_in(t, family);
                 let r = TokenResponse {
                     id_token: Field::Valid(format!("id-{family}")),
                     ..response(&at, Some(&rt), self.setup.ttl_s)

@@ -113,5 +113,7 @@ pub fn random_setup(rng: &mut Rng) -> Setup {
         crate::provider::oidc_mode(&mut s);
     }
     s.duration_ms = rng.range(30_000.0, 600_000.0);
+    // DPoP (token modes): keys, rotating nonces (drawn last: earlier draws stay the same).
+    s.config.dpop = s.config.mode() == wasm_session::core::config::Mode::Token && rng.chance(0.3);
     s
 }

@@ -21,6 +21,8 @@ pub struct Request {
     pub sent_at: f64,
     /// Answered, or given up at its timeout.
     pub done: bool,
+    /// DPoP: the key and nonce its proof was signed with.
+    pub proof: (Option<u64>, Option<String>),
 }
 
 pub struct Tab {
@@ -163,6 +165,7 @@ impl World {
             Effect::ClosePopup | Effect::CleanAddressBar { .. } => {}
             Effect::DiscardLogin => self.tabs[t].oidc_login = None,
             Effect::ExchangeCode { id, form, .. } => self.exchange(t, id, &form),
+            Effect::Key(op) => self.key_op(t, op),
         }
     }
 

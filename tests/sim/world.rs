@@ -51,6 +51,8 @@ impl Rng {
 #[derive(Clone, Debug)]
 pub enum Ev {
     Input(usize, Input),
+    /// DPoP: a message that came with the sender's key (a key number).
+    Keyed(usize, Input, u64),
     Timer(usize, u64),
     ClientTimeout(usize, u32),
     Server(usize, u32, String, Fault),
@@ -63,7 +65,9 @@ impl Ev {
     /// The tab the event happens in: dropped if it closed, kept until it thaws if frozen.
     fn tab(&self) -> Option<usize> {
         match self {
-            Ev::Input(t, _) | Ev::Timer(t, _) | Ev::ClientTimeout(t, _) | Ev::Api(t, _, _) => Some(*t),
+            Ev::Input(t, _) | Ev::Keyed(t, _, _) | Ev::Timer(t, _) | Ev::ClientTimeout(t, _) | Ev::Api(t, _, _) => {
+                Some(*t)
+            }
             Ev::Revoke(t, _, Some(_)) => Some(*t),
             Ev::Revoke(_, _, None) | Ev::Server(..) | Ev::Act(_) => None,
         }
@@ -168,6 +172,7 @@ pub struct World {
     pub server: AuthServer,
     pub cookie_server: CookieServer,
     pub provider: ProviderModel,
+    pub dpop: crate::dpop::DpopModel,
     pub trace: Vec<String>,
     pub stats: Stats,
     pub sleeping: bool,
@@ -204,6 +209,7 @@ impl World {
             server: AuthServer::default(),
             cookie_server: CookieServer::default(),
             provider: ProviderModel::default(),
+            dpop: Default::default(),
             trace: Vec::new(),
             stats: Stats::default(),
             sleeping: false,
@@ -302,6 +308,7 @@ impl World {
                 }
                 self.deliver(t, input);
             }
+            Ev::Keyed(t, input, key) => self.deliver_keyed(t, input, key),
             Ev::Timer(t, gen) => {
                 if self.tabs[t].timer_gen == gen {
                     self.deliver(t, Input::Tick);

@@ -10,6 +10,35 @@ use crate::core::protocol::{Envelope, Message};
 use crate::core::store::{Record, Stored};
 use crate::core::token::{JwtTimes, TokenResponse, TokenSet};
 
+/// What the driver found of the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// A usable key.
+    Present,
+    /// No key (none stored, or storage empty).
+    Missing,
+    /// A stored key that cannot be read or used (corrupted, another browser profile's,
+    /// refused by WebCrypto).
+    Unusable,
+}
+
+/// What the driver does with the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOp {
+    /// Read the stored key (IndexedDB); answer with [`crate::core::machine::Input::Key`].
+    Load,
+    /// Make the key made for the sign-in that just landed this tab's key (and store it in
+    /// `session` and `local` modes).
+    AdoptSignIn,
+    /// Make the key that came with the message just handled this tab's key (and store it).
+    AdoptSent,
+    /// Forget the key; `stored`: delete it from IndexedDB too.
+    Drop {
+        /// Delete the stored copy.
+        stored: bool,
+    },
+}
+
 /// Identifies a waiting caller (a promise in the driver).
 pub type Ticket = u32;
 
@@ -219,6 +248,15 @@ pub enum Input {
         /// What went wrong, if anything.
         error: Option<Error>,
     },
+    /// DPoP: what the driver found of the key (the answer to [`KeyOp::Load`]).
+    Key(Key),
+    /// DPoP: a server's answer carried `DPoP-Nonce`: the nonce for proofs to `origin`.
+    Nonce {
+        /// The server's origin.
+        origin: String,
+        /// The nonce.
+        nonce: String,
+    },
 }
 
 /// What a waiting caller gets.
@@ -345,6 +383,8 @@ pub enum Effect {
         /// The callback URL.
         url: String,
     },
+    /// DPoP: read, adopt or drop the key.
+    Key(KeyOp),
     /// POST `form` to the token endpoint `url` (the authorization code grant); answer with
     /// [`Input::CodeReply`].
     ExchangeCode {

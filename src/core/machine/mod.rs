@@ -20,19 +20,23 @@
 mod callers;
 mod cookie;
 mod deadline;
+mod dpop;
 mod io;
 mod limits;
+mod messages;
 mod refresh;
 mod session;
 mod signin;
 
-pub use io::{Answer, Authorization, Boot, Credential, Effect, Input, Reply, Ticket, Transport};
+pub use dpop::MAX_NONCE_ORIGINS;
+pub use io::{Answer, Authorization, Boot, Credential, Effect, Input, Key, KeyOp, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
 
 use callers::{Callers, Want};
 use cookie::CookieSession;
 use deadline::Timer;
+use dpop::Dpop;
 use io::Out;
 use limits::Limits;
 use refresh::{Cause, Outcome, Refresh};
@@ -43,7 +47,7 @@ use super::config::{Config, Mode, StorageMode};
 use super::error::Error;
 use super::events::{Event, LogoutReason};
 use super::policy;
-use super::protocol::{Envelope, Message, Stamp, Why};
+use super::protocol::{Message, Stamp};
 use super::store::Stored;
 use super::token::TokenSet;
 
@@ -87,6 +91,7 @@ pub struct Machine {
     cookie: CookieSession,
     limits: Limits,
     signin: SignIn,
+    dpop: Dpop,
     timer: Timer,
     /// The latest wall and monotonic times seen, to measure steps of the wall clock.
     last_now: f64,
@@ -102,6 +107,7 @@ impl Machine {
             refresh: Refresh::new(&cfg, tab.clone(), seed),
             limits: Limits::new(&cfg),
             signin: SignIn::new(&cfg),
+            dpop: Dpop::new(cfg.dpop),
             storage: cfg.storage,
             cfg,
             tab,
@@ -179,6 +185,11 @@ impl Machine {
         self.session.as_ref().map(|s| &s.stamp)
     }
 
+    /// DPoP: the latest nonce `origin` gave, for the next proof to it.
+    pub fn dpop_nonce(&self, origin: &str) -> Option<&str> {
+        self.dpop.nonce(origin)
+    }
+
     /// `dispose()` was called.
     pub fn is_disposed(&self) -> bool {
         self.phase == Phase::Disposed
@@ -196,6 +207,7 @@ impl Machine {
                 }
             }
             Input::SignIn { tokens, ticket } => {
+                self.dpop.signed_in(&mut self.out);
                 let stamp = self.next_stamp(now);
                 self.install(now, tokens, stamp, Source::SignIn, false);
                 if let Some(t) = ticket {
@@ -228,6 +240,7 @@ impl Machine {
                 self.apply(now, outcome);
             }
             Input::RevokeReply { ticket, error } => {
+                self.dpop.revoked(&mut self.out);
                 if let Some(e) = error {
                     self.out.emit(Event::Error(e));
                 }
@@ -239,6 +252,10 @@ impl Machine {
             Input::StorageChanged(stored) => {
                 if let Stored::Valid(r) = stored {
                     if self.storage == StorageMode::Local && self.accepts(&r.stamp) {
+                        // Over BroadcastChannel the key comes with the tokens' message.
+                        if self.transport != Transport::Broadcast {
+                            self.dpop.adopted_stored(&mut self.out);
+                        }
                         self.install(now, r.tokens, r.stamp, Source::Peer, r.after_401);
                     }
                 }
@@ -267,6 +284,7 @@ impl Machine {
                 if let signin::Outcome::SignedIn { tokens, waiting, app_state } =
                     self.signin.exchanged(now, id, reply, id_claims, &mut self.out)
                 {
+                    self.dpop.signed_in(&mut self.out);
                     let stamp = self.next_stamp(now);
                     self.install(now, tokens, stamp, Source::SignIn, false);
                     for ticket in waiting {
@@ -275,6 +293,19 @@ impl Machine {
                 }
             }
             Input::Navigated { ticket, error } => self.signin.navigated(ticket, error, &mut self.out),
+            Input::Key(key) => {
+                let news = self.dpop.key(key, &mut self.out);
+                if news.lost && self.session.is_some() {
+                    // Its tokens are bound to the lost key: useless here and in every tab
+                    // that shares the stored key. Over, never stuck; the next sign-in makes
+                    // a new key.
+                    self.end(now, LogoutReason::Expired, None);
+                }
+                if news.ready {
+                    self.become_ready(now);
+                }
+            }
+            Input::Nonce { origin, nonce } => self.dpop.note_nonce(origin, nonce, false, &mut self.out),
         }
     }
 
@@ -311,7 +342,9 @@ impl Machine {
             | Input::Callback { .. }
             | Input::Discovered(_)
             | Input::CodeReply { .. }
-            | Input::Navigated { .. } => {}
+            | Input::Navigated { .. }
+            | Input::Key(_)
+            | Input::Nonce { .. } => {}
         }
     }
 
@@ -326,6 +359,7 @@ impl Machine {
         self.out.linked = self.transport != Transport::None;
         self.refresh.connect(self.transport, locks);
         self.online = online;
+        self.dpop.start(storage != StorageMode::Memory, &mut self.out);
         if let Some(e) = storage_error {
             self.out.emit(Event::Error(e));
         }
@@ -367,7 +401,7 @@ impl Machine {
     }
 
     fn become_ready(&mut self, now: f64) {
-        if self.phase != Phase::Restoring {
+        if self.phase != Phase::Restoring || self.dpop.hold_ready() {
             return;
         }
         self.phase = Phase::Ready;
@@ -398,8 +432,9 @@ impl Machine {
     // ---- refresh ----------------------------------------------------------------------------
 
     /// Can this set be renewed: a refresh token, or (cookie mode) the session endpoint.
+    /// With DPoP, only with the key: a bound refresh token is refused without its proof.
     fn renewable(&self, t: &TokenSet) -> bool {
-        t.refresh_token.is_some() || self.cfg.mode() == Mode::Cookie
+        (t.refresh_token.is_some() && self.dpop.can_sign()) || self.cfg.mode() == Mode::Cookie
     }
 
     fn start_refresh(&mut self, now: f64, cause: Cause) -> Result<(), Error> {
@@ -428,65 +463,12 @@ impl Machine {
             }
             Outcome::Rejected => {
                 self.end(now, LogoutReason::RefreshRejected, None);
+                self.dpop.ended(true, &mut self.out);
             }
             Outcome::SessionGone => self.server_ended(now),
             Outcome::Failed(e) => {
                 self.out.emit(Event::Error(e.clone()));
                 self.settle_callers(now, Some(&e));
-            }
-        }
-    }
-
-    // ---- other tabs -------------------------------------------------------------------------
-
-    fn message(&mut self, now: f64, env: Envelope) {
-        if self.transport == Transport::None {
-            return;
-        }
-        let from = env.from;
-        match env.msg {
-            Message::Tokens { stamp, tokens, why, after_401 } => {
-                if self.accepts(&stamp) {
-                    self.install(now, tokens, stamp, Source::Peer, after_401);
-                }
-                if why == Why::Share {
-                    self.become_ready(now);
-                }
-            }
-            Message::Logout { seq, reason } => {
-                if seq >= self.seq {
-                    if self.session.is_some() {
-                        self.end(now, reason.seen_from_other_tab(), Some(seq));
-                    } else {
-                        self.seq = seq;
-                    }
-                }
-            }
-            Message::Refreshing { timeout_ms } => self.refresh.peer_refreshing(&from, now, timeout_ms),
-            Message::Claim => self.refresh.peer_claim(from, now, &mut self.out),
-            Message::RefreshFailed => {
-                let cur = current(&self.session, self.seq, self.cfg.mode());
-                let outcome = self.refresh.peer_failed(&from, now, cur, &mut self.out);
-                self.apply(now, outcome);
-            }
-            Message::Hello => {
-                if self.phase != Phase::Ready {
-                    return;
-                }
-                let live = self.tokens().is_some_and(|t| t.expires_at > now || self.renewable(t));
-                if live {
-                    self.share(Why::Share);
-                } else {
-                    self.out.post(Message::SignedOut { seq: self.seq });
-                }
-                self.refresh.greet(now, &mut self.out);
-            }
-            Message::Activity { age_ms } => self.activity(now, age_ms, false),
-            Message::SignedOut { seq } => {
-                if self.session.is_none() {
-                    self.seq = self.seq.max(seq);
-                }
-                self.become_ready(now);
             }
         }
     }

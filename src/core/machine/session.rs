@@ -129,7 +129,9 @@ impl Machine {
             (Mode::Token, Some(rt)) => Credential::RefreshToken(rt),
             (Mode::Token, None) => Credential::AccessToken(s.tokens.access_token),
         });
-        match credential.filter(|_| self.cfg.revokes()) {
+        let credential = credential.filter(|_| self.cfg.revokes());
+        self.dpop.ended_here(credential.is_some(), &mut self.out);
+        match credential {
             Some(credential) => self.out.push(Effect::Revoke { credential, ticket }),
             None => {
                 if let Some(t) = ticket {
@@ -154,6 +156,9 @@ impl Machine {
         }
         if from_peer.is_none() {
             self.out.post(Message::Logout { seq: self.seq, reason });
+        } else {
+            // Another tab ended it: that tab deletes the stored key after its revocation.
+            self.dpop.ended(false, &mut self.out);
         }
         let failure =
             if reason == LogoutReason::RefreshRejected { Error::RefreshRejected } else { Error::NotAuthenticated };

@@ -13,6 +13,7 @@ fn pending() -> Pending {
         verifier: "v".repeat(43),
         redirect_uri: "https://app.example/cb".into(),
         app_state: None,
+        dpop_jkt: None,
     }
 }
 

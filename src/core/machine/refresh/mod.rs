@@ -125,6 +125,8 @@ enum Flight {
         locked: bool,
         for_401: bool,
         sent_at: f64,
+        /// DPoP: already sent again with the server's nonce.
+        nonce_retried: bool,
     },
 }
 
@@ -348,7 +350,22 @@ impl Refresh {
         };
         out.push(Effect::Refresh { id, credential: sent });
         let credential = credential.to_string();
-        self.flight = Flight::Sending { id, credential, locked, for_401: plan.for_401, sent_at: now };
+        let for_401 = plan.for_401;
+        self.flight = Flight::Sending { id, credential, locked, for_401, sent_at: now, nonce_retried: false };
+    }
+
+    /// DPoP: the server wants its nonce in the proof: the same refresh token goes once more
+    /// (the refusal did not spend it), announced again so that the other tabs keep waiting.
+    fn send_with_nonce(&mut self, now: f64, credential: String, locked: bool, for_401: bool, out: &mut Out) {
+        out.post(Message::Refreshing { timeout_ms: self.request_timeout_ms });
+        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.next_id;
+        let sent = match self.cookie {
+            true => Credential::Csrf(credential.clone()),
+            false => Credential::RefreshToken(credential.clone()),
+        };
+        out.push(Effect::Refresh { id, credential: sent });
+        self.flight = Flight::Sending { id, credential, locked, for_401, sent_at: now, nonce_retried: true };
     }
 
     fn abandon(&mut self, out: &mut Out) {

@@ -22,7 +22,8 @@ impl Refresh {
                 return Outcome::Nothing;
             }
         }
-        let Flight::Sending { credential, locked, for_401, .. } = std::mem::replace(&mut self.flight, Flight::Idle)
+        let Flight::Sending { credential, locked, for_401, nonce_retried, .. } =
+            std::mem::replace(&mut self.flight, Flight::Idle)
         else {
             return Outcome::Nothing;
         };
@@ -44,6 +45,11 @@ impl Refresh {
                     self.release_if(locked, out);
                     return Outcome::Rejected;
                 }
+                Failure::UseNonce if !nonce_retried => {
+                    self.send_with_nonce(now, credential, locked, for_401, out);
+                    return Outcome::Nothing;
+                }
+                Failure::UseNonce => "the token endpoint refused the DPoP nonce twice",
                 Failure::Transient => "the token endpoint answered with an error status",
             },
             Reply::Garbled => "the token endpoint's reply is not a valid token response",

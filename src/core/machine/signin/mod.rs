@@ -11,6 +11,7 @@ use super::io::{Answer, Authorization, Effect, Out, Reply, Ticket};
 use crate::core::config::Config;
 use crate::core::error::Error;
 use crate::core::oidc::{self, Callback, Client, Expected, IdClaims, LoginOptions, Pending, Provider};
+use crate::core::policy::{self, Failure};
 use crate::core::token::TokenSet;
 
 /// A callback being handled, or handled.
@@ -27,8 +28,9 @@ struct Flow {
 enum Step {
     /// Waiting for the provider's endpoints to exchange `code`.
     Discovering { code: String, pending: Pending },
-    /// The code exchange `id` is under way.
-    Exchanging { id: u32, pending: Pending },
+    /// The code exchange `id` is under way; `again`: its endpoint and form, to send once
+    /// more if the server asks for a DPoP nonce.
+    Exchanging { id: u32, pending: Pending, again: Option<(String, Vec<(String, String)>)> },
     /// Handled: the app state (JSON), or why it failed.
     Done(Result<Option<String>, Error>),
 }
@@ -274,8 +276,9 @@ impl SignIn {
                 ("client_id".to_string(), self.client_id.clone()),
                 ("code_verifier".to_string(), pending.verifier.clone()),
             ];
+            let again = Some((provider.token.clone(), form.clone()));
             out.push(Effect::ExchangeCode { id: self.next_id, url: provider.token.clone(), form });
-            flow.step = Step::Exchanging { id: self.next_id, pending: pending.clone() };
+            flow.step = Step::Exchanging { id: self.next_id, pending: pending.clone(), again };
         }
     }
 
@@ -293,9 +296,18 @@ impl SignIn {
         else {
             return Outcome::Nothing;
         };
-        let Step::Exchanging { pending, .. } = std::mem::replace(&mut flow.step, Step::Done(Ok(None))) else {
+        let Step::Exchanging { pending, again, .. } = std::mem::replace(&mut flow.step, Step::Done(Ok(None))) else {
             return Outcome::Nothing;
         };
+        // DPoP: the server wants its nonce in the proof (RFC 9449 §8): once more with it.
+        let use_nonce = matches!(&reply, Reply::Status { status, oauth_error: Some(e) }
+            if policy::classify(*status, Some(e)) == Failure::UseNonce);
+        if let (true, Some((url, form))) = (use_nonce, again) {
+            self.next_id = self.next_id.wrapping_add(1);
+            out.push(Effect::ExchangeCode { id: self.next_id, url, form });
+            flow.step = Step::Exchanging { id: self.next_id, pending, again: None };
+            return Outcome::Nothing;
+        }
         let expected =
             Expected { issuer: self.issuer.as_deref(), client_id: &self.client_id, nonce: &pending.nonce, now };
         match signed_in(now, reply, id_claims, expected, &self.scope) {

@@ -46,6 +46,7 @@ fn login() -> Pending {
         verifier: "v".repeat(43),
         redirect_uri: "https://app.example.com/cb".into(),
         app_state: Some("{\"to\":\"/inbox\"}".into()),
+        dpop_jkt: None,
     }
 }
 
