@@ -75,6 +75,36 @@ pub fn classify(status: u16, oauth_error: Option<&str>) -> Failure {
     }
 }
 
+/// DPoP: did the token endpoint bind the tokens it answered a proof with? A server that
+/// answers `token_type: "Bearer"` to a DPoP request does not do DPoP; a DPoP session refuses
+/// such tokens (README, DPoP) rather than carry on with tokens that work without the key.
+pub fn dpop_bound(token_type: Option<&str>) -> bool {
+    token_type.is_some_and(|t| t.eq_ignore_ascii_case("dpop"))
+}
+
+/// DPoP: does a resource server's `WWW-Authenticate` ask for a proof with its nonce (RFC
+/// 9449 §9: the `DPoP` scheme with `error="use_dpop_nonce"`)? Parameters come in any order
+/// (`realm` first, as oidc-provider sends them), quoted or not.
+pub fn asks_dpop_nonce(www_authenticate: &str) -> bool {
+    let mut in_dpop = false;
+    for part in www_authenticate.split(',') {
+        let mut part = part.trim();
+        // A new challenge starts with its scheme: `DPoP error="…"`, `Bearer realm="…"`.
+        if let Some((first, rest)) = part.split_once(' ').filter(|(f, _)| !f.contains('=')) {
+            in_dpop = first.eq_ignore_ascii_case("dpop");
+            part = rest.trim();
+        } else if !part.contains('=') {
+            in_dpop = part.eq_ignore_ascii_case("dpop");
+            continue;
+        }
+        let Some((name, value)) = part.split_once('=') else { continue };
+        if in_dpop && name.trim().eq_ignore_ascii_case("error") && value.trim().trim_matches('"') == "use_dpop_nonce" {
+            return true;
+        }
+    }
+    false
+}
+
 /// May a request to `url_origin` (scheme `protocol`, host `host`) carry the token? Only the
 /// page's own origin and listed origins, and never over plain http off this machine.
 pub fn may_carry_token(url_origin: &str, protocol: &str, host: &str, page_origin: &str, allowed: &[String]) -> bool {
@@ -241,6 +271,16 @@ mod tests {
         assert_eq!(classify(401, None), Failure::Transient);
         assert_eq!(classify(503, Some("temporarily_unavailable")), Failure::Transient);
         assert_eq!(classify(429, None), Failure::Transient);
+    }
+
+    #[test]
+    fn a_dpop_nonce_challenge_is_read_in_any_parameter_order() {
+        assert!(asks_dpop_nonce(r#"DPoP error="use_dpop_nonce", error_description="x""#));
+        assert!(asks_dpop_nonce(r#"DPoP realm="api", algs="ES256", error="use_dpop_nonce""#), "oidc-provider");
+        assert!(asks_dpop_nonce(r#"Bearer realm="a", DPoP error=use_dpop_nonce"#), "second challenge, unquoted");
+        assert!(!asks_dpop_nonce(r#"Bearer error="use_dpop_nonce""#), "another scheme");
+        assert!(!asks_dpop_nonce(r#"DPoP error="invalid_token""#));
+        assert!(!asks_dpop_nonce(""));
     }
 
     #[test]

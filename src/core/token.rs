@@ -180,12 +180,16 @@ impl TokenSet {
         server_date: Option<f64>,
         previous_refresh: Option<&str>,
     ) -> Result<TokenSet, Error> {
-        // `Bearer` is the only type supported, so it is checked here and not stored.
+        // `Bearer` and `DPoP` (RFC 9449) are the types supported, so it is checked here and
+        // not stored; whether a DPoP session got DPoP is [`crate::core::policy::dpop_bound`].
         match r.token_type {
-            Field::Valid(t) if t.eq_ignore_ascii_case("bearer") => {}
+            Field::Valid(t) if t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop") => {}
             Field::Absent => {}
             Field::Valid(_) => {
-                return Err(Error::TokenResponse("token_type", "must be \"Bearer\" (other types are not supported)"))
+                return Err(Error::TokenResponse(
+                    "token_type",
+                    "must be \"Bearer\" or \"DPoP\" (other types are not supported)",
+                ))
             }
             Field::Invalid => return Err(Error::TokenResponse("token_type", "must be a string")),
         }

@@ -19,7 +19,8 @@ use crate::core::token::{jwt_payload, JwtTimes, SessionResponse, TokenResponse, 
 use crate::core::Field;
 
 use super::callbacks::spawn;
-use super::http::{call, post, Body, Raw};
+use super::dpop::{self, KeyPair, Keys};
+use super::http::{call, Body, Raw};
 use super::sink::Kept;
 
 /// Where a session's requests go: OAuth 2.0 endpoints, or a cookie session's endpoint.
@@ -42,6 +43,8 @@ pub struct OAuth {
     pub timeout_ms: f64,
     /// The endpoints once known.
     pub found: RefCell<Option<Rc<Provider>>>,
+    /// DPoP: the session's keys, when `dpop: true`.
+    pub dpop: Option<Rc<Keys>>,
 }
 
 /// Cookie mode: the session endpoint (`GET` reads, `POST /refresh` extends, `POST /logout`
@@ -63,7 +66,7 @@ impl AuthServer {
         let server = self.clone();
         spawn(async move {
             let reply = match &*server {
-                AuthServer::OAuth(o) => o.refresh(credential.secret()).await,
+                AuthServer::OAuth(o) => o.refresh(credential.secret(), &kept).await,
                 AuthServer::Cookie(c) => c.extend(credential.secret()).await,
             };
             kept.send(Input::RefreshReply { id, reply });
@@ -77,7 +80,7 @@ impl AuthServer {
         let server = self.clone();
         spawn(async move {
             let error = match &*server {
-                AuthServer::OAuth(o) => o.revoke(credential.secret()).await,
+                AuthServer::OAuth(o) => o.revoke(credential.secret(), &kept).await,
                 AuthServer::Cookie(c) => c.end(credential.secret()).await,
             };
             kept.send(Input::RevokeReply { ticket, error });
@@ -100,11 +103,14 @@ impl AuthServer {
     /// Carries out [`crate::core::machine::Effect::ExchangeCode`] `id`: POSTs `form` to the
     /// token endpoint `url`; the reply, with its ID token's claims, goes to `kept` as
     /// [`Input::CodeReply`].
-    pub fn exchange_code(&self, id: u32, url: String, form: Vec<(String, String)>, kept: Kept) {
-        let timeout_ms = self.oauth().map_or(0.0, |o| o.timeout_ms);
+    pub fn exchange_code(self: &Rc<Self>, id: u32, url: String, form: Vec<(String, String)>, kept: Kept) {
+        let server = self.clone();
         spawn(async move {
+            let Some(o) = server.oauth() else { return };
             let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let reply = token_reply(post(&url, Body::Form(&form), timeout_ms).await);
+            // The code is bound to the key made for this sign-in (`dpop_jkt`).
+            let key = o.dpop.as_ref().and_then(|k| k.signing_in());
+            let reply = token_reply(o.send(&kept, key, &url, Body::Form(&form), false).await);
             let id_claims = match &reply {
                 Reply::Tokens { response, .. } => response.id_token.clone().valid().map(|t| id_claims(&t)),
                 _ => None,
@@ -127,14 +133,30 @@ impl AuthServer {
     }
 
     /// `login()`: POSTs the JSON text `json` to `url` (cookie mode: with cookies, and the
-    /// server sets the session cookie) and reads the sign-in's reply.
-    pub async fn login(&self, url: &str, json: &str) -> Result<TokenSet, Error> {
-        let (cookies, timeout_ms) = match self {
-            AuthServer::OAuth(o) => (false, o.timeout_ms),
-            AuthServer::Cookie(c) => (true, c.timeout_ms),
+    /// server sets the session cookie) and reads the sign-in's reply. With DPoP, signed with
+    /// a new key (adopted when the machine signs the tokens in) and the tokens must be bound.
+    pub async fn login(&self, url: &str, json: &str, kept: &Kept) -> Result<TokenSet, Error> {
+        let raw = match self {
+            AuthServer::OAuth(o) => {
+                let key = match &o.dpop {
+                    Some(keys) => {
+                        keys.new_sign_in().await?;
+                        keys.signing_in()
+                    }
+                    None => None,
+                };
+                o.send(kept, key, url, Body::Json(json), true).await?
+            }
+            AuthServer::Cookie(c) => call(url, Some(Body::Json(json)), None, true, c.timeout_ms).await?,
         };
-        let raw = call(url, Some(Body::Json(json)), None, cookies, timeout_ms).await?;
-        signed_in(&raw, cookies)
+        let dpop = self.oauth().is_some_and(|o| o.dpop.is_some());
+        if dpop && raw.ok() {
+            let token_type = raw.object().and_then(|b| Reflect::get(b, &"token_type".into()).ok()?.as_string());
+            if !policy::dpop_bound(token_type.as_deref()) {
+                return Err(Error::Dpop(crate::core::machine::DPOP_UNBOUND));
+            }
+        }
+        signed_in(&raw, matches!(self, AuthServer::Cookie(_)))
     }
 
     /// The OAuth 2.0 endpoints, unless in cookie mode.
@@ -187,26 +209,57 @@ impl OAuth {
         Ok(p)
     }
 
+    /// POSTs `body` to `url`, with DPoP a proof from `key` (the current key if `None`),
+    /// and reports the answer's `DPoP-Nonce` and `Date` first. `retry_nonce`: a
+    /// `use_dpop_nonce` answer is retried here once with the new nonce (the machine retries
+    /// the refresh and the code exchange itself).
+    async fn send(
+        &self,
+        kept: &Kept,
+        key: Option<KeyPair>,
+        url: &str,
+        body: Body<'_>,
+        retry_nonce: bool,
+    ) -> Result<Raw, Error> {
+        let mut tries = if retry_nonce { 2 } else { 1 };
+        loop {
+            tries -= 1;
+            let proof = match &self.dpop {
+                Some(keys) => keys.header(kept, key.clone(), "POST", url, None).await?,
+                None => None,
+            };
+            let header = proof.as_deref().map(|p| ("DPoP", p));
+            let raw = call(url, Some(body.again()), header, false, self.timeout_ms).await?;
+            let Some(keys) = &self.dpop else { return Ok(raw) };
+            keys.server_date(js_sys::Date::now(), raw.date);
+            dpop::note_nonce(kept, url, raw.dpop_nonce.clone());
+            let use_nonce = policy::classify(raw.status, raw.oauth_error().as_deref()) == policy::Failure::UseNonce;
+            if !use_nonce || tries == 0 {
+                return Ok(raw);
+            }
+        }
+    }
+
     /// The refresh grant. With an issuer, the token endpoint may still have to be
     /// discovered: a failure to is one more transient failure, retried with backoff.
-    async fn refresh(&self, refresh_token: &str) -> Reply {
+    async fn refresh(&self, refresh_token: &str, kept: &Kept) -> Reply {
         let provider = match self.provider().await {
             Ok(p) => p,
             Err(e) => return token_reply(Err(e)),
         };
         let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", &self.client_id)];
-        token_reply(post(&provider.token, Body::Form(&form), self.timeout_ms).await)
+        token_reply(self.send(kept, None, &provider.token, Body::Form(&form), false).await)
     }
 
     /// Revocation; `None` when it worked (or there is no revocation endpoint).
-    async fn revoke(&self, token: &str) -> Option<Error> {
+    async fn revoke(&self, token: &str, kept: &Kept) -> Option<Error> {
         let provider = match self.provider().await {
             Ok(p) => p,
             Err(e) => return Some(e),
         };
         let url = provider.revocation.as_deref()?;
         let form = [("token", token), ("client_id", &self.client_id)];
-        match post(url, Body::Form(&form), self.timeout_ms).await {
+        match self.send(kept, None, url, Body::Form(&form), true).await {
             Ok(raw) if raw.ok() => None,
             Ok(_) => Some(Error::Network),
             Err(e) => Some(e),

@@ -14,10 +14,11 @@ use wasm_bindgen::JsValue;
 use crate::core::config::{Config, StorageMode};
 use crate::core::error::Error;
 use crate::core::events::Event;
-use crate::core::machine::{Answer, Boot, Effect, Input, Machine, Ticket, Transport};
+use crate::core::machine::{Answer, Boot, Effect, Input, KeyOp, Machine, Ticket, Transport};
 
 use super::auth::AuthServer;
 use super::callbacks::{spawn, Listener};
+use super::dpop::Keys;
 use super::events::Events;
 use super::fetch::Fetch;
 use super::oidc::{self, SignIn};
@@ -36,6 +37,8 @@ pub struct Endpoints {
     /// Serialized origins that may receive the token: the page's own (unless it is plain
     /// http off this machine), the issuer's and `allowedOrigins`.
     pub token_origins: Vec<String>,
+    /// DPoP: the session's keys, when `dpop: true`.
+    pub dpop: Option<Rc<Keys>>,
 }
 
 /// Everything a session owns in the browser.
@@ -49,6 +52,8 @@ pub struct Driver {
     pub auth: Rc<AuthServer>,
     /// OpenID Connect sign-in, if configured.
     pub sign_in: Option<SignIn>,
+    /// DPoP: the session's keys, when `dpop: true`.
+    pub dpop: Option<Rc<Keys>>,
     /// `session.fetch`.
     pub fetch: Fetch,
     /// This tab's id in messages and lock names.
@@ -120,7 +125,8 @@ impl Driver {
                 queue: RefCell::default(),
                 auth: Rc::new(endpoints.auth),
                 sign_in: endpoints.sign_in,
-                fetch: Fetch::new(endpoints.token_origins, csrf_header, sink.clone()),
+                fetch: Fetch::new(endpoints.token_origins, csrf_header, endpoints.dpop.clone(), sink.clone()),
+                dpop: endpoints.dpop,
                 locks: Locks::new(&config.namespace, sink.clone(), shared),
                 config,
                 tab_id,
@@ -140,7 +146,7 @@ impl Driver {
             }
         });
         if d.config.cross_tab {
-            *d.bus.borrow_mut() = Bus::open(&d.config.namespace, &d.tab_id, d.sink.clone());
+            *d.bus.borrow_mut() = Bus::open(&d.config.namespace, &d.tab_id, d.dpop.clone(), d.sink.clone());
         }
         let transport = d.bus.borrow().as_ref().map_or(Transport::None, Bus::transport);
         let locks = transport != Transport::None && tabs::locks_supported();
@@ -276,6 +282,19 @@ impl Driver {
                 }
             }
             Effect::CleanAddressBar { url } => oidc::clean_address_bar(&url),
+            Effect::Key(op) => {
+                let Some(keys) = &self.dpop else { return };
+                match op {
+                    KeyOp::Load => {
+                        if let Some(kept) = self.sink.keep() {
+                            keys.load(kept);
+                        }
+                    }
+                    KeyOp::AdoptSignIn => keys.adopt(true),
+                    KeyOp::AdoptSent => keys.adopt(false),
+                    KeyOp::Drop { stored } => keys.forget(stored),
+                }
+            }
         }
     }
 
@@ -340,5 +359,9 @@ impl Feed for Driver {
         let answer = take(&self.answers, ticket)?;
         take(&self.waiting, ticket);
         Some(answer)
+    }
+
+    fn nonce(&self, origin: &str) -> Option<String> {
+        self.machine.try_borrow().ok()?.dpop_nonce(origin).map(str::to_string)
     }
 }

@@ -14,7 +14,10 @@ use web_sys::{RequestCredentials, RequestInit, Response};
 use crate::core::machine::{Answer, Input};
 use crate::core::policy::{self, Refusal};
 
+use std::rc::Rc;
+
 use super::callbacks::promise;
+use super::dpop::{self, Keys};
 use super::events::to_js;
 use super::http::global_fetch;
 use super::sink::{Kept, Sink};
@@ -38,6 +41,9 @@ pub struct Fetch {
     origins: Vec<String>,
     /// Cookie mode: the header carrying the CSRF token; `None` in token mode.
     csrf_header: Option<String>,
+    /// DPoP: the session's keys (every request then takes the slow path: proofs are signed
+    /// asynchronously).
+    dpop: Option<Rc<Keys>>,
     sink: Sink,
     /// The fast path's response handler, made once. Owned by JS: a fetch may still be in
     /// flight when the session is dropped, and its handler must stay callable (it then
@@ -60,7 +66,7 @@ fn set_bearer(request: &web_sys::Request, token: &str) -> Result<(), JsValue> {
 impl Fetch {
     /// `session.fetch` for the token `origins`, in cookie mode with `csrf_header`, asking
     /// the session through `sink`.
-    pub fn new(origins: Vec<String>, csrf_header: Option<String>, sink: Sink) -> Fetch {
+    pub fn new(origins: Vec<String>, csrf_header: Option<String>, dpop: Option<Rc<Keys>>, sink: Sink) -> Fetch {
         let handler_sink = sink.clone();
         let on_response =
             Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(move |retry, seq, response| {
@@ -69,7 +75,12 @@ impl Fetch {
                     None => response,
                 }
             });
-        Fetch { origins, csrf_header, sink, on_response: on_response.into_js_value().unchecked_into() }
+        Fetch { origins, csrf_header, dpop, sink, on_response: on_response.into_js_value().unchecked_into() }
+    }
+
+    /// Does the token go to the normalized absolute `url`?
+    pub fn carries_token(&self, url: &str) -> bool {
+        policy::url_in_origins(url, &self.origins)
     }
 
     /// `session.fetch(input, init)`. `fresh` gives the `Authorization` header of a token
@@ -87,9 +98,12 @@ impl Fetch {
         if let Some(header) = &self.csrf_header {
             return promise(with_cookie(kept, header.clone(), request));
         }
+        if self.dpop.is_some() {
+            return promise(with_token(kept, request, self.dpop.clone()));
+        }
         // The fast path: a fresh token needs a deadline check, the header, and a handler that
         // passes any answer but a 401 straight through. No Rust future is involved.
-        let Some((bearer, seq)) = fresh() else { return promise(with_token(kept, request)) };
+        let Some((bearer, seq)) = fresh() else { return promise(with_token(kept, request, None)) };
         let retry = match spare(&request) {
             Ok(retry) => retry,
             Err(e) => return Promise::reject(&e),
@@ -124,32 +138,78 @@ fn on_response(kept: Kept, retry: JsValue, seq: JsValue, response: JsValue) -> J
     }
     let Ok(retry) = retry.dyn_into::<web_sys::Request>() else { return response };
     let seq = seq.as_f64().filter(|s| s.is_finite() && *s >= 0.0).map_or(0, |s| s as u64);
-    promise(after_401(kept, retry, seq, response)).into()
+    promise(after_401(kept, retry, seq, response, None)).into()
+}
+
+/// Puts `token` on `request`: `Bearer`, or with DPoP `DPoP` and a proof for this method,
+/// URL and token (RFC 9449 §7).
+async fn authorize(kept: &Kept, request: &web_sys::Request, token: &str, keys: Option<&Keys>) -> Result<(), JsValue> {
+    let Some(keys) = keys else { return set_bearer(request, token) };
+    let proof = keys.header(kept, None, &request.method(), &request.url(), Some(token)).await.map_err(|e| to_js(&e))?;
+    request.headers().set("authorization", &format!("DPoP {token}"))?;
+    match proof {
+        Some(proof) => request.headers().set("dpop", &proof),
+        None => Ok(()),
+    }
+}
+
+/// Sends `request`; with DPoP, reports the answer's `DPoP-Nonce`, and when the resource
+/// server asks for it (401, `WWW-Authenticate: DPoP error="use_dpop_nonce"`) sends `spare`
+/// once more, signed with the nonce, whatever the method (its body is a copy). Returns the
+/// answer and an unsent copy for a 401 retry.
+async fn send(
+    kept: &Kept,
+    request: web_sys::Request,
+    spare_copy: web_sys::Request,
+    token: &str,
+    keys: Option<&Keys>,
+) -> Result<(JsValue, web_sys::Request), JsValue> {
+    let response = JsFuture::from(global_fetch(&request)).await?;
+    let Some(keys) = keys else { return Ok((response, spare_copy)) };
+    let headers = response.unchecked_ref::<Response>().headers();
+    dpop::note_nonce(kept, &request.url(), headers.get("dpop-nonce").ok().flatten());
+    let challenge = headers.get("www-authenticate").ok().flatten().unwrap_or_default();
+    if status(&response) != 401 || !policy::asks_dpop_nonce(&challenge) {
+        return Ok((response, spare_copy));
+    }
+    let next = spare(&spare_copy)?;
+    authorize(kept, &spare_copy, token, Some(keys)).await?;
+    let response = JsFuture::from(global_fetch(&spare_copy)).await?;
+    let nonce = response.unchecked_ref::<Response>().headers().get("dpop-nonce").ok().flatten();
+    dpop::note_nonce(kept, &spare_copy.url(), nonce);
+    Ok((response, next))
 }
 
 /// The slow path: the machine decides (wait for a refresh, send without a token, fail).
-async fn with_token(kept: Kept, request: web_sys::Request) -> Result<JsValue, JsValue> {
+async fn with_token(kept: Kept, request: web_sys::Request, keys: Option<Rc<Keys>>) -> Result<JsValue, JsValue> {
     let (token, seq) = match kept.ask(|ticket| Input::TokenWanted { ticket }).await {
         Answer::Token { token, seq } => (token, seq),
         Answer::Failed(e) => return Err(to_js(&e)),
         Answer::NoToken | Answer::Done | Answer::AppState(_) => return JsFuture::from(global_fetch(&request)).await,
     };
     let retry = spare(&request)?;
-    set_bearer(&request, &token)?;
-    let response = JsFuture::from(global_fetch(&request)).await?;
+    authorize(&kept, &request, &token, keys.as_deref()).await?;
+    let (response, retry) = send(&kept, request, retry, &token, keys.as_deref()).await?;
     if policy::refusal(status(&response), false, false) != Refusal::Unauthorized {
         return Ok(response);
     }
-    after_401(kept, retry, seq, response).await
+    after_401(kept, retry, seq, response, keys).await
 }
 
 /// After a 401 on the token of set `seq`: the machine may offer another token; the request
 /// is retried once with it ([`policy::retry_after_401`]), else the 401 goes to the app.
-async fn after_401(kept: Kept, retry: web_sys::Request, seq: u64, response: JsValue) -> Result<JsValue, JsValue> {
+async fn after_401(
+    kept: Kept,
+    retry: web_sys::Request,
+    seq: u64,
+    response: JsValue,
+    keys: Option<Rc<Keys>>,
+) -> Result<JsValue, JsValue> {
     match kept.ask(|ticket| Input::Unauthorized { ticket, seq }).await {
         Answer::Token { token, seq: offered } if policy::retry_after_401(seq, offered) => {
-            set_bearer(&retry, &token)?;
-            JsFuture::from(global_fetch(&retry)).await
+            let spare_copy = spare(&retry)?;
+            authorize(&kept, &retry, &token, keys.as_deref()).await?;
+            Ok(send(&kept, retry, spare_copy, &token, keys.as_deref()).await?.0)
         }
         _ => Ok(response),
     }

@@ -33,6 +33,8 @@ pub struct Raw {
     pub body: Option<JsValue>,
     /// The `Date` header (epoch ms).
     pub date: Option<f64>,
+    /// DPoP: the `DPoP-Nonce` header.
+    pub dpop_nonce: Option<String>,
 }
 
 impl Raw {
@@ -54,6 +56,7 @@ impl Raw {
 }
 
 /// The body of a POST.
+#[derive(Clone, Copy)]
 pub enum Body<'a> {
     /// `application/x-www-form-urlencoded` fields; empty values are left out.
     Form(&'a [(&'a str, &'a str)]),
@@ -61,13 +64,15 @@ pub enum Body<'a> {
     Json(&'a str),
 }
 
-/// POSTs `body` to an auth server URL (see [`call`]).
-pub async fn post(url: &str, body: Body<'_>, timeout_ms: f64) -> Result<Raw, Error> {
-    call(url, Some(body), None, false, timeout_ms).await
+impl Body<'_> {
+    /// The same body for another request (it borrows its fields: nothing is consumed).
+    pub fn again(&self) -> Self {
+        *self
+    }
 }
 
 /// A request to the auth server or the session endpoint: GET without a `body`, else POST;
-/// `csrf` is a header (name, value) to add; `cookies` sends and accepts cookies on any origin
+/// `csrf` is a header (name, value) to add (the CSRF token, or a DPoP proof); `cookies` sends and accepts cookies on any origin
 /// (else only on the page's). Gives up after `timeout_ms` (reading the body included), never
 /// follows redirects, never caches, reads at most [`MAX_REPLY_BYTES`].
 pub async fn call(
@@ -132,11 +137,12 @@ async fn send(
     let response: Response = JsFuture::from(global_fetch(&request)).await.map_err(failed)?.unchecked_into();
     let status = response.status();
     let date = response.headers().get("date").ok().flatten().map(|d| js_sys::Date::parse(&d)).filter(|d| d.is_finite());
+    let dpop_nonce = response.headers().get("dpop-nonce").ok().flatten();
     let body = match read_capped(&response).await {
         Ok(bytes) => bytes.and_then(|b| js_sys::JSON::parse(std::str::from_utf8(&b).ok()?).ok()),
         Err(_) => return Err(failed(JsValue::UNDEFINED)),
     };
-    Ok(Raw { status, body, date })
+    Ok(Raw { status, body, date, dpop_nonce })
 }
 
 /// The body, or `None` if it is larger than [`MAX_REPLY_BYTES`] (stopped reading there).

@@ -12,6 +12,7 @@
 //! - [`auth`]: the auth server's calls (refresh, revocation, discovery, code exchange,
 //!   login, the cookie session), each turning a raw reply into what the machine reads.
 //! - [`fetch`]: the `session.fetch` wrapper.
+//! - [`dpop`]: DPoP keys (IndexedDB), proofs, nonces.
 //! - [`oidc`]: OpenID Connect sign-in in the browser: secrets and S256, the login kept in
 //!   `sessionStorage`, navigation, the callback's parameters and the address bar.
 //! - [`popup`]: the sign-in popup (opened in the click, watched for its callback and closing).
@@ -23,6 +24,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod dpop;
 pub mod driver;
 pub mod events;
 pub mod fetch;

@@ -18,6 +18,7 @@ use crate::core::token::TokenSet;
 
 use super::auth::{self, AuthServer, CookieSession, OAuth};
 use super::callbacks::{self, promise};
+use super::dpop::Keys;
 use super::driver::{Driver, Endpoints};
 use super::events::to_js;
 use super::fetch;
@@ -280,8 +281,11 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
     let redirect_uri = resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here);
     let post_logout_redirect_uri =
         resolve("postLogoutRedirectUri", oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()))?;
+    let stored = config.storage != crate::core::config::StorageMode::Memory;
+    let dpop = (config.dpop && config.mode() == Mode::Token).then(|| Rc::new(Keys::new(&config.namespace, stored)));
     let auth = match &config.server {
         Server::OAuth { token_url, revoke_url } => AuthServer::OAuth(OAuth {
+            dpop: dpop.clone(),
             client_id: config.client_id.clone().unwrap_or_default(),
             configured: Provider {
                 authorization: resolve("authorizationUrl", oidc.and_then(|o| o.authorization_url.as_ref()))?,
@@ -303,7 +307,7 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
         }),
     };
     let sign_in = oidc.map(|o| SignIn::new(o.clone(), redirect_uri, post_logout_redirect_uri, &config.namespace));
-    Ok((config, Endpoints { auth, sign_in, token_origins }))
+    Ok((config, Endpoints { auth, sign_in, token_origins, dpop }))
 }
 
 /// The keys of an options object, refusing any not in `known` (naming it).
@@ -372,11 +376,21 @@ fn login_options(value: JsValue, popup: bool) -> Result<(LoginOptions, Option<St
 /// How long `loginWithPopup` waits for the popup by default.
 const POPUP_TIMEOUT_MS: f64 = 120_000.0;
 
-/// A new login transaction and its challenge, for the session's sign-in.
-async fn new_login(d: &Driver, app_state: Option<String>) -> Result<(crate::core::oidc::Pending, String), JsValue> {
+/// A new login transaction and its challenge, for the session's sign-in. With DPoP and
+/// `bind_code` (a popup: the key stays in this page until the code comes back), a new key
+/// whose thumbprint goes as `dpop_jkt`, so that the code is bound to it too.
+async fn new_login(
+    d: &Driver,
+    app_state: Option<String>,
+    bind_code: bool,
+) -> Result<(crate::core::oidc::Pending, String), JsValue> {
     let sign_in =
         d.sign_in.as_ref().ok_or(Error::Config("issuer".into(), "is required to sign in with OpenID Connect"))?;
-    Ok(sign_in.new_login(app_state).await?)
+    let (mut login, challenge) = sign_in.new_login(app_state).await?;
+    if let (true, Some(keys)) = (bind_code, &d.dpop) {
+        login.dpop_jkt = Some(keys.new_sign_in().await?);
+    }
+    Ok((login, challenge))
 }
 
 /// `{ appState }` of a handled sign-in.
@@ -488,7 +502,7 @@ impl Session {
                 .ok()
                 .and_then(|j| j.as_string())
                 .ok_or(Error::InvalidArgument("login(body)", "must be JSON-serializable"))?;
-            let tokens = d.auth.login(&url, &json).await?;
+            let tokens = d.auth.login(&url, &json, &d.kept()).await?;
             d.input(Input::SignIn { tokens, ticket: None });
             Ok(JsValue::UNDEFINED)
         })
@@ -599,7 +613,7 @@ impl Session {
             Err(e) => return reject(e),
         };
         promise(async move {
-            let (login, challenge) = new_login(&d, app_state).await?;
+            let (login, challenge) = new_login(&d, app_state, false).await?;
             let auth = Authorization { ticket: 0, login, challenge, options, popup: None };
             done(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
         })
@@ -629,7 +643,7 @@ impl Session {
             return reject(Error::PopupBlocked);
         }
         promise(async move {
-            let (login, challenge) = match new_login(&d, app_state).await {
+            let (login, challenge) = match new_login(&d, app_state, true).await {
                 Ok(l) => l,
                 Err(e) => {
                     // Nothing will be sent there: the blank window must not stay open.
@@ -666,9 +680,61 @@ impl Session {
             Err(e) => return reject(e),
         };
         let login = d.sign_in.as_ref().map_or(Ok(None), |s| s.read_login());
-        promise(
-            async move { app_state_result(d.kept().ask(|ticket| Input::Callback { ticket, url, params, login }).await) },
-        )
+        promise(async move {
+            // DPoP: the key of this sign-in is made here, after the redirect (the page that
+            // left could not keep a non-extractable key in memory mode): the code is not
+            // bound (no `dpop_jkt`), the tokens are, by the exchange's proof.
+            if let Some(keys) = &d.dpop {
+                keys.new_sign_in().await?;
+            }
+            app_state_result(d.kept().ask(|ticket| Input::Callback { ticket, url, params, login }).await)
+        })
+    }
+
+    /// The headers that authorize a `method` request to `url` for another HTTP client
+    /// (axios, ky): `{ Authorization }` (`Bearer`), or with DPoP `{ Authorization, DPoP }`
+    /// (`DPoP` and a proof for that method, URL and token). The token is refreshed first if
+    /// needed. Resolves to `{}` when signed out; rejects with `invalid_argument` for a URL
+    /// outside the page's origin and `allowedOrigins` (the token goes nowhere else).
+    #[wasm_bindgen(js_name = authHeaders, unchecked_return_type = "Promise<{ Authorization?: string; DPoP?: string }>")]
+    pub fn auth_headers(&self, method: String, url: String) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        promise(async move {
+            let url = web_sys::Url::new_with_base(&url, &page_url()?)
+                .map_err(|_| Error::InvalidArgument("authHeaders(url)", "is not a URL"))?
+                .href();
+            if !d.fetch.carries_token(&url) {
+                return Err(Error::InvalidArgument(
+                    "authHeaders(url)",
+                    "is not the page's origin or in allowedOrigins",
+                )
+                .into());
+            }
+            let headers = Object::new();
+            let token = match d.kept().ask(|ticket| Input::TokenWanted { ticket }).await {
+                Answer::Token { token, .. } => token,
+                Answer::Failed(e) => return Err(to_js(&e)),
+                Answer::NoToken | Answer::Done | Answer::AppState(_) => return Ok(headers.into()),
+            };
+            let set = |k: &str, v: &str| js_sys::Reflect::set(&headers, &k.into(), &v.into());
+            match &d.dpop {
+                None => {
+                    set("Authorization", &fetch::bearer(&token))?;
+                }
+                Some(keys) => {
+                    let method = method.to_ascii_uppercase();
+                    let proof = keys.header(&d.kept(), None, &method, &url, Some(&token)).await?;
+                    set("Authorization", &format!("DPoP {token}"))?;
+                    if let Some(proof) = proof {
+                        set("DPoP", &proof)?;
+                    }
+                }
+            }
+            Ok(headers.into())
+        })
     }
 
     /// Subscribes to `login`, `refresh`, `logout`, `expired` or `error`; returns the

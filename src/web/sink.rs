@@ -18,6 +18,8 @@ pub trait Feed {
     fn ticket(&self) -> (Ticket, Promise);
     /// Takes the machine's answer to `ticket`, once it came.
     fn answer(&self, ticket: Ticket) -> Option<Answer>;
+    /// DPoP: the nonce the machine keeps for `origin` (a read, no input).
+    fn nonce(&self, origin: &str) -> Option<String>;
 }
 
 /// Feeds a session without keeping it alive: listeners, timers and messages of a dropped
@@ -59,6 +61,11 @@ impl Kept {
     /// Hands `input` to the session.
     pub fn send(&self, input: Input) {
         self.0.input(input);
+    }
+
+    /// DPoP: the nonce the machine keeps for `origin`.
+    pub fn nonce(&self, origin: &str) -> Option<String> {
+        self.0.nonce(origin)
     }
 
     /// Sends the input `make(ticket)` and waits for the machine's answer to that ticket.

@@ -17,6 +17,7 @@ use crate::core::policy::LockAsk;
 use crate::core::protocol::{Message, Wire};
 
 use super::callbacks::{callback, spawn, Callback, Listener};
+use super::dpop::{KeyPair, Keys};
 use super::sink::Sink;
 use super::storage::Store;
 
@@ -31,12 +32,17 @@ fn bus_key(ns: &str) -> String {
     channel_name(ns) + ":bus"
 }
 
-/// Who this tab is on the bus: its namespace and tab id.
+/// Who this tab is on the bus: its namespace and tab id; with DPoP, its keys (the key
+/// travels beside a tokens message, by structured clone).
 #[derive(Clone)]
 struct Address {
     ns: String,
     tab: String,
+    keys: Option<Rc<Keys>>,
 }
+
+/// The property of a posted message that carries the sender's DPoP key.
+const KEY_FIELD: &str = "dpopKey";
 
 impl Address {
     /// A received message: deserialized with serde, then checked by [`Wire::open`] (its
@@ -45,8 +51,16 @@ impl Address {
         if !data.is_object() {
             return;
         }
-        let Ok(wire) = serde_wasm_bindgen::from_value::<Wire>(data) else { return };
-        if let Ok(env) = wire.open(&self.ns, &self.tab) {
+        let Ok(wire) = serde_wasm_bindgen::from_value::<Wire>(data.clone()) else { return };
+        if let Ok(mut env) = wire.open(&self.ns, &self.tab) {
+            // A key beside tokens: held for the machine to adopt with them, or not.
+            if let (Some(keys), Message::Tokens { .. }) = (&self.keys, &env.msg) {
+                let pair = Reflect::get(&data, &KEY_FIELD.into()).ok().and_then(|k| KeyPair::from_js(&k));
+                if let Some(pair) = pair {
+                    keys.arrived(pair);
+                    env.with_key = true;
+                }
+            }
             sink.send(Input::Message(env));
         }
     }
@@ -69,8 +83,8 @@ enum Link {
 impl Bus {
     /// Opens BroadcastChannel, else the storage fallback, else `None`, for tab `tab` of
     /// namespace `ns`; messages from the other tabs go to `sink`.
-    pub fn open(ns: &str, tab: &str, sink: Sink) -> Option<Bus> {
-        let from = Address { ns: ns.to_string(), tab: tab.to_string() };
+    pub fn open(ns: &str, tab: &str, keys: Option<Rc<Keys>>, sink: Sink) -> Option<Bus> {
+        let from = Address { ns: ns.to_string(), tab: tab.to_string(), keys };
         let to = from.clone();
         if let Ok(channel) = web_sys::BroadcastChannel::new(&channel_name(ns)) {
             let on_message = callback(move |e: JsValue| {
@@ -110,6 +124,10 @@ impl Bus {
         let Ok(value) = serde_wasm_bindgen::to_value(&Wire::seal(&self.from.ns, &self.from.tab, msg)) else { return };
         match &self.link {
             Link::Channel { channel, .. } => {
+                let key = self.from.keys.as_ref().and_then(|k| k.current());
+                if let (Some(pair), Message::Tokens { .. }) = (key, msg) {
+                    let _ = Reflect::set(&value, &KEY_FIELD.into(), &pair.to_js());
+                }
                 let _ = channel.post_message(&value);
             }
             Link::Storage { storage, key, .. } => {

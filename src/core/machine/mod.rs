@@ -32,6 +32,7 @@ pub use dpop::MAX_NONCE_ORIGINS;
 pub use io::{Answer, Authorization, Boot, Credential, Effect, Input, Key, KeyOp, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
+pub use signin::DPOP_UNBOUND;
 
 use callers::{Callers, Want};
 use cookie::CookieSession;

@@ -68,6 +68,8 @@ pub(super) enum Outcome {
 pub(super) struct SignIn {
     client_id: String,
     scope: String,
+    /// DPoP: the tokens must come bound (`token_type: "DPoP"`).
+    dpop: bool,
     issuer: Option<String>,
     /// The provider's endpoints, once known.
     provider: Option<Provider>,
@@ -83,6 +85,7 @@ impl SignIn {
         let oidc = cfg.oidc.as_ref();
         SignIn {
             client_id: cfg.client_id.clone().unwrap_or_default(),
+            dpop: cfg.dpop,
             scope: oidc.map(|o| o.scope.clone()).unwrap_or_default(),
             issuer: oidc.and_then(|o| o.issuer.clone()),
             provider: None,
@@ -310,7 +313,7 @@ impl SignIn {
         }
         let expected =
             Expected { issuer: self.issuer.as_deref(), client_id: &self.client_id, nonce: &pending.nonce, now };
-        match signed_in(now, reply, id_claims, expected, &self.scope) {
+        match signed_in(now, reply, id_claims, expected, &self.scope, self.dpop) {
             Ok(tokens) => {
                 flow.step = Step::Done(Ok(pending.app_state.clone()));
                 Outcome::SignedIn { tokens, waiting: std::mem::take(&mut flow.waiting), app_state: pending.app_state }
@@ -330,9 +333,13 @@ fn signed_in(
     id_claims: Option<Result<IdClaims, Error>>,
     mut expected: Expected,
     scope: &str,
+    dpop: bool,
 ) -> Result<TokenSet, Error> {
     let tokens = match reply {
         Reply::Tokens { response, jwt, date } => {
+            if dpop && !policy::dpop_bound(response.token_type.clone().valid().as_deref()) {
+                return Err(Error::Dpop(DPOP_UNBOUND));
+            }
             // The ID token's times are checked against the server's clock when it sent one.
             expected.now = date.unwrap_or(now);
             TokenSet::from_response(response, jwt, now, date, None)?
@@ -352,6 +359,10 @@ fn signed_in(
     }
     Ok(tokens)
 }
+
+/// A DPoP sign-in answered with unbound tokens.
+pub const DPOP_UNBOUND: &str =
+    "the token endpoint answered token_type Bearer to a DPoP request: it does not bind tokens (turn DPoP on there, or dpop off here)";
 
 /// Ends `flow` with `result` and answers its callers.
 fn finish(flow: &mut Flow, result: Result<Option<String>, Error>, out: &mut Out) {
