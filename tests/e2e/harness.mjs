@@ -74,12 +74,13 @@ export async function startServer(env = {}) {
 
 /**
  * Starts the OpenID Provider of www/oidc/provider.mjs (oidc-provider) on a free port, with
- * `appOrigin`'s "/" and "/e2e.html" as redirect URIs and `accessTtl`-second access tokens.
+ * `appOrigin`'s "/" and "/e2e.html" as redirect URIs and `accessTtl`-second access tokens;
+ * `env` adds to its environment (e.g. `{ DPOP_NONCE: "1" }`).
  */
-export async function startProvider(appOrigin, { accessTtl = 60 } = {}) {
+export async function startProvider(appOrigin, { accessTtl = 60, env = {} } = {}) {
   const child = spawn(process.execPath, [path.join(root, "www/oidc/provider.mjs")], {
     cwd: root,
-    env: { ...process.env, OIDC_PORT: "0", APP_ORIGINS: appOrigin, OIDC_ACCESS_TTL: String(accessTtl) },
+    env: { ...process.env, OIDC_PORT: "0", APP_ORIGINS: appOrigin, OIDC_ACCESS_TTL: String(accessTtl), ...env },
     stdio: ["ignore", "pipe", "ignore"],
   });
   let issuer;

@@ -31,6 +31,13 @@ export async function main(): Promise<void> {
   await session.logout();
   session.dispose();
 
+  // DPoP: bound tokens, and the headers for another HTTP client.
+  const bound = new Session({ issuer: "https://id.example.com", clientId: "spa", dpop: true });
+  const headers: { Authorization?: string; DPoP?: string } = await bound.authHeaders("GET", "/api/me");
+  console.log(headers.Authorization, headers.DPoP);
+  // @ts-expect-error DPoP does not apply in cookie mode
+  new Session({ mode: "cookie", sessionUrl: "/session", dpop: true });
+
   // Cookie mode, idle and absolute timeouts.
   const cookie = new Session({ mode: "cookie", sessionUrl: "/session", idleTimeoutMs: 900_000, idleWarningMs: 60_000, maxSessionMs: 28_800_000 });
   cookie.on("idle_warning", (e) => console.log(e.logoutAt.toFixed(0)));
