@@ -1110,3 +1110,23 @@ fn a_stored_session_waits_for_its_key_and_a_lost_key_ends_it() {
         assert_eq!(error, found == Key::Unusable, "{found:?}: an unusable key is an error event");
     }
 }
+
+#[test]
+fn a_sign_in_during_the_read_of_the_stored_key_is_not_undone_by_its_answer() {
+    let mut tab = Tab { m: Machine::new(dpop_config(), "tab-m".into(), SEED), now: T0, mono: 0.0, last: Vec::new() };
+    let boot = Boot {
+        stored: Stored::Empty,
+        storage: StorageMode::Local,
+        storage_error: None,
+        transport: Transport::Broadcast,
+        locks: true,
+        online: true,
+    };
+    tab.input(Input::Start(boot));
+    assert_eq!(key_ops(&tab), vec![KeyOp::Load]);
+    tab.input(Input::SignIn { tokens: tokens("at-0", "rt-0", T0, 120.0), ticket: None });
+    assert!(tab.last.contains(&Effect::Ready(true)), "the sign-in does not wait for the read");
+    tab.input(Input::Key(Key::Missing));
+    assert!(tab.m.tokens().is_some(), "the late answer (no stored key) does not end the new session");
+    assert!(tab.emitted().is_empty(), "{:?}", tab.last);
+}

@@ -178,6 +178,8 @@ pub struct Keys {
     db: Option<String>,
     /// How far this clock is ahead of the auth server's (ms), from its `Date` headers.
     skew_ms: Cell<f64>,
+    /// Counts the keys adopted: a stored key read meanwhile must not replace a newer one.
+    adopted: Cell<u32>,
 }
 
 impl Keys {
@@ -189,6 +191,7 @@ impl Keys {
             incoming: RefCell::default(),
             db: stored.then(|| format!("wasm-session:{ns}:dpop")),
             skew_ms: Cell::new(0.0),
+            adopted: Cell::new(0),
         }
     }
 
@@ -221,6 +224,7 @@ impl Keys {
         let Some(pair) = slot.borrow_mut().take() else { return };
         let value = pair.to_js();
         *self.current.borrow_mut() = Some(pair);
+        self.adopted.set(self.adopted.get().wrapping_add(1));
         if let Some(db) = self.db.clone() {
             super::callbacks::spawn(async move {
                 let _ = idb(&db, Some(&value), true).await;
@@ -241,6 +245,7 @@ impl Keys {
     /// `KeyOp::Load`: reads the stored key; the answer goes to `kept` as [`Input::Key`].
     pub fn load(self: &std::rc::Rc<Self>, kept: Kept) {
         let keys = self.clone();
+        let adopted = self.adopted.get();
         super::callbacks::spawn(async move {
             let found = match keys.db.as_deref() {
                 None => Key::Missing,
@@ -248,7 +253,9 @@ impl Keys {
                     Ok(v) if v.is_undefined() || v.is_null() => Key::Missing,
                     Ok(v) => match KeyPair::from_js(&v) {
                         Some(pair) => {
-                            *keys.current.borrow_mut() = Some(pair);
+                            if keys.adopted.get() == adopted {
+                                *keys.current.borrow_mut() = Some(pair);
+                            }
                             Key::Present
                         }
                         None => Key::Unusable,

@@ -88,9 +88,10 @@ for (const engine of engines) describe(engine, () => {
         const key = await (0, eval)(storedKey)();
         let exported = "exported";
         try { await crypto.subtle.exportKey("jwk", key.privateKey); } catch (e) { exported = e.name; }
-        return { extractable: key.privateKey.extractable, exported, me: (await s.fetch("/api/me")).status, x: key.jwk.x };
+        const res = await s.fetch("/api/me");
+        return { extractable: key.privateKey.extractable, exported, me: res.status, why: res.headers.get("www-authenticate"), x: key.jwk.x };
       }, { cfg: config("local"), storedKey: `(${storedKey})` });
-      assert.equal(before.me, 200);
+      assert.equal(before.me, 200, `refused: ${before.why}`);
       assert.equal(before.extractable, false, "the private key is not extractable");
       assert.notEqual(before.exported, "exported", "exportKey refuses the private key");
       await page.reload();

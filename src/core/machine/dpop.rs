@@ -33,8 +33,10 @@ pub(super) struct KeyNews {
 #[derive(Debug, Default)]
 pub(super) struct Dpop {
     on: bool,
-    /// Stored sessions: the key is read at start-up, and the session is not ready before.
+    /// The stored key is being read (answered by [`Dpop::key`]).
     loading: bool,
+    /// That read is start-up's: the session is not ready before it is done.
+    at_start: bool,
     present: bool,
     /// Start-up restore was done while the key was still being read.
     ready_held: bool,
@@ -53,6 +55,7 @@ impl Dpop {
     pub fn start(&mut self, stored: bool, out: &mut Out) {
         if self.on && stored {
             self.loading = true;
+            self.at_start = true;
             out.push(Effect::Key(KeyOp::Load));
         }
     }
@@ -60,8 +63,8 @@ impl Dpop {
     /// Start-up restore would be done: may it? Not while the key is being read (remembered,
     /// and done by [`Dpop::key`]).
     pub fn hold_ready(&mut self) -> bool {
-        self.ready_held |= self.loading;
-        self.loading
+        self.ready_held |= self.at_start;
+        self.at_start
     }
 
     /// This tab can sign proofs for its session (always true without DPoP).
@@ -72,7 +75,11 @@ impl Dpop {
     /// The driver's report on the key. A stored key that cannot be used is an `error`
     /// event and is deleted: the next sign-in makes a fresh one.
     pub fn key(&mut self, key: Key, out: &mut Out) -> KeyNews {
-        let at_start = std::mem::take(&mut self.loading);
+        if !std::mem::take(&mut self.loading) {
+            // A read overtaken by a sign-in: its key is the session's now.
+            return KeyNews { ready: false, lost: false };
+        }
+        let at_start = std::mem::take(&mut self.at_start);
         self.present = key == Key::Present;
         if key == Key::Unusable {
             out.emit(Event::Error(Error::Dpop("the stored DPoP key cannot be used; sign in again")));
@@ -84,6 +91,9 @@ impl Dpop {
     /// A sign-in landed: its key (made for it) is this tab's now.
     pub fn signed_in(&mut self, out: &mut Out) {
         if self.on {
+            // What storage held, still being read, is superseded by the sign-in's key.
+            self.loading = false;
+            self.at_start = false;
             self.present = true;
             out.push(Effect::Key(KeyOp::AdoptSignIn));
         }
@@ -102,6 +112,7 @@ impl Dpop {
         if self.on {
             // Until it is read, the key held may be the previous sign-in's.
             self.present = false;
+            self.loading = true;
             out.push(Effect::Key(KeyOp::Load));
         }
     }
