@@ -12,6 +12,7 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 
 use crate::core::config::{Config, StorageMode};
+#[cfg(feature = "oidc")]
 use crate::core::error::Error;
 use crate::core::events::Event;
 use crate::core::machine::{Answer, Boot, Effect, Input, Machine, Ticket, Transport};
@@ -20,7 +21,9 @@ use super::auth::AuthServer;
 use super::callbacks::{spawn, Listener};
 use super::events::Events;
 use super::fetch::Fetch;
+#[cfg(feature = "oidc")]
 use super::oidc::{self, SignIn};
+#[cfg(feature = "oidc")]
 use super::popup::Popup;
 use super::sink::{Feed, Kept, Sink};
 use super::storage::Store;
@@ -32,6 +35,7 @@ pub struct Endpoints {
     /// The auth server (OAuth 2.0 endpoints, or cookie mode's session endpoint).
     pub auth: AuthServer,
     /// OpenID Connect sign-in, if configured.
+    #[cfg(feature = "oidc")]
     pub sign_in: Option<SignIn>,
     /// Serialized origins that may receive the token: the page's own (unless it is plain
     /// http off this machine), the issuer's and `allowedOrigins`.
@@ -48,6 +52,7 @@ pub struct Driver {
     /// The auth server's calls.
     pub auth: Rc<AuthServer>,
     /// OpenID Connect sign-in, if configured.
+    #[cfg(feature = "oidc")]
     pub sign_in: Option<SignIn>,
     /// `session.fetch`.
     pub fetch: Fetch,
@@ -58,6 +63,7 @@ pub struct Driver {
     /// Persistence.
     pub store: Store,
     /// The sign-in popup, while one is open.
+    #[cfg(feature = "oidc")]
     popup: RefCell<Option<Popup>>,
     locks: Locks,
     bus: RefCell<Option<Bus>>,
@@ -119,6 +125,7 @@ impl Driver {
                 machine: RefCell::new(machine),
                 queue: RefCell::default(),
                 auth: Rc::new(endpoints.auth),
+                #[cfg(feature = "oidc")]
                 sign_in: endpoints.sign_in,
                 fetch: Fetch::new(endpoints.token_origins, csrf_header, sink.clone()),
                 locks: Locks::new(&config.namespace, sink.clone(), shared),
@@ -126,6 +133,7 @@ impl Driver {
                 tab_id,
                 events: Events::default(),
                 store,
+                #[cfg(feature = "oidc")]
                 popup: RefCell::default(),
                 bus: RefCell::new(None),
                 deadline: RefCell::default(),
@@ -245,21 +253,25 @@ impl Driver {
             }
             Effect::AcquireLock { id, steal } => self.locks.acquire(id, steal),
             Effect::ReleaseLock { id } => self.locks.release(id),
+            #[cfg(feature = "oidc")]
             Effect::Discover => {
                 if let Some(kept) = self.sink.keep() {
                     self.auth.discover(kept);
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::ExchangeCode { id, url, form } => {
                 if let Some(kept) = self.sink.keep() {
                     self.auth.exchange_code(id, url, form, kept);
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::Navigate { ticket, url, params, login } => {
                 let gone = Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)");
                 let sent = self.sign_in.as_ref().ok_or(gone).and_then(|s| s.navigate(&url, &params, login.as_ref()));
                 self.sink.send(Input::Navigated { ticket, error: sent.err() });
             }
+            #[cfg(feature = "oidc")]
             Effect::NavigatePopup { ticket, url, params } => {
                 let popup = self.popup.borrow();
                 let sent = oidc::with_query(&url, &params)
@@ -269,23 +281,28 @@ impl Driver {
                     self.sink.send(Input::Navigated { ticket, error: Some(e) });
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::ClosePopup => drop(self.popup.borrow_mut().take()),
+            #[cfg(feature = "oidc")]
             Effect::DiscardLogin => {
                 if let Some(s) = &self.sign_in {
                     s.discard_login();
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::CleanAddressBar { url } => oidc::clean_address_bar(&url),
         }
     }
 
     /// Closes the sign-in popup, if one is open.
+    #[cfg(feature = "oidc")]
     pub fn close_popup(&self) {
         drop(self.popup.borrow_mut().take());
     }
 
     /// Opens the sign-in popup (in the app's click, before anything is awaited); false when
     /// the browser blocked it. A popup still open is closed.
+    #[cfg(feature = "oidc")]
     pub fn open_popup(&self) -> bool {
         drop(self.popup.borrow_mut().take());
         let popup = Popup::open(&self.sink);
@@ -314,7 +331,8 @@ impl Driver {
         self.input(Input::Dispose);
         self.deadline.borrow_mut().arm(None, &self.sink);
         self.listeners.borrow_mut().clear();
-        drop(self.popup.borrow_mut().take());
+        #[cfg(feature = "oidc")]
+        self.close_popup();
         self.bus.borrow_mut().take();
         self.locks.release_presence();
         self.events.clear();

@@ -74,7 +74,7 @@ export async function startServer(env = {}) {
 
 /**
  * Starts the OpenID Provider of www/oidc/provider.mjs (oidc-provider) on a free port, with
- * `appOrigin`'s "/" and "/e2e.html" as redirect URIs and `accessTtl`-second access tokens.
+ * `appOrigin`'s "/", "/e2e.html" and "/e2e-oidc.html" as redirect URIs and `accessTtl`-second access tokens.
  */
 export async function startProvider(appOrigin, { accessTtl = 60 } = {}) {
   const child = spawn(process.execPath, [path.join(root, "www/oidc/provider.mjs")], {

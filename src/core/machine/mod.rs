@@ -24,9 +24,12 @@ mod io;
 mod limits;
 mod refresh;
 mod session;
+#[cfg(feature = "oidc")]
 mod signin;
 
-pub use io::{Answer, Authorization, Boot, Credential, Effect, Input, Reply, Ticket, Transport};
+#[cfg(feature = "oidc")]
+pub use io::Authorization;
+pub use io::{Answer, Boot, Credential, Effect, Input, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
 
@@ -37,6 +40,7 @@ use io::Out;
 use limits::Limits;
 use refresh::{Cause, Outcome, Refresh};
 use session::{current, Session, Source};
+#[cfg(feature = "oidc")]
 use signin::SignIn;
 
 use super::config::{Config, Mode, StorageMode};
@@ -86,6 +90,7 @@ pub struct Machine {
     callers: Callers,
     cookie: CookieSession,
     limits: Limits,
+    #[cfg(feature = "oidc")]
     signin: SignIn,
     timer: Timer,
     /// The latest wall and monotonic times seen, to measure steps of the wall clock.
@@ -101,6 +106,7 @@ impl Machine {
         Machine {
             refresh: Refresh::new(&cfg, tab.clone(), seed),
             limits: Limits::new(&cfg),
+            #[cfg(feature = "oidc")]
             signin: SignIn::new(&cfg),
             storage: cfg.storage,
             cfg,
@@ -256,24 +262,21 @@ impl Machine {
                 self.apply(now, outcome);
             }
             Input::LockLost { id } => self.refresh.lock_lost(id),
+            #[cfg(feature = "oidc")]
             Input::Authorize(auth) => self.signin.authorize(now, auth, &mut self.out),
+            #[cfg(feature = "oidc")]
             Input::PopupCallback { url, params } => self.signin.popup_callback(url, &params, &mut self.out),
+            #[cfg(feature = "oidc")]
             Input::PopupClosed => self.signin.popup_closed(&mut self.out),
+            #[cfg(feature = "oidc")]
             Input::Callback { ticket, url, params, login } => {
                 self.signin.callback(ticket, url, &params, login, &mut self.out)
             }
+            #[cfg(feature = "oidc")]
             Input::Discovered(result) => self.signin.discovered(result, &mut self.out),
-            Input::CodeReply { id, reply, id_claims } => {
-                if let signin::Outcome::SignedIn { tokens, waiting, app_state } =
-                    self.signin.exchanged(now, id, reply, id_claims, &mut self.out)
-                {
-                    let stamp = self.next_stamp(now);
-                    self.install(now, tokens, stamp, Source::SignIn, false);
-                    for ticket in waiting {
-                        self.out.answer(ticket, Answer::AppState(app_state.clone()));
-                    }
-                }
-            }
+            #[cfg(feature = "oidc")]
+            Input::CodeReply { id, reply, id_claims } => self.code_reply(now, id, reply, id_claims),
+            #[cfg(feature = "oidc")]
             Input::Navigated { ticket, error } => self.signin.navigated(ticket, error, &mut self.out),
         }
     }
@@ -304,8 +307,9 @@ impl Machine {
             | Input::Activity
             | Input::SessionRead { .. }
             | Input::CsrfRejected { .. }
-            | Input::LockLost { .. }
-            | Input::Authorize(_)
+            | Input::LockLost { .. } => {}
+            #[cfg(feature = "oidc")]
+            Input::Authorize(_)
             | Input::PopupCallback { .. }
             | Input::PopupClosed
             | Input::Callback { .. }

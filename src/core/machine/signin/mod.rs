@@ -8,6 +8,8 @@
 //! waits for the first one's answer instead of exchanging the code again.
 
 use super::io::{Answer, Authorization, Effect, Out, Reply, Ticket};
+use super::session::Source;
+use super::Machine;
 use crate::core::config::Config;
 use crate::core::error::Error;
 use crate::core::oidc::{self, Callback, Client, Expected, IdClaims, LoginOptions, Pending, Provider};
@@ -355,6 +357,21 @@ fn answer(ticket: Ticket, result: &Result<Option<String>, Error>, out: &mut Out)
         Err(e) => Answer::Failed(e.clone()),
     };
     out.answer(ticket, answer);
+}
+
+impl Machine {
+    /// [`super::Input::CodeReply`]: the code exchange `id` answered. Signed in when the reply
+    /// and the ID token pass their checks; the callers waiting for it get the app state.
+    pub(super) fn code_reply(&mut self, now: f64, id: u32, reply: Reply, id_claims: Option<Result<IdClaims, Error>>) {
+        let outcome = self.signin.exchanged(now, id, reply, id_claims, &mut self.out);
+        if let Outcome::SignedIn { tokens, waiting, app_state } = outcome {
+            let stamp = self.next_stamp(now);
+            self.install(now, tokens, stamp, Source::SignIn, false);
+            for ticket in waiting {
+                self.out.answer(ticket, Answer::AppState(app_state.clone()));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
