@@ -8,10 +8,12 @@ export GECKODRIVER ?= $(HOME)/.cargo/bin/geckodriver
 BROWSERS ?= chromium,firefox
 export WS_BROWSERS := $(BROWSERS)
 export ACCESS_TTL ?= 30
-# Package size ceiling (bytes gzip -9, the .wasm plus the glue minified as an app's bundler
-# ships it): today's size plus about 1 KB, so that it can only shrink. Where the bytes go and
-# why: `make size-report` and README, Performance.
-SIZE_CEILING ?= 133700
+# Package size ceilings (bytes gzip -9, the .wasm plus the glue minified as an app's bundler
+# ships it) of the main entry and of `wasm-session/oidc`: today's sizes plus about 1 KB, so
+# that they can only shrink. Where the bytes go and why: `make size-report` and README,
+# Performance.
+SIZE_CEILING ?= 107100
+SIZE_CEILING_OIDC ?= 132900
 
 .PHONY: setup build server demo test test-host test-size test-browser test-e2e fuzz soak bench size-report mutants clean
 
@@ -45,9 +47,9 @@ test: setup
 test-host:
 	@SIM_SEEDS=$${SIM_SEEDS:-2000} scripts/count.sh "host (cargo test)" cargo test -q --workspace -- --nocapture
 
-## test-size: the built package (pkg/) against SIZE_CEILING
+## test-size: the built package's two entries (pkg/, pkg/oidc/) against their ceilings
 test-size:
-	@set -o pipefail; node bench/size.mjs --budget $(SIZE_CEILING) | tail -1
+	@set -o pipefail; node bench/size.mjs --budget $(SIZE_CEILING) --budget-oidc $(SIZE_CEILING_OIDC) | tail -2
 
 test-browser: server
 	@for b in $$(echo $(BROWSERS) | tr , ' '); do \

@@ -4,7 +4,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { startServer, startProvider, launch, openTab, median, root, until } from "../tests/e2e/harness.mjs";
-import { sizes } from "./size.mjs";
+import { allSizes } from "./size.mjs";
 
 const results = [];
 function figure(name, value, unit) {
@@ -20,7 +20,7 @@ const login = (page, config = {}) => page.evaluate(async (config) => {
 }, config);
 
 async function size() {
-  for (const [k, v] of Object.entries(sizes())) figure(k, v, "bytes");
+  for (const [k, v] of Object.entries(allSizes())) figure(k, v, "bytes");
 }
 
 async function perRequest(browser, server) {
@@ -220,7 +220,7 @@ async function openid(browser, server) {
   const provider = await startProvider(server.main);
   const context = await browser.newContext();
   const page = await openTab(context, server);
-  const app = server.main + "/e2e.html";
+  const app = server.main + "/e2e-oidc.html";
   const config = { issuer: provider.issuer, clientId: "demo-spa", redirectUri: app };
   const safe = (fn, arg) => page.evaluate(fn, arg).catch(() => null);
   const round = async (first) => {

@@ -16,10 +16,15 @@ if (json.name !== "wasm-session") fail(`unexpected name ${json.name}`);
 if (json.version !== cargoVersion) fail(`version ${json.version} is not Cargo.toml's ${cargoVersion}`);
 for (const license of ["LICENSE-MIT", "LICENSE-APACHE"]) copyFileSync(path.join(root, license), path.join(pkg, license));
 
-json.files = ["wasm_session_bg.wasm", "wasm_session.js", "wasm_session.d.ts", "README.md", "LICENSE-MIT", "LICENSE-APACHE"];
+// The main entry has no OpenID Connect; `wasm-session/oidc` is the build with it (the `oidc`
+// cargo feature), the same API plus the sign-in methods.
+const glue = ["wasm_session_bg.wasm", "wasm_session.js", "wasm_session.d.ts"];
+json.files = [...glue, ...glue.map((f) => `oidc/${f}`), "README.md", "LICENSE-MIT", "LICENSE-APACHE"];
 json.exports = {
   ".": { types: "./wasm_session.d.ts", default: "./wasm_session.js" },
+  "./oidc": { types: "./oidc/wasm_session.d.ts", default: "./oidc/wasm_session.js" },
   "./wasm_session_bg.wasm": "./wasm_session_bg.wasm",
+  "./oidc/wasm_session_bg.wasm": "./oidc/wasm_session_bg.wasm",
   "./package.json": "./package.json",
 };
 json.module = "wasm_session.js";

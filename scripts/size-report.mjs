@@ -1,6 +1,6 @@
 // `make size-report`: where the package's bytes go, and how it compares with its peers.
 //
-// Reads the names-kept optimized module that scripts/build-pkg.sh leaves in
+// Reads the names-kept optimized module of the main entry that scripts/build-pkg.sh leaves in
 // target/wasm-opt.wasm with `twiggy top`, groups its functions by module and by feature, and
 // measures the peers the same way as the package: each one's npm release bundled and
 // minified by esbuild (as a user's bundler would), gzip -9. The peers and esbuild are
@@ -11,6 +11,7 @@
 //
 // Groups are raw bytes of code from twiggy; their gzip figures are estimates (each group's
 // share of the raw code times the measured gzip size of the whole module), marked "≈".
+// OpenID Connect's cost is measured: the `wasm-session/oidc` entry's size minus the main one's.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
@@ -31,10 +32,10 @@ const PEERS = [
   ["auth0-spa-js", "@auth0/auth0-spa-js", "import { Auth0Client } from '@auth0/auth0-spa-js'; window.x = Auth0Client;"],
 ];
 
-// Features, by the module paths (and, where a module serves several, the function names)
-// their code lives under. The first match wins; the rest of our code is the token core.
+// Features of the main entry, by the module paths (and, where a module serves several, the
+// function names) their code lives under. The first match wins; the rest of our code is the
+// token core.
 const FEATURES = [
-  ["OpenID Connect", /core::oidc|machine::signin|web::oidc|web::popup|login_with_redirect|login_with_popup|handle_redirect_callback|new_login|login_options|app_state_result|OAuth::provider|exchange_code|discover/],
   ["cookie mode", /machine::cookie|with_cookie|CookieSession|SessionResponse|Cookie>|AuthServer::Cookie/],
   ["timeouts (idle, absolute)", /machine::limits|Machine::activity|idle_at|session_ends_at|idle_logout/],
 ];
@@ -115,24 +116,28 @@ function peers() {
   return { out, bundle };
 }
 
-const wasmFile = at("pkg", "wasm_session_bg.wasm");
 const named = at("target", "wasm-opt.wasm");
-if (!existsSync(wasmFile) || !existsSync(named)) {
+if (!existsSync(at("pkg", "oidc", "wasm_session_bg.wasm")) || !existsSync(named)) {
   console.error("size-report: build the package first (make build)");
   process.exit(1);
 }
-const wasm = readFileSync(wasmFile);
-const glue = readFileSync(at("pkg", "wasm_session.js"));
 const { out: peerSizes, bundle } = peers();
-const glueMin = bundle(glue.toString(), at("pkg"));
-const ours = {
-  wasmRaw: wasm.length,
-  wasmGz: gzip(wasm),
-  wasmBr: brotli(wasm),
-  glueGz: gzip(glue),
-  glueMinGz: gzip(glueMin),
-  glueMinBr: brotli(glueMin),
+/** An entry's download: the .wasm, and its glue as published and minified by esbuild. */
+const entry = (dir) => {
+  const wasm = readFileSync(path.join(dir, "wasm_session_bg.wasm"));
+  const glue = readFileSync(path.join(dir, "wasm_session.js"));
+  const glueMin = bundle(glue.toString(), dir);
+  return {
+    wasmGz: gzip(wasm),
+    wasmBr: brotli(wasm),
+    glueGz: gzip(glue),
+    glueMinGz: gzip(glueMin),
+    glueMinBr: brotli(glueMin),
+  };
 };
+const ours = entry(at("pkg"));
+const oidc = entry(at("pkg", "oidc"));
+const download = (e) => e.wasmGz + e.glueMinGz;
 const rows = twiggyRows(named);
 const total = rows.reduce((n, r) => n + r.bytes, 0);
 const { byModule, byFeature } = classify(rows);
@@ -143,18 +148,22 @@ const p = (s = "") => lines.push(s);
 p("| Library | Download, gzip (minified by esbuild) |");
 p("|---|---|");
 for (const peer of peerSizes) p(`| ${peer.label} ${peer.version} | ${kb(peer.gzip)} KB |`);
-p(
-  `| **wasm-session** | **${kb(ours.wasmGz + ours.glueMinGz)} KB** (wasm ${kb(ours.wasmGz)} + glue ${kb(ours.glueMinGz)}; ` +
-    `${kb(ours.wasmBr + ours.glueMinBr)} KB brotli; glue as published ${kb(ours.glueGz)} KB) |`,
-);
+for (const [name, e] of [["wasm-session", ours], ["wasm-session/oidc", oidc]]) {
+  p(
+    `| **${name}** | **${kb(download(e))} KB** (wasm ${kb(e.wasmGz)} + glue ${kb(e.glueMinGz)}; ` +
+      `${kb(e.wasmBr + e.glueMinBr)} KB brotli; glue as published ${kb(e.glueGz)} KB) |`,
+  );
+}
 p();
-p(`The module by feature (≈ KB gzip, from ${kb(total)} KB of code and data, raw):`);
+p(`\`wasm-session\` by feature (≈ KB gzip, from ${kb(total)} KB of code and data, raw), and what`);
+p("`wasm-session/oidc` adds (measured):");
 p();
 p("| Feature | ≈ gzip | raw |");
 p("|---|---|---|");
 for (const [k, v] of [...byFeature].sort((a, b) => b[1] - a[1])) p(`| ${k} | ${kb(est(v))} KB | ${kb(v)} KB |`);
+p(`| OpenID Connect (\`wasm-session/oidc\` minus \`wasm-session\`) | ${kb(download(oidc) - download(ours))} KB | |`);
 p();
-p("The module by part (≈ KB gzip; our modules, then the crates):");
+p("`wasm-session` by part (≈ KB gzip; our modules, then the crates):");
 p();
 p("| Part | ≈ gzip | raw |");
 p("|---|---|---|");

@@ -14,6 +14,7 @@ use wasm_session::core::error::Error;
 
 const README: &str = include_str!("../README.md");
 const SESSION_RS: &str = include_str!("../src/web/session.rs");
+const SESSION_OIDC_RS: &str = include_str!("../src/web/session_oidc.rs");
 
 /// What `new Session(config)` makes of a JSON config.
 fn parse(v: Value) -> Result<Config, Error> {
@@ -221,12 +222,17 @@ struct Interface {
     props: Vec<Declared>,
 }
 
-/// The TypeScript of the `typescript_custom_section`.
-fn typescript() -> &'static str {
-    let start = "const TS_TYPES: &'static str = r#\"";
-    let at = SESSION_RS.find(start).map(|i| i + start.len()).unwrap_or_else(|| panic!("no {start} in session.rs"));
-    let rest = &SESSION_RS[at..];
-    &rest[..rest.find("\"#;").unwrap_or(rest.len())]
+/// The TypeScript of the `typescript_custom_section`s.
+fn typescript() -> String {
+    // The `wasm-session/oidc` build's types: the shared ones, then OpenID Connect's configs.
+    let section = |file: &'static str, name: &str, start: &str| -> &'static str {
+        let at = file.find(start).map(|i| i + start.len()).unwrap_or_else(|| panic!("no {start} in {name}"));
+        let rest = &file[at..];
+        &rest[..rest.find("\"#;").unwrap_or(rest.len())]
+    };
+    let shared = section(SESSION_RS, "session.rs", "const TS_TYPES: &'static str = r#\"");
+    let oidc = section(SESSION_OIDC_RS, "session_oidc.rs", "const TS_OIDC_TYPES: &'static str = r#\"");
+    format!("{shared}\n{oidc}")
 }
 
 /// Type aliases (`export type A = ...;`, one line each) and interfaces, by name.
@@ -274,7 +280,7 @@ fn parse_typescript(ts: &str) -> (BTreeMap<String, String>, BTreeMap<String, Int
 
 /// Every property of the interfaces that `SessionConfig` is made of, by option name.
 fn config_declarations() -> (BTreeMap<String, String>, BTreeMap<String, Vec<Declared>>) {
-    let (aliases, mut interfaces) = parse_typescript(typescript());
+    let (aliases, mut interfaces) = parse_typescript(&typescript());
     let roots = aliases.get("SessionConfig").unwrap_or_else(|| panic!("no `export type SessionConfig`"));
     let mut todo: Vec<String> = roots.split('|').map(|r| r.trim().to_string()).collect();
     let mut seen = BTreeSet::new();

@@ -1,5 +1,6 @@
-// The wasm-session demo: plain JS module, no build step.
-import init, { Session } from "/pkg/wasm_session.js";
+// The wasm-session demo: plain JS module, no build step. It shows every feature, so it loads
+// the wasm-session/oidc entry (with OpenID Connect).
+import init, { Session } from "/pkg/oidc/wasm_session.js";
 
 const $ = (id) => document.getElementById(id);
 const here = new URLSearchParams(location.search);

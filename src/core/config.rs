@@ -13,6 +13,7 @@ use super::Field;
 
 #[macro_use]
 mod kinds;
+mod oidc;
 
 mod transport;
 
@@ -376,7 +377,7 @@ impl Config {
             return Err(err(opt::csrfHeader.name, "must be a header name of letters, digits and '-'"));
         }
         let client_id = text(raw.clientId, opt::clientId)?;
-        let oidc = oidc(
+        let oidc = oidc::options(
             raw.issuer,
             raw.authorizationUrl,
             raw.endSessionUrl,
@@ -446,46 +447,6 @@ impl Config {
             dpop,
         })
     }
-}
-
-/// The OpenID Connect options: none of them, or a sign-in to set up.
-fn oidc(
-    issuer: Field<String>,
-    authorization_url: Field<String>,
-    end_session_url: Field<String>,
-    redirect_uri: Field<String>,
-    scope: Field<String>,
-    post_logout_redirect_uri: Field<String>,
-) -> Result<Option<Oidc>, Error> {
-    let scope_given = !matches!(scope, Field::Absent);
-    let o = Oidc {
-        issuer: text(issuer, opt::issuer)?,
-        authorization_url: text(authorization_url, opt::authorizationUrl)?,
-        end_session_url: text(end_session_url, opt::endSessionUrl)?,
-        redirect_uri: text(redirect_uri, opt::redirectUri)?,
-        scope: text(scope, opt::scope)?.unwrap_or_else(|| const { opt::scope.kind.default.value() }.into()),
-        post_logout_redirect_uri: text(post_logout_redirect_uri, opt::postLogoutRedirectUri)?,
-    };
-    if o.issuer.is_some() || o.authorization_url.is_some() {
-        let scope_ok = o.scope.len() <= 1024 && o.scope.bytes().all(|b| b == b' ' || (b'!'..=b'~').contains(&b));
-        if !scope_ok || o.scope.contains('"') || o.scope.contains('\\') {
-            return Err(err(opt::scope.name, "must be space-separated scope tokens (RFC 6749 §3.3)"));
-        }
-        return Ok(Some(o));
-    }
-    for (given, name) in [
-        (&o.end_session_url, opt::endSessionUrl.name),
-        (&o.redirect_uri, opt::redirectUri.name),
-        (&o.post_logout_redirect_uri, opt::postLogoutRedirectUri.name),
-    ] {
-        if given.is_some() {
-            return Err(err(name, "needs issuer (or authorizationUrl) for OpenID Connect"));
-        }
-    }
-    if scope_given {
-        return Err(err(opt::scope.name, "needs issuer (or authorizationUrl) for OpenID Connect"));
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

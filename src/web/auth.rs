@@ -10,10 +10,13 @@ use std::rc::Rc;
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsValue;
 
+#[cfg(feature = "oidc")]
 use crate::core::config::check_transport;
 use crate::core::error::Error;
 use crate::core::machine::{Credential, Input, Reply, Ticket};
-use crate::core::oidc::{discovery_url, Discovery, IdClaims, Provider};
+use crate::core::oidc::Provider;
+#[cfg(feature = "oidc")]
+use crate::core::oidc::{discovery_url, Discovery, IdClaims};
 use crate::core::policy;
 use crate::core::token::{jwt_payload, JwtTimes, SessionResponse, TokenResponse, TokenSet};
 use crate::core::Field;
@@ -87,6 +90,7 @@ impl AuthServer {
         });
     }
 
+    #[cfg(feature = "oidc")]
     /// Carries out [`crate::core::machine::Effect::Discover`]: the provider's endpoints
     /// (found once per session) go to `kept` as [`Input::Discovered`].
     pub fn discover(self: &Rc<Self>, kept: Kept) {
@@ -100,6 +104,7 @@ impl AuthServer {
         });
     }
 
+    #[cfg(feature = "oidc")]
     /// Carries out [`crate::core::machine::Effect::ExchangeCode`] `id`: POSTs `form` to the
     /// token endpoint `url`; the reply, with its ID token's claims, goes to `kept` as
     /// [`Input::CodeReply`].
@@ -169,6 +174,7 @@ impl AuthServer {
 }
 
 /// A discovered endpoint: absolute, and https (or http to this machine).
+#[cfg(feature = "oidc")]
 fn discovered(field: &'static str, raw: &str) -> Result<String, Error> {
     let url = web_sys::Url::new(raw).map_err(|_| Error::Discovery(field, "is not an absolute URL"))?;
     check_transport(field, &url.protocol(), &url.hostname())
@@ -183,27 +189,12 @@ impl OAuth {
         if let Some(p) = self.found.borrow().clone() {
             return Ok(p);
         }
-        let mut p = self.configured.clone();
-        if let Some(issuer) = &self.discover_from {
-            let raw = call(&discovery_url(issuer), None, None, false, self.timeout_ms).await?;
-            let body = raw.body.filter(|b| raw.status == 200 && b.is_object() && !Array::is_array(b));
-            let body =
-                body.ok_or(Error::Discovery("(document)", "is not a JSON object (HTTP status other than 200?)"))?;
-            let doc: Discovery = serde_wasm_bindgen::from_value(body)
-                .map_err(|_| Error::Discovery("(document)", "is not a discovery document"))?;
-            let urls = doc.validate(issuer)?;
-            p.authorization = Some(discovered("authorization_endpoint", &urls.authorization)?);
-            if p.token.is_empty() {
-                p.token = discovered("token_endpoint", &urls.token)?;
-            }
-            if p.revocation.is_none() {
-                p.revocation = urls.revocation.as_deref().map(|u| discovered("revocation_endpoint", u)).transpose()?;
-            }
-            if p.end_session.is_none() {
-                p.end_session =
-                    urls.end_session.as_deref().map(|u| discovered("end_session_endpoint", u)).transpose()?;
-            }
-        }
+        let p = self.configured.clone();
+        #[cfg(feature = "oidc")]
+        let p = match &self.discover_from {
+            Some(issuer) => discover(issuer, p, self.timeout_ms).await?,
+            None => p,
+        };
         let p = Rc::new(p);
         *self.found.borrow_mut() = Some(p.clone());
         Ok(p)
@@ -267,6 +258,29 @@ impl OAuth {
     }
 }
 
+/// `p` with the endpoints it leaves out taken from `issuer`'s discovery document (OpenID
+/// Connect Discovery 1.0), checked against the issuer.
+#[cfg(feature = "oidc")]
+async fn discover(issuer: &str, mut p: Provider, timeout_ms: f64) -> Result<Provider, Error> {
+    let raw = call(&discovery_url(issuer), None, None, false, timeout_ms).await?;
+    let body = raw.body.filter(|b| raw.status == 200 && b.is_object() && !Array::is_array(b));
+    let body = body.ok_or(Error::Discovery("(document)", "is not a JSON object (HTTP status other than 200?)"))?;
+    let doc: Discovery = serde_wasm_bindgen::from_value(body)
+        .map_err(|_| Error::Discovery("(document)", "is not a discovery document"))?;
+    let urls = doc.validate(issuer)?;
+    p.authorization = Some(discovered("authorization_endpoint", &urls.authorization)?);
+    if p.token.is_empty() {
+        p.token = discovered("token_endpoint", &urls.token)?;
+    }
+    if p.revocation.is_none() {
+        p.revocation = urls.revocation.as_deref().map(|u| discovered("revocation_endpoint", u)).transpose()?;
+    }
+    if p.end_session.is_none() {
+        p.end_session = urls.end_session.as_deref().map(|u| discovered("end_session_endpoint", u)).transpose()?;
+    }
+    Ok(p)
+}
+
 impl CookieSession {
     /// `{sessionUrl}{path}`.
     fn at(&self, path: &str) -> String {
@@ -316,6 +330,7 @@ pub fn claims(token: &str) -> Option<JsValue> {
 }
 
 /// The claims of an ID token, as the core checks them.
+#[cfg(feature = "oidc")]
 fn id_claims(token: &str) -> Result<IdClaims, Error> {
     let claims = claims(token).ok_or(Error::IdToken("id_token", "is not a JWT"))?;
     serde_wasm_bindgen::from_value(claims).map_err(|_| Error::IdToken("id_token", "has unreadable claims"))

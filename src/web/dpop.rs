@@ -90,6 +90,14 @@ pub async fn ath(token: &str) -> Result<String, Error> {
     Ok(URL_SAFE_NO_PAD.encode(sha256(token.as_bytes()).await?))
 }
 
+/// A proof's `jti`: 16 random bytes (`crypto.getRandomValues`), base64url.
+fn jti() -> Result<String, Error> {
+    let crypto = web_sys::window().and_then(|w| w.crypto().ok()).ok_or(failed("needs crypto.getRandomValues"))?;
+    let mut bytes = [0u8; 16];
+    crypto.get_random_values_with_u8_array(&mut bytes).map_err(|_| failed("needs crypto.getRandomValues"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// JSON text of a serde value, through the browser's `JSON.stringify`.
 fn json<T: Serialize>(value: &T) -> Result<String, Error> {
     let v = serde_wasm_bindgen::to_value(value).map_err(|_| failed("could not encode a proof"))?;
@@ -154,7 +162,7 @@ impl KeyPair {
         let target = web_sys::Url::new(url).map_err(|_| failed("a proof's URL is not absolute"))?;
         target.set_search("");
         target.set_hash("");
-        let jti = super::oidc::random(16)?;
+        let jti = jti()?;
         let claims = Claims { jti, htm, htu: target.href(), iat: iat.max(0.0) as u64, ath, nonce };
         let header = Header { typ: "dpop+jwt", alg: "ES256", jwk: &self.jwk };
         let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(json(&header)?), URL_SAFE_NO_PAD.encode(json(&claims)?));

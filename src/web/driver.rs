@@ -12,6 +12,7 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 
 use crate::core::config::{Config, StorageMode};
+#[cfg(feature = "oidc")]
 use crate::core::error::Error;
 use crate::core::events::Event;
 use crate::core::machine::{Answer, Boot, Effect, Input, KeyOp, Machine, Ticket, Transport};
@@ -21,7 +22,9 @@ use super::callbacks::{spawn, Listener};
 use super::dpop::Keys;
 use super::events::Events;
 use super::fetch::Fetch;
+#[cfg(feature = "oidc")]
 use super::oidc::{self, SignIn};
+#[cfg(feature = "oidc")]
 use super::popup::Popup;
 use super::sink::{Feed, Kept, Sink};
 use super::storage::Store;
@@ -33,6 +36,7 @@ pub struct Endpoints {
     /// The auth server (OAuth 2.0 endpoints, or cookie mode's session endpoint).
     pub auth: AuthServer,
     /// OpenID Connect sign-in, if configured.
+    #[cfg(feature = "oidc")]
     pub sign_in: Option<SignIn>,
     /// Serialized origins that may receive the token: the page's own (unless it is plain
     /// http off this machine), the issuer's and `allowedOrigins`.
@@ -51,6 +55,7 @@ pub struct Driver {
     /// The auth server's calls.
     pub auth: Rc<AuthServer>,
     /// OpenID Connect sign-in, if configured.
+    #[cfg(feature = "oidc")]
     pub sign_in: Option<SignIn>,
     /// DPoP: the session's keys, when `dpop: true`.
     pub dpop: Option<Rc<Keys>>,
@@ -63,6 +68,7 @@ pub struct Driver {
     /// Persistence.
     pub store: Store,
     /// The sign-in popup, while one is open.
+    #[cfg(feature = "oidc")]
     popup: RefCell<Option<Popup>>,
     locks: Locks,
     bus: RefCell<Option<Bus>>,
@@ -124,6 +130,7 @@ impl Driver {
                 machine: RefCell::new(machine),
                 queue: RefCell::default(),
                 auth: Rc::new(endpoints.auth),
+                #[cfg(feature = "oidc")]
                 sign_in: endpoints.sign_in,
                 fetch: Fetch::new(endpoints.token_origins, csrf_header, endpoints.dpop.clone(), sink.clone()),
                 dpop: endpoints.dpop,
@@ -132,6 +139,7 @@ impl Driver {
                 tab_id,
                 events: Events::default(),
                 store,
+                #[cfg(feature = "oidc")]
                 popup: RefCell::default(),
                 bus: RefCell::new(None),
                 deadline: RefCell::default(),
@@ -251,21 +259,25 @@ impl Driver {
             }
             Effect::AcquireLock { id, steal } => self.locks.acquire(id, steal),
             Effect::ReleaseLock { id } => self.locks.release(id),
+            #[cfg(feature = "oidc")]
             Effect::Discover => {
                 if let Some(kept) = self.sink.keep() {
                     self.auth.discover(kept);
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::ExchangeCode { id, url, form } => {
                 if let Some(kept) = self.sink.keep() {
                     self.auth.exchange_code(id, url, form, kept);
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::Navigate { ticket, url, params, login } => {
                 let gone = Error::Config("issuer".into(), "is required for loginWithRedirect (or authorizationUrl)");
                 let sent = self.sign_in.as_ref().ok_or(gone).and_then(|s| s.navigate(&url, &params, login.as_ref()));
                 self.sink.send(Input::Navigated { ticket, error: sent.err() });
             }
+            #[cfg(feature = "oidc")]
             Effect::NavigatePopup { ticket, url, params } => {
                 let popup = self.popup.borrow();
                 let sent = oidc::with_query(&url, &params)
@@ -275,12 +287,15 @@ impl Driver {
                     self.sink.send(Input::Navigated { ticket, error: Some(e) });
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::ClosePopup => drop(self.popup.borrow_mut().take()),
+            #[cfg(feature = "oidc")]
             Effect::DiscardLogin => {
                 if let Some(s) = &self.sign_in {
                     s.discard_login();
                 }
             }
+            #[cfg(feature = "oidc")]
             Effect::CleanAddressBar { url } => oidc::clean_address_bar(&url),
             Effect::Key(op) => {
                 let Some(keys) = &self.dpop else { return };
@@ -299,12 +314,14 @@ impl Driver {
     }
 
     /// Closes the sign-in popup, if one is open.
+    #[cfg(feature = "oidc")]
     pub fn close_popup(&self) {
         drop(self.popup.borrow_mut().take());
     }
 
     /// Opens the sign-in popup (in the app's click, before anything is awaited); false when
     /// the browser blocked it. A popup still open is closed.
+    #[cfg(feature = "oidc")]
     pub fn open_popup(&self) -> bool {
         drop(self.popup.borrow_mut().take());
         let popup = Popup::open(&self.sink);
@@ -333,7 +350,8 @@ impl Driver {
         self.input(Input::Dispose);
         self.deadline.borrow_mut().arm(None, &self.sink);
         self.listeners.borrow_mut().clear();
-        drop(self.popup.borrow_mut().take());
+        #[cfg(feature = "oidc")]
+        self.close_popup();
         self.bus.borrow_mut().take();
         self.locks.release_presence();
         self.events.clear();

@@ -2,7 +2,8 @@
 //! decides nothing; it turns the machine's effects into browser calls and browser results
 //! into the machine's inputs.
 //!
-//! - [`session`]: the `#[wasm_bindgen]` `Session` class, its TypeScript types, config reading.
+//! - [`session`]: the `#[wasm_bindgen]` `Session` class, its TypeScript types, config reading;
+//!   `session_oidc.rs` adds its OpenID Connect methods (the `oidc` feature).
 //! - [`driver`]: the one owner of the [`crate::core::machine::Machine`]: feeds it inputs and
 //!   carries out its effects with the adapters below.
 //! - [`sink`]: the way into a session that the adapters get instead of the driver.
@@ -13,6 +14,8 @@
 //!   login, the cookie session), each turning a raw reply into what the machine reads.
 //! - [`fetch`]: the `session.fetch` wrapper.
 //! - [`dpop`]: DPoP keys (IndexedDB), proofs, nonces.
+//!
+//! With the `oidc` feature (`wasm-session/oidc` on npm):
 //! - [`oidc`]: OpenID Connect sign-in in the browser: secrets and S256, the login kept in
 //!   `sessionStorage`, navigation, the callback's parameters and the address bar.
 //! - [`popup`]: the sign-in popup (opened in the click, watched for its callback and closing).
@@ -29,9 +32,13 @@ pub mod driver;
 pub mod events;
 pub mod fetch;
 pub mod http;
+#[cfg(feature = "oidc")]
 pub mod oidc;
+#[cfg(feature = "oidc")]
 pub mod popup;
 pub mod session;
+#[cfg(feature = "oidc")]
+mod session_oidc;
 pub mod sink;
 pub mod storage;
 pub mod tabs;

@@ -11,8 +11,8 @@ use wasm_bindgen::prelude::*;
 use crate::core::config::{check_transport, Config, Mode, RawConfig, Server};
 use crate::core::error::Error;
 use crate::core::events::EVENT_NAMES;
-use crate::core::machine::{Answer, Authorization, Input};
-use crate::core::oidc::{LoginOptions, Provider, RawLoginOptions};
+use crate::core::machine::{Answer, Input};
+use crate::core::oidc::Provider;
 use crate::core::policy;
 use crate::core::token::TokenSet;
 
@@ -22,7 +22,17 @@ use super::dpop::Keys;
 use super::driver::{Driver, Endpoints};
 use super::events::to_js;
 use super::fetch;
+#[cfg(feature = "oidc")]
 use super::oidc::{self, SignIn};
+
+/// Without OpenID Connect, a session holds tokens or a cookie session (`session_oidc.rs`
+/// adds the provider's configs).
+#[cfg(not(feature = "oidc"))]
+#[wasm_bindgen(typescript_custom_section)]
+const TS_CONFIG: &'static str = r#"
+/** Options of `new Session(config)`. */
+export type SessionConfig = TokenSessionConfig | CookieSessionConfig;
+"#;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -81,64 +91,6 @@ export interface CookieSessionConfig extends Omit<CommonConfig, "clientId" | "re
   /** The header carrying the CSRF token on unsafe methods. Default `"X-CSRF-Token"`. */
   csrfHeader?: string;
   storage?: "memory";
-}
-
-/** OpenID Connect options shared by both ways to name the provider. */
-interface OidcOptions extends CommonConfig {
-  mode?: "token";
-  /** Your app's client id at the provider (a public client, PKCE). */
-  clientId: string;
-  /** Where the provider sends the browser back; register it there. Default: this page, without query or fragment. */
-  redirectUri?: string;
-  /** Default `"openid offline_access"` (`offline_access` asks for a refresh token). */
-  scope?: string;
-  /** Where the provider sends the browser after `logout()`; register it there. */
-  postLogoutRedirectUri?: string;
-  /** The end-session endpoint, if the provider's discovery document does not give it. */
-  endSessionUrl?: string;
-}
-
-/** OpenID Connect with discovery: `{issuer}/.well-known/openid-configuration` gives the endpoints. */
-export interface OidcSessionConfig extends OidcOptions {
-  /** The provider's issuer, exactly as its discovery document spells it. Its origin may receive the token (userinfo). */
-  issuer: string;
-  /** Overrides the discovered token endpoint. */
-  tokenUrl?: string;
-}
-
-/** OpenID Connect with the endpoints given directly (no discovery). */
-export interface OidcEndpointsConfig extends OidcOptions {
-  authorizationUrl: string;
-  tokenUrl: string;
-  /** Checked against the ID token's `iss` when given. */
-  issuer?: string;
-}
-
-/** Options of `new Session(config)`. */
-export type SessionConfig = TokenSessionConfig | CookieSessionConfig | OidcSessionConfig | OidcEndpointsConfig;
-
-/** Options of `loginWithRedirect()`. */
-export interface LoginWithRedirectOptions {
-  /** Any JSON data, handed back by `handleRedirectCallback()` (e.g. the page to return to). */
-  appState?: unknown;
-  /** OpenID Connect `prompt`: `"login"`, `"none"`, `"consent"`, `"select_account"`. */
-  prompt?: string;
-  /** Prefills the provider's login form. */
-  loginHint?: string;
-  /** More authorization request parameters (e.g. `{ ui_locales: "fr" }`); cannot replace the SDK's own. */
-  extraParams?: Record<string, string>;
-}
-
-/** Options of `loginWithPopup()`. */
-export interface LoginWithPopupOptions extends LoginWithRedirectOptions {
-  /** Give up (reject with `timeout`, close the popup) after this long. Default 120000 (2 min); 1000 to 3600000. */
-  timeoutMs?: number;
-}
-
-/** What `handleRedirectCallback()` and `loginWithPopup()` resolve to. */
-export interface RedirectResult {
-  /** The `appState` given to `loginWithRedirect()` or `loginWithPopup()`, if any. */
-  appState?: unknown;
 }
 
 /** Options of `logout()`. */
@@ -213,7 +165,7 @@ fn config_error(field: &str, why: &'static str) -> Error {
 }
 
 /// The page's URL, the base of relative endpoint URLs.
-fn page_url() -> Result<String, Error> {
+pub(super) fn page_url() -> Result<String, Error> {
     let window = web_sys::window().ok_or(config_error("(environment)", "needs a browser window"))?;
     window.location().href().map_err(|_| config_error("(environment)", "cannot read the page URL"))
 }
@@ -276,11 +228,15 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
         token_origins.push(url.origin());
     }
     let resolve = |field: &str, raw: Option<&String>| raw.map(|u| endpoint(field, u, &base)).transpose();
-    // The default redirect URI is the page itself, without query or fragment.
-    let here = format!("{}{}", page.origin(), page.pathname());
-    let redirect_uri = resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here);
-    let post_logout_redirect_uri =
-        resolve("postLogoutRedirectUri", oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()))?;
+    #[cfg(feature = "oidc")]
+    let sign_in = {
+        // The default redirect URI is the page itself, without query or fragment.
+        let here = format!("{}{}", page.origin(), page.pathname());
+        let redirect_uri = resolve("redirectUri", oidc.and_then(|o| o.redirect_uri.as_ref()))?.unwrap_or(here);
+        let post_logout_redirect_uri =
+            resolve("postLogoutRedirectUri", oidc.and_then(|o| o.post_logout_redirect_uri.as_ref()))?;
+        oidc.map(|o| SignIn::new(o.clone(), redirect_uri, post_logout_redirect_uri, &config.namespace))
+    };
     let stored = config.storage != crate::core::config::StorageMode::Memory;
     let dpop = (config.dpop && config.mode() == Mode::Token).then(|| Rc::new(Keys::new(&config.namespace, stored)));
     let auth = match &config.server {
@@ -306,12 +262,20 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
             timeout_ms: config.request_timeout_ms,
         }),
     };
-    let sign_in = oidc.map(|o| SignIn::new(o.clone(), redirect_uri, post_logout_redirect_uri, &config.namespace));
-    Ok((config, Endpoints { auth, sign_in, token_origins, dpop }))
+    Ok((
+        config,
+        Endpoints {
+            auth,
+            #[cfg(feature = "oidc")]
+            sign_in,
+            token_origins,
+            dpop,
+        },
+    ))
 }
 
 /// The keys of an options object, refusing any not in `known` (naming it).
-fn option_keys(value: &JsValue, arg: &'static str, known: &[&str], list: &'static str) -> Result<(), Error> {
+pub(super) fn option_keys(value: &JsValue, arg: &'static str, known: &[&str], list: &'static str) -> Result<(), Error> {
     if !value.is_object() || Array::is_array(value) || value.is_function() {
         return Err(Error::InvalidArgument(arg, "must be an options object"));
     }
@@ -320,89 +284,6 @@ fn option_keys(value: &JsValue, arg: &'static str, known: &[&str], list: &'stati
         return Err(Error::InvalidArgument(arg, list));
     }
     Ok(())
-}
-
-/// `loginWithRedirect(options)`: the serde-read options and `appState` as JSON text.
-fn login_options(value: JsValue, popup: bool) -> Result<(LoginOptions, Option<String>, f64), Error> {
-    let (arg, state_arg) = match popup {
-        true => ("loginWithPopup(options)", "loginWithPopup(options.appState)"),
-        false => ("loginWithRedirect(options)", "loginWithRedirect(options.appState)"),
-    };
-    if value.is_undefined() || value.is_null() {
-        return Ok((LoginOptions::default(), None, POPUP_TIMEOUT_MS));
-    }
-    match popup {
-        true => option_keys(
-            &value,
-            arg,
-            &["appState", "prompt", "loginHint", "extraParams", "timeoutMs"],
-            "takes only appState, prompt, loginHint, extraParams and timeoutMs",
-        )?,
-        false => option_keys(
-            &value,
-            arg,
-            &["appState", "prompt", "loginHint", "extraParams"],
-            "takes only appState, prompt, loginHint and extraParams",
-        )?,
-    }
-    let get = |name: &str| js_sys::Reflect::get(&value, &name.into()).unwrap_or(JsValue::UNDEFINED);
-    let app_state = get("appState");
-    let app_state = match app_state.is_undefined() {
-        true => None,
-        false => Some(
-            js_sys::JSON::stringify(&app_state)
-                .ok()
-                .and_then(|s| s.as_string())
-                .filter(|s| s.len() <= 65_536)
-                .ok_or(Error::InvalidArgument(state_arg, "must be JSON data of at most 64 KB"))?,
-        ),
-    };
-    let timeout = get("timeoutMs");
-    let timeout_ms = match timeout.as_f64() {
-        _ if timeout.is_undefined() => POPUP_TIMEOUT_MS,
-        Some(ms) if (1_000.0..=3_600_000.0).contains(&ms) => ms,
-        _ => {
-            return Err(Error::InvalidArgument(
-                "loginWithPopup(options.timeoutMs)",
-                "must be a number of milliseconds from 1000 to 3600000",
-            ))
-        }
-    };
-    let raw: RawLoginOptions =
-        serde_wasm_bindgen::from_value(value).map_err(|_| Error::InvalidArgument(arg, "must be a plain object"))?;
-    Ok((raw.validate()?, app_state, timeout_ms))
-}
-
-/// How long `loginWithPopup` waits for the popup by default.
-const POPUP_TIMEOUT_MS: f64 = 120_000.0;
-
-/// A new login transaction and its challenge, for the session's sign-in. With DPoP and
-/// `bind_code` (a popup: the key stays in this page until the code comes back), a new key
-/// whose thumbprint goes as `dpop_jkt`, so that the code is bound to it too.
-async fn new_login(
-    d: &Driver,
-    app_state: Option<String>,
-    bind_code: bool,
-) -> Result<(crate::core::oidc::Pending, String), JsValue> {
-    let sign_in =
-        d.sign_in.as_ref().ok_or(Error::Config("issuer".into(), "is required to sign in with OpenID Connect"))?;
-    let (mut login, challenge) = sign_in.new_login(app_state).await?;
-    if let (true, Some(keys)) = (bind_code, &d.dpop) {
-        login.dpop_jkt = Some(keys.new_sign_in().await?);
-    }
-    Ok((login, challenge))
-}
-
-/// `{ appState }` of a handled sign-in.
-fn app_state_result(answer: Answer) -> Result<JsValue, JsValue> {
-    let app_state = match answer {
-        Answer::AppState(a) => a.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED),
-        Answer::Failed(e) => return Err(to_js(&e)),
-        Answer::Token { .. } | Answer::NoToken | Answer::Done => JsValue::UNDEFINED,
-    };
-    let result = Object::new();
-    let _ = js_sys::Reflect::set(&result, &"appState".into(), &app_state);
-    Ok(result.into())
 }
 
 /// `logout(options)`: `returnTo`, resolved against the page.
@@ -421,12 +302,12 @@ fn nullable<T: Into<JsValue>>(v: Option<T>) -> JsValue {
     v.map_or(JsValue::NULL, Into::into)
 }
 
-fn reject(e: Error) -> Promise {
+pub(super) fn reject(e: Error) -> Promise {
     Promise::reject(&to_js(&e))
 }
 
 /// The answer to a call that resolves to nothing.
-fn done(answer: Answer) -> Result<JsValue, JsValue> {
+pub(super) fn done(answer: Answer) -> Result<JsValue, JsValue> {
     match answer {
         Answer::Failed(e) => Err(to_js(&e)),
         _ => Ok(JsValue::UNDEFINED),
@@ -443,26 +324,12 @@ impl Session {
         Ok(Session { driver: Driver::start(config, endpoints) })
     }
 
-    fn live(&self) -> Result<&Rc<Driver>, Error> {
+    pub(super) fn live(&self) -> Result<&Rc<Driver>, Error> {
         if self.driver.machine().is_disposed() {
             Err(Error::Disposed)
         } else {
             Ok(&self.driver)
         }
-    }
-
-    /// The live session, if it signs in with OpenID Connect (`method` names the call).
-    fn signs_in(&self, method: &'static str) -> Result<Rc<Driver>, Error> {
-        let d = self.live()?;
-        if d.sign_in.is_none() || d.auth.oauth().is_none() {
-            let why = match method {
-                "loginWithPopup" => "is required for loginWithPopup (or authorizationUrl)",
-                "handleRedirectCallback" => "is required for handleRedirectCallback (or authorizationUrl)",
-                _ => "is required for loginWithRedirect (or authorizationUrl)",
-            };
-            return Err(Error::Config("issuer".into(), why));
-        }
-        Ok(d.clone())
     }
 
     /// Takes a standard OAuth 2.0 token response (e.g. from your own login flow). Throws a
@@ -538,6 +405,52 @@ impl Session {
         self.with_token("Bearer ")
     }
 
+    /// The headers that authorize a `method` request to `url` for another HTTP client
+    /// (axios, ky): `{ Authorization }` (`Bearer`), or with DPoP `{ Authorization, DPoP }`
+    /// (`DPoP` and a proof for that method, URL and token). The token is refreshed first if
+    /// needed. Resolves to `{}` when signed out; rejects with `invalid_argument` for a URL
+    /// outside the page's origin and `allowedOrigins` (the token goes nowhere else).
+    #[wasm_bindgen(js_name = authHeaders, unchecked_return_type = "Promise<{ Authorization?: string; DPoP?: string }>")]
+    pub fn auth_headers(&self, method: String, url: String) -> Promise {
+        let d = match self.live() {
+            Ok(d) => d.clone(),
+            Err(e) => return reject(e),
+        };
+        promise(async move {
+            let url = web_sys::Url::new_with_base(&url, &page_url()?)
+                .map_err(|_| Error::InvalidArgument("authHeaders(url)", "is not a URL"))?
+                .href();
+            if !d.fetch.carries_token(&url) {
+                return Err(Error::InvalidArgument(
+                    "authHeaders(url)",
+                    "is not the page's origin or in allowedOrigins",
+                )
+                .into());
+            }
+            let headers = Object::new();
+            let token = match d.kept().ask(|ticket| Input::TokenWanted { ticket }).await {
+                Answer::Token { token, .. } => token,
+                Answer::Failed(e) => return Err(to_js(&e)),
+                Answer::NoToken | Answer::Done | Answer::AppState(_) => return Ok(headers.into()),
+            };
+            let set = |k: &str, v: &str| js_sys::Reflect::set(&headers, &k.into(), &v.into());
+            match &d.dpop {
+                None => {
+                    set("Authorization", &fetch::bearer(&token))?;
+                }
+                Some(keys) => {
+                    let method = method.to_ascii_uppercase();
+                    let proof = keys.header(&d.kept(), None, &method, &url, Some(&token)).await?;
+                    set("Authorization", &format!("DPoP {token}"))?;
+                    if let Some(proof) = proof {
+                        set("DPoP", &proof)?;
+                    }
+                }
+            }
+            Ok(headers.into())
+        })
+    }
+
     fn with_token(&self, prefix: &'static str) -> Promise {
         let d = match self.live() {
             Ok(d) => d.clone(),
@@ -587,153 +500,17 @@ impl Session {
         promise(async move {
             let id_token = d.machine().tokens().and_then(|t| t.id_token.clone());
             done(d.kept().ask(|ticket| Input::Logout { ticket }).await)?;
-            let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) else { return Ok(JsValue::UNDEFINED) };
-            let provider = server.provider().await?;
-            if let Some(url) = oidc::end_session_url(sign_in, &provider, &server.client_id, id_token, return_to)? {
-                oidc::navigate(&url)?;
+            #[cfg(feature = "oidc")]
+            if let (Some(sign_in), Some(server)) = (&d.sign_in, d.auth.oauth()) {
+                // RP-initiated logout: the provider ends its session too.
+                let provider = server.provider().await?;
+                if let Some(url) = oidc::end_session_url(sign_in, &provider, &server.client_id, id_token, return_to)? {
+                    oidc::navigate(&url)?;
+                }
             }
+            #[cfg(not(feature = "oidc"))]
+            let _ = (id_token, return_to);
             Ok(JsValue::UNDEFINED)
-        })
-    }
-
-    /// Sends the browser to the OpenID Provider to sign in (authorization code with PKCE).
-    /// The `state`, `nonce` and code verifier stay in this tab's `sessionStorage` until
-    /// `handleRedirectCallback`. Resolves as the page navigates away.
-    #[wasm_bindgen(js_name = loginWithRedirect, unchecked_return_type = "Promise<void>")]
-    pub fn login_with_redirect(
-        &self,
-        #[wasm_bindgen(unchecked_optional_param_type = "LoginWithRedirectOptions")] options: Option<JsValue>,
-    ) -> Promise {
-        let d = match self.signs_in("loginWithRedirect") {
-            Ok(d) => d,
-            Err(e) => return reject(e),
-        };
-        let (options, app_state, _) = match login_options(options.unwrap_or(JsValue::UNDEFINED), false) {
-            Ok(o) => o,
-            Err(e) => return reject(e),
-        };
-        promise(async move {
-            let (login, challenge) = new_login(&d, app_state, false).await?;
-            let auth = Authorization { ticket: 0, login, challenge, options, popup: None };
-            done(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
-        })
-    }
-
-    /// Signs in with the OpenID Provider in a popup window, this page staying as it is. Call
-    /// it in a click handler (popup blockers allow windows opened there). The provider
-    /// redirects the popup to `redirectUri`, whose page hands its URL back to this one (see
-    /// the README); then the same checks as `handleRedirectCallback`, and every tab is signed
-    /// in. Resolves to `{ appState }`. Rejects with `popup_blocked`, `popup_closed`, `timeout`
-    /// (after `timeoutMs`, default 120 s), or the errors of `handleRedirectCallback`.
-    #[wasm_bindgen(js_name = loginWithPopup, unchecked_return_type = "Promise<RedirectResult>")]
-    pub fn login_with_popup(
-        &self,
-        #[wasm_bindgen(unchecked_optional_param_type = "LoginWithPopupOptions")] options: Option<JsValue>,
-    ) -> Promise {
-        let d = match self.signs_in("loginWithPopup") {
-            Ok(d) => d,
-            Err(e) => return reject(e),
-        };
-        let (options, app_state, timeout_ms) = match login_options(options.unwrap_or(JsValue::UNDEFINED), true) {
-            Ok(o) => o,
-            Err(e) => return reject(e),
-        };
-        // Opened now, in the click: after an `await` the browser would block it.
-        if !d.open_popup() {
-            return reject(Error::PopupBlocked);
-        }
-        promise(async move {
-            let (login, challenge) = match new_login(&d, app_state, true).await {
-                Ok(l) => l,
-                Err(e) => {
-                    // Nothing will be sent there: the blank window must not stay open.
-                    d.close_popup();
-                    return Err(e);
-                }
-            };
-            let auth = Authorization { ticket: 0, login, challenge, options, popup: Some(timeout_ms) };
-            app_state_result(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
-        })
-    }
-
-    /// On the page the provider redirects back to: checks `state`, exchanges the code with
-    /// the PKCE verifier, checks the ID token's claims, signs in (every tab adopts the
-    /// session) and removes the callback's parameters from the address bar. Resolves to
-    /// `{ appState }`. Rejects with `invalid_state`, `oauth_error` (with `error` and
-    /// `errorDescription`), `login_failed` or `invalid_id_token`. Calls for the same URL
-    /// (a component mounted twice) share one exchange and one answer.
-    #[wasm_bindgen(js_name = handleRedirectCallback, unchecked_return_type = "Promise<RedirectResult>")]
-    pub fn handle_redirect_callback(
-        &self,
-        #[wasm_bindgen(unchecked_optional_param_type = "string")] url: Option<JsValue>,
-    ) -> Promise {
-        let d = match self.signs_in("handleRedirectCallback") {
-            Ok(d) => d,
-            Err(e) => return reject(e),
-        };
-        let url = match url.filter(|u| !u.is_undefined()) {
-            None => page_url(),
-            Some(u) => u.as_string().ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string")),
-        };
-        let (url, params) = match url.and_then(|u| oidc::callback_params(&u)) {
-            Ok(p) => p,
-            Err(e) => return reject(e),
-        };
-        let login = d.sign_in.as_ref().map_or(Ok(None), |s| s.read_login());
-        promise(async move {
-            // DPoP: the key of this sign-in is made here, after the redirect (the page that
-            // left could not keep a non-extractable key in memory mode): the code is not
-            // bound (no `dpop_jkt`), the tokens are, by the exchange's proof.
-            if let Some(keys) = &d.dpop {
-                keys.new_sign_in().await?;
-            }
-            app_state_result(d.kept().ask(|ticket| Input::Callback { ticket, url, params, login }).await)
-        })
-    }
-
-    /// The headers that authorize a `method` request to `url` for another HTTP client
-    /// (axios, ky): `{ Authorization }` (`Bearer`), or with DPoP `{ Authorization, DPoP }`
-    /// (`DPoP` and a proof for that method, URL and token). The token is refreshed first if
-    /// needed. Resolves to `{}` when signed out; rejects with `invalid_argument` for a URL
-    /// outside the page's origin and `allowedOrigins` (the token goes nowhere else).
-    #[wasm_bindgen(js_name = authHeaders, unchecked_return_type = "Promise<{ Authorization?: string; DPoP?: string }>")]
-    pub fn auth_headers(&self, method: String, url: String) -> Promise {
-        let d = match self.live() {
-            Ok(d) => d.clone(),
-            Err(e) => return reject(e),
-        };
-        promise(async move {
-            let url = web_sys::Url::new_with_base(&url, &page_url()?)
-                .map_err(|_| Error::InvalidArgument("authHeaders(url)", "is not a URL"))?
-                .href();
-            if !d.fetch.carries_token(&url) {
-                return Err(Error::InvalidArgument(
-                    "authHeaders(url)",
-                    "is not the page's origin or in allowedOrigins",
-                )
-                .into());
-            }
-            let headers = Object::new();
-            let token = match d.kept().ask(|ticket| Input::TokenWanted { ticket }).await {
-                Answer::Token { token, .. } => token,
-                Answer::Failed(e) => return Err(to_js(&e)),
-                Answer::NoToken | Answer::Done | Answer::AppState(_) => return Ok(headers.into()),
-            };
-            let set = |k: &str, v: &str| js_sys::Reflect::set(&headers, &k.into(), &v.into());
-            match &d.dpop {
-                None => {
-                    set("Authorization", &fetch::bearer(&token))?;
-                }
-                Some(keys) => {
-                    let method = method.to_ascii_uppercase();
-                    let proof = keys.header(&d.kept(), None, &method, &url, Some(&token)).await?;
-                    set("Authorization", &format!("DPoP {token}"))?;
-                    if let Some(proof) = proof {
-                        set("DPoP", &proof)?;
-                    }
-                }
-            }
-            Ok(headers.into())
         })
     }
 

@@ -8,7 +8,13 @@ try {
   await session.ready;
   await session.login("/auth/login", { username: "demo", password: "demo" });
   const me = await (await session.fetch("/api/me")).json();
-  window.result = { signedIn: session.isAuthenticated, sub: me.sub, claims: session.claims?.sub };
+  // The OpenID Connect entry: its own module, with the sign-in methods the main one lacks.
+  const oidc = await import("wasm-session/oidc");
+  await oidc.default();
+  const signIn = new oidc.Session({ issuer: location.origin + "/issuer", clientId: "spa" });
+  const methods = [typeof signIn.loginWithRedirect, typeof session.loginWithRedirect];
+  signIn.dispose();
+  window.result = { signedIn: session.isAuthenticated, sub: me.sub, claims: session.claims?.sub, oidc: methods };
 } catch (e) {
   window.result = { error: `${e.code || e.name}: ${e.message}` };
 }

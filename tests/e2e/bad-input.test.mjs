@@ -10,7 +10,9 @@ for (const engine of engines) describe(engine, () => {
     browser = await launchEngine(engine);
     server = await startServer();
     context = await browser.newContext();
-    page = await openTab(context, server);
+    // wasm-session/oidc: the main entry's validation is the same code, without the OpenID
+    // Connect options (refused, see "the main entry" below).
+    page = await openTab(context, server, "/e2e-oidc.html");
   });
   after(async () => { await context?.close(); await browser?.close(); await server?.stop(); });
 
@@ -250,7 +252,7 @@ for (const engine of engines) describe(engine, () => {
       }, { options, issuerDoc });
       assert.equal(r.code, code, `${name}: ${JSON.stringify(r)}`);
       assert.ok(r.message.includes(field), `${name}: "${r.message}" should name ${field}`);
-      assert.equal(r.at, "/e2e.html", `${name}: the page navigated`);
+      assert.equal(r.at, "/e2e-oidc.html", `${name}: the page navigated`);
     }
   });
 
@@ -258,13 +260,13 @@ for (const engine of engines) describe(engine, () => {
   const idClaims = (over) => ({ iss: "ISSUER", aud: "spa", nonce: "n".repeat(43), exp: "+", iat: "-", ...over });
   const CALLBACKS = [
     ["url not a string", { url: 42 }, "invalid_argument", "handleRedirectCallback(url)"],
-    ["not a callback", { url: "/e2e.html?page=2" }, "invalid_argument", "neither code nor error"],
-    ["no sign-in in progress", { url: "/e2e.html?code=c&state=" + "s".repeat(43), pending: null }, "invalid_state", "no sign-in"],
-    ["wrong state", { url: "/e2e.html?code=c&state=" + "t".repeat(43) }, "invalid_state", "state"],
+    ["not a callback", { url: "/e2e-oidc.html?page=2" }, "invalid_argument", "neither code nor error"],
+    ["no sign-in in progress", { url: "/e2e-oidc.html?code=c&state=" + "s".repeat(43), pending: null }, "invalid_state", "no sign-in"],
+    ["wrong state", { url: "/e2e-oidc.html?code=c&state=" + "t".repeat(43) }, "invalid_state", "state"],
     ["stored login not JSON", { pending: "{oops" }, "invalid_state", "not JSON"],
     ["stored verifier too short", { pending: { verifier: "v".repeat(20) } }, "invalid_state", "verifier"],
     ["stored login of another version", { pending: { v: 9 } }, "invalid_state", "version"],
-    ["another provider's iss", { url: "/e2e.html?code=c&iss=https%3A%2F%2Fevil.example&state=" + "s".repeat(43) }, "invalid_state", "iss"],
+    ["another provider's iss", { url: "/e2e-oidc.html?code=c&iss=https%3A%2F%2Fevil.example&state=" + "s".repeat(43) }, "invalid_state", "iss"],
     ["token endpoint refuses the code", { reply: "status=400&body=text&text=" + encodeURIComponent('{"error":"invalid_grant"}') }, "login_failed", "invalid_grant"],
     ["no id_token with scope openid", { token: {} }, "invalid_id_token", "id_token"],
     ["id_token not a JWT", { token: { id_token: "opaque" } }, "invalid_id_token", "id_token"],
@@ -297,7 +299,7 @@ for (const engine of engines) describe(engine, () => {
         const stored = c.pending === null ? null : typeof c.pending === "string" ? c.pending : JSON.stringify({ ...pending, ...c.pending });
         if (stored === null) sessionStorage.removeItem("wasm-session:default:oidc");
         else sessionStorage.setItem("wasm-session:default:oidc", stored);
-        const url = c.url ?? "/e2e.html?code=c&state=" + "s".repeat(43);
+        const url = c.url ?? "/e2e-oidc.html?code=c&state=" + "s".repeat(43);
         try { await s.handleRedirectCallback(url); return { code: "ok", auth: s.isAuthenticated }; }
         catch (e) { return { code: e.code, message: e.message, auth: s.isAuthenticated }; }
         finally { s.dispose(); sessionStorage.removeItem("wasm-session:default:oidc"); }
@@ -404,5 +406,32 @@ for (const engine of engines) describe(engine, () => {
       return (await s.fetch("/api/me")).status;
     });
     assert.equal(status, 200);
+  });
+
+  test("the main entry (no OpenID Connect) refuses its options, naming each and the entry that has them", async () => {
+    const main = await openTab(context, server);
+    try {
+      const r = await main.evaluate(() => {
+        const options = { issuer: "https://id.example.com", authorizationUrl: "https://id.example.com/auth",
+          redirectUri: "/cb", scope: "openid", endSessionUrl: "https://id.example.com/end",
+          postLogoutRedirectUri: "/" };
+        const refused = Object.entries(options).map(([k, v]) => {
+          try { new lib.Session({ tokenUrl: "/auth/token", clientId: "spa", [k]: v }).dispose(); return [k, "ok"]; }
+          catch (e) { return [k, e.code, e.message]; }
+        });
+        const s = new lib.Session({ tokenUrl: "/auth/token" });
+        const methods = ["loginWithRedirect", "loginWithPopup", "handleRedirectCallback"].map((m) => typeof s[m]);
+        s.dispose();
+        return { refused, methods };
+      });
+      for (const [name, code, message] of r.refused) {
+        tried++;
+        assert.equal(code, "invalid_config", `${name}: ${message}`);
+        assert.ok(message.includes(name) && message.includes("wasm-session/oidc"), `${name}: "${message}"`);
+      }
+      assert.deepEqual(r.methods, ["undefined", "undefined", "undefined"]);
+    } finally {
+      await main.close();
+    }
   });
 });

@@ -74,7 +74,7 @@ export async function startServer(env = {}) {
 
 /**
  * Starts the OpenID Provider of www/oidc/provider.mjs (oidc-provider) on a free port, with
- * `appOrigin`'s "/" and "/e2e.html" as redirect URIs and `accessTtl`-second access tokens;
+ * `appOrigin`'s "/", "/e2e.html" and "/e2e-oidc.html" as redirect URIs and `accessTtl`-second access tokens;
  * `env` adds to its environment (e.g. `{ DPOP_NONCE: "1" }`).
  */
 export async function startProvider(appOrigin, { accessTtl = 60, env = {} } = {}) {

@@ -14,7 +14,7 @@ async function setup(engine = engines[0], { accessTtl = 60 } = {}) {
   const server = await startServer();
   const provider = await startProvider(server.main, { accessTtl });
   const context = await browsers[engine].newContext();
-  const app = server.main + "/e2e.html";
+  const app = server.main + "/e2e-oidc.html";
   return {
     server, provider, context, app,
     config: (extra = {}) => ({ issuer: provider.issuer, clientId: "demo-spa", redirectUri: app, ...extra }),
@@ -31,7 +31,7 @@ async function load(page, url, config) {
 
 /** A new tab on the fixture page, with its session. */
 async function openTab(t, config) {
-  const page = await openFixture(t.context, t.server);
+  const page = await openFixture(t.context, t.server, "/e2e-oidc.html");
   await page.evaluate((c) => { window.makeSession(c); }, config);
   return page;
 }

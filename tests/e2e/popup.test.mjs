@@ -47,7 +47,7 @@ async function setup(engine) {
   const server = await startServer();
   const provider = await startProvider(server.main);
   const context = await browsers[engine].newContext();
-  const app = server.main + "/e2e.html";
+  const app = server.main + "/e2e-oidc.html";
   const redirectUri = server.main + "/popup-callback.html";
   return {
     server, provider, context, app, redirectUri,

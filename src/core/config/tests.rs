@@ -146,5 +146,6 @@ fn transport_rules() {
 fn dpop_is_off_by_default_and_on_in_token_and_openid_connect_modes() {
     assert!(!parse(json!({ "tokenUrl": "/t" })).unwrap().dpop);
     assert!(parse(json!({ "tokenUrl": "/t", "dpop": true })).unwrap().dpop);
+    #[cfg(feature = "oidc")]
     assert!(parse(json!({ "issuer": "https://id.example.com", "clientId": "spa", "dpop": true })).unwrap().dpop);
 }

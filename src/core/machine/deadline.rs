@@ -93,7 +93,10 @@ impl Machine {
             Deadline::ShareActivity => self.limits.share_at(),
             Deadline::Settle => self.refresh.settle_deadline(),
             Deadline::Flight => self.refresh.flight_deadline(),
+            #[cfg(feature = "oidc")]
             Deadline::Popup => self.signin.popup_deadline(),
+            #[cfg(not(feature = "oidc"))]
+            Deadline::Popup => None,
             Deadline::Absolute => tokens.and_then(|t| self.limits.absolute_at(t)),
             Deadline::Idle => tokens.and(self.limits.idle_at()),
             Deadline::IdleWarning => tokens.and(self.limits.warning_at()),
@@ -123,7 +126,10 @@ impl Machine {
                 let outcome = self.refresh.flight_due(now, cur, &mut self.out);
                 self.apply(now, outcome);
             }
+            #[cfg(feature = "oidc")]
             Deadline::Popup => self.signin.popup_timed_out(&mut self.out),
+            #[cfg(not(feature = "oidc"))]
+            Deadline::Popup => {}
             Deadline::Absolute => {
                 self.end_here(now, LogoutReason::Absolute, None);
                 return false;
@@ -196,6 +202,7 @@ impl Machine {
         }
         self.refresh.shift(step);
         self.limits.shift(step);
+        #[cfg(feature = "oidc")]
         self.signin.shift(step);
     }
 }

@@ -16,6 +16,10 @@ use crate::core::error::Error;
 use crate::core::events::Event;
 use crate::core::protocol::Message;
 
+/// A DPoP sign-in answered with unbound tokens (`token_type: "Bearer"`).
+pub const DPOP_UNBOUND: &str =
+    "the token endpoint answered token_type Bearer to a DPoP request: it does not bind tokens (turn DPoP on there, or dpop off here)";
+
 /// At most this many origins' nonces are kept (the page's, the auth server's, a few APIs).
 pub const MAX_NONCE_ORIGINS: usize = 16;
 

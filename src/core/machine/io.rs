@@ -5,6 +5,7 @@
 use crate::core::config::StorageMode;
 use crate::core::error::Error;
 use crate::core::events::Event;
+#[cfg(feature = "oidc")]
 use crate::core::oidc::{IdClaims, LoginOptions, Pending, Provider};
 use crate::core::protocol::{Envelope, Message};
 use crate::core::store::{Record, Stored};
@@ -101,6 +102,7 @@ pub struct Boot {
 }
 
 /// `loginWithRedirect` or `loginWithPopup`, as the driver hands it over.
+#[cfg(feature = "oidc")]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Authorization {
     /// The caller.
@@ -209,8 +211,10 @@ pub enum Input {
         id: u32,
     },
     /// `loginWithRedirect` or `loginWithPopup`.
+    #[cfg(feature = "oidc")]
     Authorize(Authorization),
     /// The sign-in popup handed back its callback URL (`url`, with its query `params`).
+    #[cfg(feature = "oidc")]
     PopupCallback {
         /// The callback URL.
         url: String,
@@ -218,8 +222,10 @@ pub enum Input {
         params: Vec<(String, String)>,
     },
     /// The sign-in popup was closed.
+    #[cfg(feature = "oidc")]
     PopupClosed,
     /// `handleRedirectCallback(url)`.
+    #[cfg(feature = "oidc")]
     Callback {
         /// The caller, answered with the app state.
         ticket: Ticket,
@@ -231,8 +237,10 @@ pub enum Input {
         login: Result<Option<Pending>, Error>,
     },
     /// The answer to [`Effect::Discover`].
+    #[cfg(feature = "oidc")]
     Discovered(Result<Provider, Error>),
     /// The answer to [`Effect::ExchangeCode`] `id`.
+    #[cfg(feature = "oidc")]
     CodeReply {
         /// The request.
         id: u32,
@@ -242,6 +250,7 @@ pub enum Input {
         id_claims: Option<Result<IdClaims, Error>>,
     },
     /// The outcome of [`Effect::Navigate`] (if the page is still there to say it).
+    #[cfg(feature = "oidc")]
     Navigated {
         /// The caller.
         ticket: Ticket,
@@ -351,9 +360,11 @@ pub enum Effect {
     },
     /// Find the provider's endpoints (discovery, cached by the driver for the session);
     /// answer with [`Input::Discovered`].
+    #[cfg(feature = "oidc")]
     Discover,
     /// Keep `login` (if any) in this tab's `sessionStorage`, then send the browser to `url`
     /// with `params` in its query; answer with [`Input::Navigated`].
+    #[cfg(feature = "oidc")]
     Navigate {
         /// The caller.
         ticket: Ticket,
@@ -366,6 +377,7 @@ pub enum Effect {
     },
     /// Send the sign-in popup (opened by the driver in the click) to `url` with `params` in
     /// its query; answer with [`Input::Navigated`] only if that fails.
+    #[cfg(feature = "oidc")]
     NavigatePopup {
         /// The caller.
         ticket: Ticket,
@@ -375,10 +387,13 @@ pub enum Effect {
         params: Vec<(String, String)>,
     },
     /// Close the sign-in popup.
+    #[cfg(feature = "oidc")]
     ClosePopup,
     /// Remove the login in progress from `sessionStorage`: it is used up.
+    #[cfg(feature = "oidc")]
     DiscardLogin,
     /// Remove the callback's parameters from the address bar, if `url` is the page's.
+    #[cfg(feature = "oidc")]
     CleanAddressBar {
         /// The callback URL.
         url: String,
@@ -387,6 +402,7 @@ pub enum Effect {
     Key(KeyOp),
     /// POST `form` to the token endpoint `url` (the authorization code grant); answer with
     /// [`Input::CodeReply`].
+    #[cfg(feature = "oidc")]
     ExchangeCode {
         /// Request id.
         id: u32,

@@ -26,13 +26,15 @@ mod limits;
 mod messages;
 mod refresh;
 mod session;
+#[cfg(feature = "oidc")]
 mod signin;
 
-pub use dpop::MAX_NONCE_ORIGINS;
-pub use io::{Answer, Authorization, Boot, Credential, Effect, Input, Key, KeyOp, Reply, Ticket, Transport};
+pub use dpop::{DPOP_UNBOUND, MAX_NONCE_ORIGINS};
+#[cfg(feature = "oidc")]
+pub use io::Authorization;
+pub use io::{Answer, Boot, Credential, Effect, Input, Key, KeyOp, Reply, Ticket, Transport};
 pub use limits::ACTIVITY_SHARE_MS;
 pub use refresh::{CLAIM_SETTLE_MS, LATE_MS, PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS};
-pub use signin::DPOP_UNBOUND;
 
 use callers::{Callers, Want};
 use cookie::CookieSession;
@@ -42,6 +44,7 @@ use io::Out;
 use limits::Limits;
 use refresh::{Cause, Outcome, Refresh};
 use session::{current, Session, Source};
+#[cfg(feature = "oidc")]
 use signin::SignIn;
 
 use super::config::{Config, Mode, StorageMode};
@@ -91,6 +94,7 @@ pub struct Machine {
     callers: Callers,
     cookie: CookieSession,
     limits: Limits,
+    #[cfg(feature = "oidc")]
     signin: SignIn,
     dpop: Dpop,
     timer: Timer,
@@ -107,6 +111,7 @@ impl Machine {
         Machine {
             refresh: Refresh::new(&cfg, tab.clone(), seed),
             limits: Limits::new(&cfg),
+            #[cfg(feature = "oidc")]
             signin: SignIn::new(&cfg),
             dpop: Dpop::new(cfg.dpop),
             storage: cfg.storage,
@@ -274,25 +279,21 @@ impl Machine {
                 self.apply(now, outcome);
             }
             Input::LockLost { id } => self.refresh.lock_lost(id),
+            #[cfg(feature = "oidc")]
             Input::Authorize(auth) => self.signin.authorize(now, auth, &mut self.out),
+            #[cfg(feature = "oidc")]
             Input::PopupCallback { url, params } => self.signin.popup_callback(url, &params, &mut self.out),
+            #[cfg(feature = "oidc")]
             Input::PopupClosed => self.signin.popup_closed(&mut self.out),
+            #[cfg(feature = "oidc")]
             Input::Callback { ticket, url, params, login } => {
                 self.signin.callback(ticket, url, &params, login, &mut self.out)
             }
+            #[cfg(feature = "oidc")]
             Input::Discovered(result) => self.signin.discovered(result, &mut self.out),
-            Input::CodeReply { id, reply, id_claims } => {
-                if let signin::Outcome::SignedIn { tokens, waiting, app_state } =
-                    self.signin.exchanged(now, id, reply, id_claims, &mut self.out)
-                {
-                    self.dpop.signed_in(&mut self.out);
-                    let stamp = self.next_stamp(now);
-                    self.install(now, tokens, stamp, Source::SignIn, false);
-                    for ticket in waiting {
-                        self.out.answer(ticket, Answer::AppState(app_state.clone()));
-                    }
-                }
-            }
+            #[cfg(feature = "oidc")]
+            Input::CodeReply { id, reply, id_claims } => self.code_reply(now, id, reply, id_claims),
+            #[cfg(feature = "oidc")]
             Input::Navigated { ticket, error } => self.signin.navigated(ticket, error, &mut self.out),
             Input::Key(key) => {
                 let news = self.dpop.key(key, &mut self.out);
@@ -337,15 +338,16 @@ impl Machine {
             | Input::SessionRead { .. }
             | Input::CsrfRejected { .. }
             | Input::LockLost { .. }
-            | Input::Authorize(_)
+            | Input::Key(_)
+            | Input::Nonce { .. } => {}
+            #[cfg(feature = "oidc")]
+            Input::Authorize(_)
             | Input::PopupCallback { .. }
             | Input::PopupClosed
             | Input::Callback { .. }
             | Input::Discovered(_)
             | Input::CodeReply { .. }
-            | Input::Navigated { .. }
-            | Input::Key(_)
-            | Input::Nonce { .. } => {}
+            | Input::Navigated { .. } => {}
         }
     }
 

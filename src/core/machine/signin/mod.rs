@@ -7,7 +7,10 @@
 //! A callback is handled once: a second call for the same URL (a component mounted twice)
 //! waits for the first one's answer instead of exchanging the code again.
 
+use super::dpop::DPOP_UNBOUND;
 use super::io::{Answer, Authorization, Effect, Out, Reply, Ticket};
+use super::session::Source;
+use super::Machine;
 use crate::core::config::Config;
 use crate::core::error::Error;
 use crate::core::oidc::{self, Callback, Client, Expected, IdClaims, LoginOptions, Pending, Provider};
@@ -360,10 +363,6 @@ fn signed_in(
     Ok(tokens)
 }
 
-/// A DPoP sign-in answered with unbound tokens.
-pub const DPOP_UNBOUND: &str =
-    "the token endpoint answered token_type Bearer to a DPoP request: it does not bind tokens (turn DPoP on there, or dpop off here)";
-
 /// Ends `flow` with `result` and answers its callers.
 fn finish(flow: &mut Flow, result: Result<Option<String>, Error>, out: &mut Out) {
     for ticket in std::mem::take(&mut flow.waiting) {
@@ -378,6 +377,22 @@ fn answer(ticket: Ticket, result: &Result<Option<String>, Error>, out: &mut Out)
         Err(e) => Answer::Failed(e.clone()),
     };
     out.answer(ticket, answer);
+}
+
+impl Machine {
+    /// [`super::Input::CodeReply`]: the code exchange `id` answered. Signed in when the reply
+    /// and the ID token pass their checks; the callers waiting for it get the app state.
+    pub(super) fn code_reply(&mut self, now: f64, id: u32, reply: Reply, id_claims: Option<Result<IdClaims, Error>>) {
+        let outcome = self.signin.exchanged(now, id, reply, id_claims, &mut self.out);
+        if let Outcome::SignedIn { tokens, waiting, app_state } = outcome {
+            self.dpop.signed_in(&mut self.out);
+            let stamp = self.next_stamp(now);
+            self.install(now, tokens, stamp, Source::SignIn, false);
+            for ticket in waiting {
+                self.out.answer(ticket, Answer::AppState(app_state.clone()));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
