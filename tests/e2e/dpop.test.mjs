@@ -179,12 +179,12 @@ for (const engine of engines) describe(`${engine}, oidc-provider`, () => {
       const server = await startServer();
       const provider = await startProvider(server.main, { accessTtl: 4, env: { DPOP_NONCE: "1" } });
       const context = await browser.newContext();
-      const app = server.main + "/e2e.html";
+      const app = server.main + "/e2e-oidc.html"; // the package's OpenID Connect entry
       const config = { issuer: provider.issuer, clientId: "demo-spa", redirectUri: app, storage, dpop: true };
       try {
         const tabs = [];
         for (let i = 0; i < 3; i++) {
-          const page = await openTab(context, server);
+          const page = await openTab(context, server, "/e2e-oidc.html");
           await page.evaluate((c) => { window.makeSession(c); }, config);
           tabs.push(page);
         }
