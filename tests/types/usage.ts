@@ -32,7 +32,7 @@ export async function main(): Promise<void> {
   session.dispose();
 
   // DPoP: bound tokens, and the headers for another HTTP client.
-  const bound = new Session({ issuer: "https://id.example.com", clientId: "spa", dpop: true });
+  const bound = new Session({ tokenUrl: "/auth/token", storage: "local", dpop: true });
   const headers: { Authorization?: string; DPoP?: string } = await bound.authHeaders("GET", "/api/me");
   console.log(headers.Authorization, headers.DPoP);
   // @ts-expect-error DPoP does not apply in cookie mode
