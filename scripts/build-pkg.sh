@@ -15,9 +15,8 @@ export RUSTFLAGS
 features="--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue"
 # Two builds: the package's main entry without OpenID Connect (pkg/), and `wasm-session/oidc`
-# with it (pkg/oidc/). wasm-opt -O2 with single-caller inlining off, run to convergence, and
-# functions ordered by name (similar code side by side) measured smallest after gzip of the
-# safe flag sets (README, Performance: Size); the ordering needs the names, kept until the strip. An optimized copy with names is
+# with it (pkg/oidc/). The wasm-opt flags: README, Performance, Size. Ordering functions by
+# name needs the names, so they are kept until the strip (and that copy serves size-report). An optimized copy with names is
 # kept in target/ for `make size-report`, then stripped.
 build() { # out-dir, names-kept copy, cargo arguments...
   wasm-pack --quiet build --release --target web --out-dir "$1" -- "${@:3}" >/dev/null
