@@ -38,8 +38,17 @@ async function launchBlocking(engine) {
   return { newContext: () => browser.createBrowserContext(), close: () => browser.close() };
 }
 
+// Not in WebKit: the harness drives it over classic WebDriver (Debian's WebKitGTK has no
+// WebDriver BiDi), which reports no popup as it opens, no console line, and runs no script
+// before the page's own, all of which these tests stand on; the OpenID Connect redirect
+// sign-in (oidc.test.mjs) runs there.
+const popupEngines = engines.filter((e) => e !== "webkit");
+if (popupEngines.length < engines.length) {
+  test("[webkit] loginWithPopup", { skip: "classic WebDriver has no popup, console or early-script hooks (see above)" }, () => {});
+}
+
 const browsers = {};
-before(async () => { for (const e of engines) browsers[e] = await launchBlocking(e); });
+before(async () => { for (const e of popupEngines) browsers[e] = await launchBlocking(e); });
 after(async () => { for (const b of Object.values(browsers)) await b.close(); });
 
 /** A server, a provider and a browser context (the tabs of one user). */
@@ -131,7 +140,7 @@ const userinfo = (page, issuer) => page.evaluate(async (url) => {
 /** Waits for the popup window to be gone (its close event, as the browser reports it). */
 const closed = (popup) => until(() => popup.isClosed(), { what: "the popup to close" });
 
-for (const engine of engines) {
+for (const engine of popupEngines) {
   test(`[${engine}] sign in in a popup opened by a click: the promise gets appState, the popup closes, every tab signs in`, async () => {
     const t = await setup(engine);
     try {
@@ -329,7 +338,7 @@ for (const engine of engines) {
   });
 }
 
-for (const engine of engines) {
+for (const engine of popupEngines) {
   test(`[${engine}] demo: "Sign in with a popup", the same "/" as redirect page for both flows`, async () => {
     const t = await setup(engine);
     try {

@@ -87,7 +87,7 @@ for (const engine of engines) describe(engine, () => {
     try {
       // Chromium: the page clocks stand still (Playwright's clock), so a logout that needed a
       // timer or a poll would never arrive, and one that arrives does so at 0 ms on every
-      // clock. The Firefox driver has no clock: there the time is only printed.
+      // clock. The Firefox and WebKit drivers have no clock: there the time is only printed.
       const still = engine === "chromium";
       if (still) await t.context.clock.install();
       const tabs = [];

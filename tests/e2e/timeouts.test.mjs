@@ -1,9 +1,9 @@
 // Idle and absolute timeouts across real tabs, with time driven by Playwright's clock (one
 // clock for every page of the context, standing still but when driven). Chromium only: the
 // Firefox driver has no clock.
-import { test, before, after } from "node:test";
+import { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openTab, until } from "./harness.mjs";
+import { startServer, launch, chromiumTest as test, openTab, until } from "./harness.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
