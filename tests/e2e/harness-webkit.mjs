@@ -11,13 +11,14 @@
 //   `reload`, before the test makes a session (the package looks up `fetch`,
 //   BroadcastChannel and `navigator.locks` when a session is made or calls them, not at load);
 // - no `clock` (Playwright's fake clock): tests that drive time skip WebKit, or only print;
-// - no `pageerror` events;
+// - no page events: no `pageerror` or `console`; a window that appears with a `click` is
+//   reported as its page's `popup`, and `isClosed()` asks the browser (awaited);
 // - one command at a time per session: `evaluate` starts the function in the page and polls
 //   for its result in short slices, so that long-running calls in several tabs run at once.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
-import { Builder } from "selenium-webdriver";
+import { Builder, By } from "selenium-webdriver";
 
 const MINIBROWSER = process.env.MINIBROWSER || "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
 const DRIVER = process.env.WEBKITWEBDRIVER || "WebKitWebDriver";
@@ -163,17 +164,18 @@ async function newContext(display) {
 
   // One WebDriver command at a time, each in the window it is meant for.
   let queue = Promise.resolve();
-  const inWindow = (handle, command) => {
-    const run = queue.then(async () => {
-      if (current !== handle) {
-        await driver.switchTo().window(handle);
-        current = handle;
-      }
-      return command();
-    });
+  const inSession = (command) => {
+    const run = queue.then(command);
     queue = run.catch(() => {});
     return run;
   };
+  const inWindow = (handle, command) => inSession(async () => {
+    if (current !== handle) {
+      await driver.switchTo().window(handle);
+      current = handle;
+    }
+    return command();
+  });
 
   async function evaluate(handle, fn, arg) {
     const id = ++evalIds;
@@ -190,18 +192,45 @@ async function newContext(display) {
     throw e;
   }
 
-  async function newPage() {
-    const handle = await inWindow(current, async () => {
-      await driver.switchTo().newWindow("window");
-      current = await driver.getWindowHandle();
-      return current;
-    });
+  const handles = () => inSession(() => driver.getAllWindowHandles());
+
+  /** A tab the test opened (`newPage`), or a popup a page opened (`opened`). */
+  function pageFor(handle, { opened = false } = {}) {
     const afterLoad = async () => { for (const s of initScripts) await evaluate(handle, s); };
+    const listeners = [];
+    let gone = false;
     const page = {
-      on() { /* no page events over classic WebDriver */ },
+      on(event, f) { if (event === "popup") listeners.push({ f }); },
+      once(event, f) { if (event === "popup") listeners.push({ f, once: true }); },
       async goto(url) { await inWindow(handle, () => driver.get(url)); await afterLoad(); },
       async reload() { await inWindow(handle, () => driver.navigate().refresh()); await afterLoad(); },
       url: () => inWindow(handle, () => driver.getCurrentUrl()),
+      /**
+       * A real click (WebDriver's element click sends input events: a user activation, so the
+       * popup blocker lets a window it opens through). A window that appears with it is
+       * reported as a "popup" of this page; classic WebDriver has no event for one.
+       */
+      async click(selector) {
+        const before = new Set(await handles());
+        await inWindow(handle, async () => (await driver.findElement(By.css(selector))).click());
+        // window.open ran in the click handler: its window is there, or soon after.
+        for (let i = 0; i < 10; i++) {
+          const fresh = (await handles()).filter((h) => !before.has(h));
+          if (fresh.length) {
+            for (const h of fresh) {
+              const popup = pageFor(h, { opened: true });
+              for (const l of [...listeners]) {
+                if (l.once) listeners.splice(listeners.indexOf(l), 1);
+                l.f(popup);
+              }
+            }
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      },
+      /** Whether the window is gone (asked of the browser: awaited, unlike Playwright's). */
+      async isClosed() { return gone || !(await handles()).includes(handle); },
       evaluate: (fn, arg) => evaluate(handle, fn, arg),
       async waitForFunction(fn, arg, { timeout = 30000 } = {}) {
         const deadline = Date.now() + timeout;
@@ -213,7 +242,9 @@ async function newContext(display) {
         }
       },
       async close() {
-        if (!pages.delete(page)) return;
+        if (gone) return;
+        gone = true;
+        pages.delete(page);
         await inWindow(handle, async () => {
           await driver.close();
           await driver.switchTo().window(first);
@@ -222,14 +253,25 @@ async function newContext(display) {
       },
       handle,
     };
-    pages.add(page);
+    if (!opened) pages.add(page);
     return page;
+  }
+
+  async function newPage() {
+    const handle = await inWindow(first, async () => {
+      await driver.switchTo().newWindow("window");
+      current = await driver.getWindowHandle();
+      return current;
+    });
+    return pageFor(handle);
   }
 
   let closed = false;
   return {
     async addInitScript(fn) { initScripts.push(fn); },
     newPage,
+    /** The session's windows: its tabs, their popups and the blank first window. */
+    windows: handles,
     /** The cookies of the first open tab's site (classic WebDriver shows the current document's). */
     async cookies() {
       const [page] = pages;
