@@ -24,8 +24,13 @@ const MINIBROWSER = process.env.MINIBROWSER || "/usr/lib/x86_64-linux-gnu/webkit
 const DRIVER = process.env.WEBKITWEBDRIVER || "WebKitWebDriver";
 
 const children = new Set();
-// Nothing the harness started outlives the test process, however it ends.
-process.on("exit", () => { for (const c of children) c.kill("SIGKILL"); });
+// Nothing the harness started outlives the test process, whether it ends or is stopped (the
+// test runner's timeout, ^C). MiniBrowser goes with its X server.
+const killChildren = () => { for (const c of children) c.kill("SIGKILL"); };
+process.on("exit", killChildren);
+for (const [signal, n] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]]) {
+  process.once(signal, () => { killChildren(); process.exit(128 + n); });
+}
 
 function track(child) {
   children.add(child);
