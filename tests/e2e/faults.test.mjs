@@ -1,5 +1,6 @@
 // Faults survived: failing, hanging and dropping token endpoints, a server restart, going
 // offline, and a refresh token rejected as reused. Real server, real fault switches.
+// Chromium only: most drive time with Playwright's clock (see timeouts.test.mjs).
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
