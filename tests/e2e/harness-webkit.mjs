@@ -186,8 +186,11 @@ async function newContext(display) {
     const id = ++evalIds;
     const src = typeof fn === "function" ? fn.toString() : `() => (${fn})`;
     let answer = await inWindow(handle, () => driver.executeScript(START(src), arg ?? null, arg !== undefined, id, 50));
-    while (answer === null) {
-      await new Promise((r) => setTimeout(r, 10));
+    // A function still running is asked again, less and less often (up to every 250 ms):
+    // each question is a round trip through the browser's processes, which on a loaded
+    // machine compete with the pages they drive.
+    for (let pause = 10; answer === null; pause = Math.min(pause * 2, 200)) {
+      await new Promise((r) => setTimeout(r, pause));
       answer = await inWindow(handle, () => driver.executeScript(POLL, id, 50));
     }
     if (answer[0] === "ok") return revive(JSON.parse(answer[1]))[0];
