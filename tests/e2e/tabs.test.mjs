@@ -43,8 +43,8 @@ for (const engine of engines) describe(engine, () => {
     // Without Web Locks one use per token holds while channel messages take less than the
     // 60 ms claim window (README, guarantees). WebKit on a loaded 2-core machine breaks that:
     // four tabs claimed within 2 ms, one claim reached one tab 58+ ms later, after its window,
-    // and two tabs refreshed with one token (refresh_reuse 1, about every other run under
-    // load; none unloaded). A todo there: it runs and reports, and fails nothing. Safari
+    // and two tabs refreshed with one token (refresh_reuse 1 in 5 of 8 runs under load, in
+    // none of 2 unloaded). A todo there: it runs and reports, and fails nothing. Safari
     // itself never has this configuration: it got BroadcastChannel and Web Locks together.
     const todo = engine === "webkit" && initScript === NO_WEB_LOCKS &&
       "WebKit under load delivers a claim later than the 60 ms claim window: a refresh token is sent twice";
