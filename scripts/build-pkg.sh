@@ -15,13 +15,12 @@ export RUSTFLAGS
 features="--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue"
 # Two builds: the package's main entry without OpenID Connect (pkg/), and `wasm-session/oidc`
-# with it (pkg/oidc/). wasm-opt -O2 with single-caller inlining off measured smallest after
-# gzip of the safe flag sets (README, Performance: Size). An optimized copy with names is
-# kept in target/ for `make size-report`, then stripped.
+# with it (pkg/oidc/). The wasm-opt flags: README, Performance, Size. Ordering functions by
+# name needs the names, so they are kept until the strip (that copy serves size-report).
 build() { # out-dir, names-kept copy, cargo arguments...
   wasm-pack --quiet build --release --target web --out-dir "$1" -- "${@:3}" >/dev/null
-  node_modules/.bin/wasm-opt -O2 --one-caller-inline-max-function-size=0 --debuginfo $features \
-    "$1/wasm_session_bg.wasm" -o "$2"
+  node_modules/.bin/wasm-opt -O2 --one-caller-inline-max-function-size=0 --converge \
+    --reorder-functions-by-name --debuginfo $features "$1/wasm_session_bg.wasm" -o "$2"
   node_modules/.bin/wasm-opt --strip-debug --strip-producers $features "$2" -o "$1/wasm_session_bg.wasm"
 }
 build pkg target/wasm-opt.wasm --no-default-features

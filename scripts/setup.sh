@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks, skipping what is there (idempotent):
 # the wasm32 target, wasm-bindgen-cli at exactly the Cargo.lock version, wasm-pack,
-# geckodriver, Debian's chromium + chromium-driver and firefox-esr, and the npm packages
-# from package-lock.json. `scripts/setup.sh twiggy` also installs twiggy (make size-report).
+# geckodriver, Debian's chromium + chromium-driver and firefox-esr, WebKitGTK's WebDriver
+# (webkit2gtk-driver, which brings MiniBrowser) and Xvfb for it, and the npm packages from
+# package-lock.json. `scripts/setup.sh twiggy` also installs twiggy (make size-report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -30,6 +31,13 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/b
   say "installing Debian chromium, chromium-driver and firefox-esr"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver firefox-esr
+fi
+
+# MiniBrowser has no headless mode: the end-to-end harness runs it under its own Xvfb.
+if ! command -v WebKitWebDriver >/dev/null || ! command -v Xvfb >/dev/null; then
+  say "installing Debian webkit2gtk-driver and xvfb"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends webkit2gtk-driver xvfb
 fi
 
 if [ ! -f node_modules/.installed ] || [ package-lock.json -nt node_modules/.installed ]; then

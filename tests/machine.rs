@@ -12,7 +12,7 @@ use wasm_session::core::machine::{
     PEER_GRACE_MS, PEER_MARGIN_MS, SETTLE_MS,
 };
 use wasm_session::core::policy::MIN_REFRESH_INTERVAL_MS;
-use wasm_session::core::protocol::{Envelope, Message, Stamp};
+use wasm_session::core::protocol::{Envelope, Message, Stamp, Why};
 use wasm_session::core::store::{Record, Stored, STORE_VERSION};
 use wasm_session::core::token::{Seconds, TokenResponse, TokenSet};
 use wasm_session::core::Field;
@@ -469,6 +469,34 @@ fn cookie_mode_a_csrf_token_read_afresh_during_a_wait_for_the_lock_holders_news_
     tab.tick_at(DUE + SETTLE_MS);
     assert!(tab.sent().is_empty(), "{:?}", tab.last);
     assert!(tab.released().contains(&lock), "{:?}", tab.last);
+}
+
+#[test]
+fn cookie_mode_another_tabs_copy_of_the_session_just_read_is_no_refresh_but_a_new_one_is() {
+    // A new tab's own read of the session and an open tab's answer to its hello cross.
+    let mut tab = cookie_tab(Transport::Broadcast, true);
+    let share = |csrf: &str, seq: u64, at: f64| Message::Tokens {
+        stamp: Stamp { seq, origin: "tab-b".into() },
+        tokens: TokenSet { issued_at: at, ..cookie_session(csrf, T0, 120.0) },
+        why: Why::Share,
+        after_401: false,
+    };
+    let refreshed = |tab: &Tab| tab.last.iter().any(|e| matches!(e, Effect::Emit(Event::Refresh { .. })));
+    tab.at(T0 + 6_000.0).message("tab-b", share("csrf-1", 5, T0 - 50.0));
+    assert!(!refreshed(&tab), "the same session: {:?}", tab.last);
+    // Read before this tab's own read, with an earlier end: still the same session, not shortened.
+    let earlier = Message::Tokens {
+        stamp: Stamp { seq: 6, origin: "tab-b".into() },
+        tokens: cookie_session("csrf-1", T0 - 1_000.0, 120.0),
+        why: Why::Share,
+        after_401: false,
+    };
+    tab.at(T0 + 6_500.0).message("tab-b", earlier);
+    assert!(!refreshed(&tab), "an older copy: {:?}", tab.last);
+    assert_eq!(tab.m.tokens().map(|t| t.expires_at), Some(T0 + 120_000.0));
+    // A session the tab did not hold is news.
+    tab.at(T0 + 7_000.0).message("tab-b", share("csrf-2", 7, T0 + 7_000.0));
+    assert!(refreshed(&tab), "a new session: {:?}", tab.last);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 // The demo page (www/index.html) driven like a person would: sign in, watch it live, sign out.
-import { test, before, after } from "node:test";
+import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { startServer, startProvider, launch, root } from "./harness.mjs";
+import { startServer, startProvider, launch, chromiumTest as test, root } from "./harness.mjs";
 
 let browser, server, context;
 const consoleErrors = [];

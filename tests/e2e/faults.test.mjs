@@ -1,11 +1,12 @@
 // Faults survived: failing, hanging and dropping token endpoints, a server restart, going
 // offline, and a refresh token rejected as reused. Real server, real fault switches.
-import { test, before, after } from "node:test";
+// Chromium only: most drive time with Playwright's clock (see timeouts.test.mjs).
+import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startServer, launch, openTab, until, recordRequests, sentTo } from "./harness.mjs";
+import { startServer, launch, chromiumTest as test, openTab, until, recordRequests, sentTo } from "./harness.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });

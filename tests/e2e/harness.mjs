@@ -1,10 +1,12 @@
 // Shared pieces of the end-to-end tests: the real local server on free ports, Debian's
-// Chromium through playwright-core, and tabs (pages of one browser context).
+// Chromium through playwright-core, Firefox through puppeteer-core, WebKit through
+// selenium-webdriver (harness-webkit.mjs), and tabs (pages of one browser context).
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { test } from "node:test";
 import { chromium } from "playwright-core";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -117,19 +119,32 @@ export function launch() {
 }
 
 /**
- * The browsers the cross-browser tests run in: `WS_BROWSERS` (default "chromium,firefox"),
- * e.g. `WS_BROWSERS=firefox make test-e2e` for one alone.
+ * The browsers the cross-browser tests run in: `WS_BROWSERS` (default
+ * "chromium,firefox,webkit"), e.g. `WS_BROWSERS=webkit make test-e2e` for one alone.
  */
-export const engines = (process.env.WS_BROWSERS || "chromium,firefox").split(",").map((s) => s.trim()).filter(Boolean);
+export const engines = (process.env.WS_BROWSERS || "chromium,firefox,webkit").split(",").map((s) => s.trim()).filter(Boolean);
 
 /**
- * Launches `engine`: Chromium through playwright-core, or Debian's Firefox ESR through
- * puppeteer-core over WebDriver BiDi, behind the part of Playwright's API the tests use
- * (`newContext`, `addInitScript`, `newPage`, `cookies`, `goto`, `evaluate`, `waitForFunction`,
- * `close`).
+ * `test` for what runs in Chromium alone (time driven by Playwright's clock, the demo page
+ * through Playwright's own API, the Vite build): skipped, saying so, when WS_BROWSERS leaves
+ * Chromium out.
+ */
+export function chromiumTest(name, ...rest) {
+  const fn = rest.pop();
+  const options = rest[0] ?? {};
+  return test(name, engines.includes("chromium") ? options : { ...options, skip: "Chromium is not in WS_BROWSERS" }, fn);
+}
+
+/**
+ * Launches `engine`: Chromium through playwright-core, Debian's Firefox ESR through
+ * puppeteer-core over WebDriver BiDi, or WebKitGTK's MiniBrowser through WebKitWebDriver
+ * (classic WebDriver, harness-webkit.mjs), behind the part of Playwright's API the tests use
+ * (`newContext`, `addInitScript`, `newPage`, `cookies`, `goto`, `url`, `evaluate`,
+ * `waitForFunction`, `close`). `page.url()` is awaited: WebDriver has to ask the browser.
  */
 export async function launchEngine(engine) {
   if (engine === "chromium") return launch();
+  if (engine === "webkit") return (await import("./harness-webkit.mjs")).launchWebKit();
   if (engine !== "firefox") throw new Error(`unknown browser ${engine}`);
   const { default: puppeteer } = await import("puppeteer-core");
   const browser = await puppeteer.launch({

@@ -47,9 +47,9 @@ const attempt = (page, fn, arg) => page.evaluate(fn, arg).catch(() => null);
 async function viaProvider(t, page, options = {}, { login = "ada", cancel = false } = {}) {
   await attempt(page, (o) => { window.session.loginWithRedirect(o); }, options);
   const back = (url) => url.startsWith(t.app + "?");
-  await until(() => page.url().startsWith(t.provider.issuer + "/interaction/") || back(page.url()),
+  await until(async () => { const url = await page.url(); return url.startsWith(t.provider.issuer + "/interaction/") || back(url); },
     { timeout: 20000, what: "the provider's login page" });
-  if (!back(page.url())) {
+  if (!back(await page.url())) {
     await until(() => attempt(page, () => !!document.querySelector("input[name=login]")), { what: "the login form" });
     await attempt(page, ({ login, cancel }) => {
       if (cancel) return document.querySelector("a[href*='/abort']").click();
@@ -57,10 +57,10 @@ async function viaProvider(t, page, options = {}, { login = "ada", cancel = fals
       document.querySelector("input[name=password]").value = "any password";
       document.querySelector("form").submit();
     }, { login, cancel });
-    await until(() => back(page.url()), { timeout: 20000, what: "the redirect back to the app" });
+    await until(async () => back(await page.url()), { timeout: 20000, what: "the redirect back to the app" });
   }
   await until(() => attempt(page, () => window.fixtureReady === true), { what: "the app to load" });
-  return page.url();
+  return await page.url();
 }
 
 /** `handleRedirectCallback(url)` in the page: `{ ok, appState }` or `{ code, error, ... }`. */
@@ -91,7 +91,7 @@ for (const engine of engines) {
         await a.evaluate((c) => { window.makeSession(c); }, config);
         const result = await callback(a);
         assert.deepEqual(result, { ok: true, appState: { back: "/orders/7" } }, JSON.stringify(result));
-        assert.equal(a.url(), t.app, "code and state are gone from the address bar");
+        assert.equal(await a.url(), t.app, "code and state are gone from the address bar");
         assert.equal(await a.evaluate(() => window.session.idClaims.sub), "ada");
         await until(() => signedIn(b), { what: "the other tab to adopt the sign-in" });
         for (const page of [a, b]) {
@@ -153,7 +153,7 @@ for (const engine of engines) {
       assert.equal(result.code, "oauth_error", JSON.stringify(result));
       assert.equal(result.error, "access_denied");
       assert.equal(result.errorDescription, "End-User aborted interaction");
-      assert.equal(page.url(), t.app, "the error is gone from the address bar");
+      assert.equal(await page.url(), t.app, "the error is gone from the address bar");
       assert.equal(await signedIn(page), false);
       assert.equal((await t.provider.stats()).codes, 0);
     } finally { await t.close(); }
@@ -202,12 +202,12 @@ for (const engine of engines) {
       assert.deepEqual(await callback(a, url), { ok: true });
       await until(() => signedIn(b), { what: "tab b signed in" });
       await attempt(a, () => { window.session.logout(); });
-      await until(() => a.url().startsWith(t.provider.issuer + "/session/end"), { what: "the provider's logout page" });
-      assert.match(a.url(), /id_token_hint=/);
-      assert.match(a.url(), /post_logout_redirect_uri=/);
+      await until(async () => (await a.url()).startsWith(t.provider.issuer + "/session/end"), { what: "the provider's logout page" });
+      assert.match(await a.url(), /id_token_hint=/);
+      assert.match(await a.url(), /post_logout_redirect_uri=/);
       await until(() => attempt(a, () => !!document.querySelector("button[name=logout]")), { what: "the logout form" });
       await attempt(a, () => document.querySelector("button[name=logout]").click());
-      await until(() => a.url().startsWith(t.app), { timeout: 20000, what: "the redirect back after logout" });
+      await until(async () => (await a.url()).startsWith(t.app), { timeout: 20000, what: "the redirect back after logout" });
       await until(() => b.evaluate(() => window.events.some((e) => e.type === "logout" && e.reason === "other_tab")),
         { what: "tab b's logout" });
       assert.equal(await signedIn(b), false);

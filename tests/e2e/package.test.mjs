@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, cpSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { root, startServer, launch } from "./harness.mjs";
+import { root, startServer, launch, chromiumTest } from "./harness.mjs";
 
 const pkg = path.join(root, "pkg");
 const npm = (args, cwd) => execFileSync("npm", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -29,7 +29,7 @@ test("npm pack: each entry's .wasm, JS and .d.ts, README and licenses, nothing e
   assert.ok(changelog.split("\n").some((l) => l.startsWith(`## ${cargo} `)), "CHANGELOG.md has an entry for this version");
 });
 
-test("an app that installs the tarball and builds with Vite signs in; wasm-session/oidc has the sign-in methods", async () => {
+chromiumTest("an app that installs the tarball and builds with Vite signs in; wasm-session/oidc has the sign-in methods", async () => {
   const work = mkdtempSync(path.join(tmpdir(), "ws-bundler-"));
   const tarball = JSON.parse(npm(["pack", "--json", "--ignore-scripts", "--pack-destination", work], pkg))[0].filename;
   const app = path.join(work, "app");

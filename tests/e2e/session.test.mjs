@@ -1,16 +1,20 @@
 // One tab: silent refresh, single-flight, origin allowlist, failures, sleep, persistence.
-import { test, before, after } from "node:test";
+// The origin rule and storage run in every engine of WS_BROWSERS; the rest in Chromium alone
+// (most of it drives time with Playwright's clock).
+import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openTab, until, recordRequests, sentTo, noteDeadlines, refreshedOnTime } from "./harness.mjs";
+import {
+  startServer, launchEngine, engines, chromiumTest, openTab, until, recordRequests, sentTo, noteDeadlines, refreshedOnTime,
+} from "./harness.mjs";
 
-let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
+const browsers = {};
+after(async () => { for (const b of Object.values(browsers)) await b.close(); });
 
-/** A fresh server + browser context + tab for one test. */
-async function setup(env = {}, { clock = false } = {}) {
+/** A fresh server + browser context (of `engine`, launched at its first use) + tab for one test. */
+async function setup(env = {}, { clock = false, engine = "chromium" } = {}) {
   const server = await startServer(env);
-  const context = await browser.newContext();
+  browsers[engine] ??= await launchEngine(engine);
+  const context = await browsers[engine].newContext();
   await recordRequests(context);
   if (clock) await context.clock.install();
   const page = await openTab(context, server);
@@ -28,7 +32,7 @@ const login = (page, config = {}) => page.evaluate(async (config) => {
   return { sent, arrived: Date.now(), expiresAt: s.expiresAt };
 }, config);
 
-test("continuous API calls over several token lifetimes: zero 401s, one refresh per lifetime", async () => {
+chromiumTest("continuous API calls over several token lifetimes: zero 401s, one refresh per lifetime", async () => {
   const t = await setup({ ACCESS_TTL: "2" });
   try {
     const { sent, arrived, expiresAt } = await login(t.page);
@@ -60,7 +64,7 @@ test("continuous API calls over several token lifetimes: zero 401s, one refresh 
   } finally { await t.close(); }
 });
 
-test("20 concurrent fetches on an expired token cause exactly one refresh", async () => {
+chromiumTest("20 concurrent fetches on an expired token cause exactly one refresh", async () => {
   const t = await setup({ ACCESS_TTL: "30" }, { clock: true });
   try {
     await login(t.page);
@@ -80,7 +84,7 @@ test("20 concurrent fetches on an expired token cause exactly one refresh", asyn
   } finally { await t.close(); }
 });
 
-test("after a 401 the request is refreshed and retried once, body included", async () => {
+chromiumTest("after a 401 the request is refreshed and retried once, body included", async () => {
   const t = await setup();
   try {
     // Tokens the server does not accept, with refresh tokens it does.
@@ -106,8 +110,8 @@ test("after a 401 the request is refreshed and retried once, body included", asy
   } finally { await t.close(); }
 });
 
-test("the token never reaches a foreign origin, directly or through redirects", async () => {
-  const t = await setup();
+for (const engine of engines) test(`[${engine}] the token never reaches a foreign origin, directly or through redirects`, async () => {
+  const t = await setup({}, { engine });
   try {
     await login(t.page, { allowedOrigins: [t.server.api] });
     const r = await t.page.evaluate(async ({ api, foreign }) => {
@@ -137,7 +141,7 @@ test("the token never reaches a foreign origin, directly or through redirects", 
   } finally { await t.close(); }
 });
 
-test("a failing refresh endpoint is retried with backoff and recovers", async () => {
+chromiumTest("a failing refresh endpoint is retried with backoff and recovers", async () => {
   const t = await setup({ ACCESS_TTL: "4" });
   try {
     await login(t.page, { retryBaseMs: 100, retryMaxMs: 400 });
@@ -154,7 +158,7 @@ test("a failing refresh endpoint is retried with backoff and recovers", async ()
   } finally { await t.close(); }
 });
 
-test("invalid_grant ends the session with reason refresh_rejected and stops retrying", async () => {
+chromiumTest("invalid_grant ends the session with reason refresh_rejected and stops retrying", async () => {
   const t = await setup();
   try {
     await login(t.page);
@@ -173,7 +177,7 @@ test("invalid_grant ends the session with reason refresh_rejected and stops retr
   } finally { await t.close(); }
 });
 
-test("after a sleep past expiry the next request waits for a refresh", async () => {
+chromiumTest("after a sleep past expiry the next request waits for a refresh", async () => {
   const t = await setup({ ACCESS_TTL: "2" }, { clock: true });
   try {
     await login(t.page);
@@ -195,7 +199,7 @@ test("after a sleep past expiry the next request waits for a refresh", async () 
 });
 
 for (const wake of ["focus", "visibilitychange", "pageshow"]) {
-  test(`a due refresh whose timer did not fire runs on ${wake}`, async () => {
+  chromiumTest(`a due refresh whose timer did not fire runs on ${wake}`, async () => {
     const t = await setup({ ACCESS_TTL: "30" }, { clock: true });
     try {
       await login(t.page);
@@ -213,7 +217,7 @@ for (const wake of ["focus", "visibilitychange", "pageshow"]) {
   });
 }
 
-test("without a refresh token, expiry emits expired, then logout with reason expired", async () => {
+chromiumTest("without a refresh token, expiry emits expired, then logout with reason expired", async () => {
   const t = await setup({}, { clock: true });
   try {
     const events = await t.page.evaluate(async () => {
@@ -230,9 +234,9 @@ test("without a refresh token, expiry emits expired, then logout with reason exp
   } finally { await t.close(); }
 });
 
-for (const storage of ["session", "local"]) {
-  test(`${storage} storage: a reload restores the session`, async () => {
-    const t = await setup();
+for (const engine of engines) for (const storage of ["session", "local"]) {
+  test(`[${engine}] ${storage} storage: a reload restores the session`, async () => {
+    const t = await setup({}, { engine });
     try {
       await login(t.page, { storage });
       const before = await t.page.evaluate(() => session.accessToken);
@@ -250,8 +254,8 @@ for (const storage of ["session", "local"]) {
   });
 }
 
-test("corrupted storage is discarded with an error event, never a crash", async () => {
-  const t = await setup();
+for (const engine of engines) test(`[${engine}] corrupted storage is discarded with an error event, never a crash`, async () => {
+  const t = await setup({}, { engine });
   try {
     const r = await t.page.evaluate(async () => {
       localStorage.setItem("wasm-session:default", "{not json");
@@ -264,8 +268,8 @@ test("corrupted storage is discarded with an error event, never a crash", async 
   } finally { await t.close(); }
 });
 
-test("memory mode writes nothing to any storage; logout clears and revokes", async () => {
-  const t = await setup();
+for (const engine of engines) test(`[${engine}] memory mode writes nothing to any storage; logout clears and revokes`, async () => {
+  const t = await setup({}, { engine });
   try {
     await login(t.page);
     const scan = () => t.page.evaluate(async () => ({
@@ -287,7 +291,7 @@ test("memory mode writes nothing to any storage; logout clears and revokes", asy
   } finally { await t.close(); }
 });
 
-test("clientId goes with every refresh and revocation, form-encoded", async () => {
+chromiumTest("clientId goes with every refresh and revocation, form-encoded", async () => {
   const t = await setup();
   try {
     await login(t.page, { clientId: "demo-spa" });
@@ -298,7 +302,7 @@ test("clientId goes with every refresh and revocation, form-encoded", async () =
   } finally { await t.close(); }
 });
 
-test("wrong credentials reject with login_failed and a status", async () => {
+chromiumTest("wrong credentials reject with login_failed and a status", async () => {
   const t = await setup();
   try {
     const e = await t.page.evaluate(async () => {

@@ -1,9 +1,11 @@
 // Idle and absolute timeouts across real tabs, with time driven by Playwright's clock (one
 // clock for every page of the context, standing still but when driven). Chromium only: the
-// Firefox driver has no clock.
-import { test, before, after } from "node:test";
+// Firefox and WebKit drivers have no clock, and a fake one put into each page (WebKit's
+// classic WebDriver can do that only after the page's own scripts) would be a clock per tab,
+// not the one clock of every tab that these tests stand on.
+import { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openTab, until } from "./harness.mjs";
+import { startServer, launch, chromiumTest as test, openTab, until } from "./harness.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });

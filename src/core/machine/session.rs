@@ -69,6 +69,13 @@ impl Machine {
         }
         self.refresh.renewed(matches!(source, Source::SignIn | Source::Peer), &mut self.out);
         let was_signed_in = self.session.is_some();
+        // Another tab's copy of the session held already (a new tab's own read of the cookie
+        // session and the peers' answer crossing) is no news to the app, and never shortens it.
+        let held = self.tokens().filter(|t| t.access_token == tokens.access_token).map(|t| t.expires_at);
+        if let (Some(held), Source::Peer) = (held, source) {
+            tokens.expires_at = tokens.expires_at.max(held);
+        }
+        let news = held != Some(tokens.expires_at);
         let expires_at = tokens.expires_at;
         self.seq = stamp.seq;
         self.session = Some(Session { tokens, stamp, after_401, refreshed_on_401: false });
@@ -91,7 +98,7 @@ impl Machine {
             Source::Peer | Source::Restored => {}
         }
         self.settle_callers(now, None);
-        if source != Source::Restored {
+        if source != Source::Restored && news {
             self.out.emit(if was_signed_in { Event::Refresh { expires_at } } else { Event::Login { expires_at } });
         }
         self.become_ready(now);
