@@ -22,7 +22,7 @@ use crate::core::token::{jwt_payload, JwtTimes, SessionResponse, TokenResponse, 
 use crate::core::Field;
 
 use super::callbacks::spawn;
-use super::dpop::{self, KeyPair, Keys};
+use super::dpop::{KeyPair, Keys};
 use super::http::{call, Body, Raw};
 use super::sink::Kept;
 
@@ -47,7 +47,7 @@ pub struct OAuth {
     /// The endpoints once known.
     pub found: RefCell<Option<Rc<Provider>>>,
     /// DPoP: the session's keys, when `dpop: true`.
-    pub dpop: Option<Rc<Keys>>,
+    pub dpop: Option<Keys>,
 }
 
 /// Cookie mode: the session endpoint (`GET` reads, `POST /refresh` extends, `POST /logout`
@@ -223,7 +223,7 @@ impl OAuth {
             let raw = call(url, Some(body.again()), header, false, self.timeout_ms).await?;
             let Some(keys) = &self.dpop else { return Ok(raw) };
             keys.server_date(js_sys::Date::now(), raw.date);
-            dpop::note_nonce(kept, url, raw.dpop_nonce.clone());
+            keys.note_nonce(kept, url, raw.dpop_nonce.clone());
             let use_nonce = policy::classify(raw.status, raw.oauth_error().as_deref()) == policy::Failure::UseNonce;
             if !use_nonce || tries == 0 {
                 return Ok(raw);

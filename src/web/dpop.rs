@@ -6,6 +6,7 @@
 //! it and carries that out.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -21,6 +22,15 @@ use crate::core::token::skew;
 
 use super::callbacks::callback;
 use super::sink::Kept;
+
+/// The `dpop` option joins the config's type (TypeScript merges the two declarations).
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const TS_DPOP: &'static str = r#"
+interface CommonConfig {
+  /** DPoP (RFC 9449): bind the tokens to a non-extractable key of this browser; proofs on every request. Token and OpenID Connect modes. Default false. */
+  dpop?: boolean;
+}
+"#;
 
 /// The object store and record key of the key in a namespace's database.
 const STORE: &str = "keys";
@@ -176,9 +186,13 @@ impl KeyPair {
     }
 }
 
-/// One session's keys: the current one, the one made for a sign-in under way, the one that
-/// came with the last keyed message; and where the key is stored.
-pub struct Keys {
+/// One session's keys, shared by its parts (a handle: clones are the same keys).
+#[derive(Clone)]
+pub struct Keys(Rc<KeyState>);
+
+/// The current key, the one made for a sign-in under way, the one that came with the last
+/// keyed message; and where the key is stored.
+pub struct KeyState {
     current: RefCell<Option<KeyPair>>,
     signing_in: RefCell<Option<KeyPair>>,
     incoming: RefCell<Option<KeyPair>>,
@@ -190,17 +204,24 @@ pub struct Keys {
     adopted: Cell<u32>,
 }
 
+impl std::ops::Deref for Keys {
+    type Target = KeyState;
+    fn deref(&self) -> &KeyState {
+        &self.0
+    }
+}
+
 impl Keys {
     /// The keys of namespace `ns`; `stored`: kept in IndexedDB.
     pub fn new(ns: &str, stored: bool) -> Keys {
-        Keys {
+        Keys(Rc::new(KeyState {
             current: RefCell::default(),
             signing_in: RefCell::default(),
             incoming: RefCell::default(),
             db: stored.then(|| format!("wasm-session:{ns}:dpop")),
             skew_ms: Cell::new(0.0),
             adopted: Cell::new(0),
-        }
+        }))
     }
 
     /// The current key.
@@ -251,7 +272,7 @@ impl Keys {
     }
 
     /// `KeyOp::Load`: reads the stored key; the answer goes to `kept` as [`Input::Key`].
-    pub fn load(self: &std::rc::Rc<Self>, kept: Kept) {
+    pub fn load(&self, kept: Kept) {
         let keys = self.clone();
         let adopted = self.adopted.get();
         super::callbacks::spawn(async move {
@@ -273,6 +294,14 @@ impl Keys {
             };
             kept.send(Input::Key(found));
         });
+    }
+
+    /// Reports a response's `DPoP-Nonce` (for `url`) to the machine, which keeps and
+    /// shares it.
+    pub fn note_nonce(&self, kept: &Kept, url: &str, nonce: Option<String>) {
+        if let (Some(nonce), Some(origin)) = (nonce.filter(|n| valid_nonce(n)), origin(url)) {
+            kept.send(Input::Nonce { origin, nonce });
+        }
     }
 
     /// The auth server's `Date` (epoch ms) seen at `now`: proofs' `iat` follow its clock.
@@ -308,17 +337,16 @@ impl Keys {
     }
 }
 
+/// The session's keys, in namespace `ns`; `stored`: kept in IndexedDB.
+pub fn for_session(ns: &str, stored: bool) -> Option<Keys> {
+    Some(Keys::new(ns, stored))
+}
+
 /// The origin of an absolute URL.
 pub fn origin(url: &str) -> Option<String> {
     web_sys::Url::new(url).ok().map(|u| u.origin())
 }
 
-/// Reports a response's `DPoP-Nonce` (for `url`) to the machine, which keeps and shares it.
-pub fn note_nonce(kept: &Kept, url: &str, nonce: Option<String>) {
-    if let (Some(nonce), Some(origin)) = (nonce.filter(|n| valid_nonce(n)), origin(url)) {
-        kept.send(Input::Nonce { origin, nonce });
-    }
-}
 
 /// A request's promise: resolves (with the event) at success, rejects at error.
 fn settled(target: &web_sys::IdbRequest) -> Promise {

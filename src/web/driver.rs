@@ -42,7 +42,7 @@ pub struct Endpoints {
     /// http off this machine), the issuer's and `allowedOrigins`.
     pub token_origins: Vec<String>,
     /// DPoP: the session's keys, when `dpop: true`.
-    pub dpop: Option<Rc<Keys>>,
+    pub dpop: Option<Keys>,
 }
 
 /// Everything a session owns in the browser.
@@ -58,7 +58,7 @@ pub struct Driver {
     #[cfg(feature = "oidc")]
     pub sign_in: Option<SignIn>,
     /// DPoP: the session's keys, when `dpop: true`.
-    pub dpop: Option<Rc<Keys>>,
+    pub dpop: Option<Keys>,
     /// `session.fetch`.
     pub fetch: Fetch,
     /// This tab's id in messages and lock names.

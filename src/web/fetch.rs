@@ -14,10 +14,8 @@ use web_sys::{RequestCredentials, RequestInit, Response};
 use crate::core::machine::{Answer, Input};
 use crate::core::policy::{self, Refusal};
 
-use std::rc::Rc;
-
 use super::callbacks::promise;
-use super::dpop::{self, Keys};
+use super::dpop::Keys;
 use super::events::to_js;
 use super::http::global_fetch;
 use super::sink::{Kept, Sink};
@@ -43,7 +41,7 @@ pub struct Fetch {
     csrf_header: Option<String>,
     /// DPoP: the session's keys (every request then takes the slow path: proofs are signed
     /// asynchronously).
-    dpop: Option<Rc<Keys>>,
+    dpop: Option<Keys>,
     sink: Sink,
     /// The fast path's response handler, made once. Owned by JS: a fetch may still be in
     /// flight when the session is dropped, and its handler must stay callable (it then
@@ -66,7 +64,7 @@ fn set_bearer(request: &web_sys::Request, token: &str) -> Result<(), JsValue> {
 impl Fetch {
     /// `session.fetch` for the token `origins`, in cookie mode with `csrf_header`, asking
     /// the session through `sink`.
-    pub fn new(origins: Vec<String>, csrf_header: Option<String>, dpop: Option<Rc<Keys>>, sink: Sink) -> Fetch {
+    pub fn new(origins: Vec<String>, csrf_header: Option<String>, dpop: Option<Keys>, sink: Sink) -> Fetch {
         let handler_sink = sink.clone();
         let on_response =
             Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(move |retry, seq, response| {
@@ -167,7 +165,7 @@ async fn send(
     let response = JsFuture::from(global_fetch(&request)).await?;
     let Some(keys) = keys else { return Ok((response, spare_copy)) };
     let headers = response.unchecked_ref::<Response>().headers();
-    dpop::note_nonce(kept, &request.url(), headers.get("dpop-nonce").ok().flatten());
+    keys.note_nonce(kept, &request.url(), headers.get("dpop-nonce").ok().flatten());
     let challenge = headers.get("www-authenticate").ok().flatten().unwrap_or_default();
     if status(&response) != 401 || !policy::asks_dpop_nonce(&challenge) {
         return Ok((response, spare_copy));
@@ -176,20 +174,20 @@ async fn send(
     authorize(kept, &spare_copy, token, Some(keys)).await?;
     let response = JsFuture::from(global_fetch(&spare_copy)).await?;
     let nonce = response.unchecked_ref::<Response>().headers().get("dpop-nonce").ok().flatten();
-    dpop::note_nonce(kept, &spare_copy.url(), nonce);
+    keys.note_nonce(kept, &spare_copy.url(), nonce);
     Ok((response, next))
 }
 
 /// The slow path: the machine decides (wait for a refresh, send without a token, fail).
-async fn with_token(kept: Kept, request: web_sys::Request, keys: Option<Rc<Keys>>) -> Result<JsValue, JsValue> {
+async fn with_token(kept: Kept, request: web_sys::Request, keys: Option<Keys>) -> Result<JsValue, JsValue> {
     let (token, seq) = match kept.ask(|ticket| Input::TokenWanted { ticket }).await {
         Answer::Token { token, seq } => (token, seq),
         Answer::Failed(e) => return Err(to_js(&e)),
         Answer::NoToken | Answer::Done | Answer::AppState(_) => return JsFuture::from(global_fetch(&request)).await,
     };
     let retry = spare(&request)?;
-    authorize(&kept, &request, &token, keys.as_deref()).await?;
-    let (response, retry) = send(&kept, request, retry, &token, keys.as_deref()).await?;
+    authorize(&kept, &request, &token, keys.as_ref()).await?;
+    let (response, retry) = send(&kept, request, retry, &token, keys.as_ref()).await?;
     if policy::refusal(status(&response), false, false) != Refusal::Unauthorized {
         return Ok(response);
     }
@@ -203,13 +201,13 @@ async fn after_401(
     retry: web_sys::Request,
     seq: u64,
     response: JsValue,
-    keys: Option<Rc<Keys>>,
+    keys: Option<Keys>,
 ) -> Result<JsValue, JsValue> {
     match kept.ask(|ticket| Input::Unauthorized { ticket, seq }).await {
         Answer::Token { token, seq: offered } if policy::retry_after_401(seq, offered) => {
             let spare_copy = spare(&retry)?;
-            authorize(&kept, &retry, &token, keys.as_deref()).await?;
-            Ok(send(&kept, retry, spare_copy, &token, keys.as_deref()).await?.0)
+            authorize(&kept, &retry, &token, keys.as_ref()).await?;
+            Ok(send(&kept, retry, spare_copy, &token, keys.as_ref()).await?.0)
         }
         _ => Ok(response),
     }

@@ -13,7 +13,8 @@
 //! - [`auth`]: the auth server's calls (refresh, revocation, discovery, code exchange,
 //!   login, the cookie session), each turning a raw reply into what the machine reads.
 //! - [`fetch`]: the `session.fetch` wrapper.
-//! - [`dpop`]: DPoP keys (IndexedDB), proofs, nonces.
+//! - [`dpop`]: DPoP keys (IndexedDB), proofs, nonces; without the `dpop` feature,
+//!   `dpop_off.rs` in its place (no key can exist).
 //!
 //! With the `oidc` feature (`wasm-session/oidc` on npm):
 //! - [`oidc`]: OpenID Connect sign-in in the browser: secrets and S256, the login kept in
@@ -27,6 +28,10 @@
 
 pub mod auth;
 pub mod callbacks;
+#[cfg(feature = "dpop")]
+pub mod dpop;
+#[cfg(not(feature = "dpop"))]
+#[path = "dpop_off.rs"]
 pub mod dpop;
 pub mod driver;
 pub mod events;

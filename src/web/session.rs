@@ -18,7 +18,7 @@ use crate::core::token::TokenSet;
 
 use super::auth::{self, AuthServer, CookieSession, OAuth};
 use super::callbacks::{self, promise};
-use super::dpop::Keys;
+use super::dpop;
 use super::driver::{Driver, Endpoints};
 use super::events::to_js;
 use super::fetch;
@@ -65,8 +65,6 @@ interface CommonConfig {
   restoreTimeoutMs?: number;
   /** Coordinate with other tabs of the same namespace. Default true. */
   crossTab?: boolean;
-  /** DPoP (RFC 9449): bind the tokens to a non-extractable key of this browser; proofs on every request. Token mode only. Default false. */
-  dpop?: boolean;
   /** No user activity (pointer, key, touch, focus) in any tab for this long ends the session everywhere (reason `"idle"`). */
   idleTimeoutMs?: number;
   /** This long before the idle logout, an `idle_warning` event. Needs `idleTimeoutMs`. */
@@ -238,7 +236,7 @@ fn read_config(raw: &JsValue) -> Result<(Config, Endpoints), Error> {
         oidc.map(|o| SignIn::new(o.clone(), redirect_uri, post_logout_redirect_uri, &config.namespace))
     };
     let stored = config.storage != crate::core::config::StorageMode::Memory;
-    let dpop = (config.dpop && config.mode() == Mode::Token).then(|| Rc::new(Keys::new(&config.namespace, stored)));
+    let dpop = if config.dpop && config.mode() == Mode::Token { dpop::for_session(&config.namespace, stored) } else { None };
     let auth = match &config.server {
         Server::OAuth { token_url, revoke_url } => AuthServer::OAuth(OAuth {
             dpop: dpop.clone(),

@@ -38,7 +38,7 @@ fn bus_key(ns: &str) -> String {
 struct Address {
     ns: String,
     tab: String,
-    keys: Option<Rc<Keys>>,
+    keys: Option<Keys>,
 }
 
 /// The property of a posted message that carries the sender's DPoP key.
@@ -83,7 +83,7 @@ enum Link {
 impl Bus {
     /// Opens BroadcastChannel, else the storage fallback, else `None`, for tab `tab` of
     /// namespace `ns`; messages from the other tabs go to `sink`.
-    pub fn open(ns: &str, tab: &str, keys: Option<Rc<Keys>>, sink: Sink) -> Option<Bus> {
+    pub fn open(ns: &str, tab: &str, keys: Option<Keys>, sink: Sink) -> Option<Bus> {
         let from = Address { ns: ns.to_string(), tab: tab.to_string(), keys };
         let to = from.clone();
         if let Ok(channel) = web_sys::BroadcastChannel::new(&channel_name(ns)) {

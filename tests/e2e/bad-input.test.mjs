@@ -408,13 +408,13 @@ for (const engine of engines) describe(engine, () => {
     assert.equal(status, 200);
   });
 
-  test("the main entry (no OpenID Connect) refuses its options, naming each and the entry that has them", async () => {
+  test("the main entry (no OpenID Connect, no DPoP) refuses their options, naming each and the entry that has them", async () => {
     const main = await openTab(context, server);
     try {
       const r = await main.evaluate(() => {
         const options = { issuer: "https://id.example.com", authorizationUrl: "https://id.example.com/auth",
           redirectUri: "/cb", scope: "openid", endSessionUrl: "https://id.example.com/end",
-          postLogoutRedirectUri: "/" };
+          postLogoutRedirectUri: "/", dpop: true };
         const refused = Object.entries(options).map(([k, v]) => {
           try { new lib.Session({ tokenUrl: "/auth/token", clientId: "spa", [k]: v }).dispose(); return [k, "ok"]; }
           catch (e) { return [k, e.code, e.message]; }

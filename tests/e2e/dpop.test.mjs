@@ -1,7 +1,7 @@
 // DPoP (RFC 9449) end to end, against the demo server with DPOP_NONCE=1 (it verifies proofs,
 // binds tokens to the key and demands rotating nonces): tokens taken out of the page are
 // useless without the key, the key cannot be read, it is gone after logout, and a reload in
-// local mode keeps it and the session.
+// local mode keeps it and the session. DPoP is in the `wasm-session/oidc` entry (e2e-oidc.html).
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, startProvider, launchEngine, engines, openTab, until } from "./harness.mjs";
@@ -29,7 +29,7 @@ for (const engine of engines) describe(engine, () => {
     const server = await startServer({ DPOP_NONCE: "1" });
     const context = await browser.newContext();
     try {
-      const page = await openTab(context, server);
+      const page = await openTab(context, server, "/e2e-oidc.html");
       const r = await page.evaluate(async (cfg) => {
         const s = makeSession(cfg);
         await s.login("/auth/login", { username: "demo", password: "demo" });
@@ -81,7 +81,7 @@ for (const engine of engines) describe(engine, () => {
     const server = await startServer({ DPOP_NONCE: "1" });
     const context = await browser.newContext();
     try {
-      const page = await openTab(context, server);
+      const page = await openTab(context, server, "/e2e-oidc.html");
       const before = await page.evaluate(async ({ cfg, storedKey }) => {
         const s = makeSession(cfg);
         await s.login("/auth/login", { username: "demo", password: "demo" });
@@ -122,12 +122,12 @@ for (const engine of engines) describe(engine, () => {
     const server = await startServer({ DPOP_NONCE: "1" });
     const context = await browser.newContext();
     try {
-      const one = await openTab(context, server);
+      const one = await openTab(context, server, "/e2e-oidc.html");
       await one.evaluate(async (cfg) => {
         const s = makeSession(cfg);
         await s.login("/auth/login", { username: "demo", password: "demo" });
       }, config("memory"));
-      const two = await openTab(context, server);
+      const two = await openTab(context, server, "/e2e-oidc.html");
       const r = await two.evaluate(async ({ cfg, storedKey }) => {
         const s = makeSession(cfg);
         const restored = await s.ready;
@@ -154,19 +154,20 @@ const attempt = (page, fn, arg) => page.evaluate(fn, arg).catch(() => null);
 async function viaProvider(page, issuer, app) {
   await attempt(page, () => { window.session.loginWithRedirect(); });
   const back = (url) => url.startsWith(app + "?");
-  await until(() => page.url().startsWith(issuer + "/interaction/") || back(page.url()),
+  // page.url() is a promise under the WebKit harness: awaited everywhere.
+  await until(async () => { const url = await page.url(); return url.startsWith(issuer + "/interaction/") || back(url); },
     { timeout: 20000, what: "the provider's login page" });
-  if (!back(page.url())) {
+  if (!back(await page.url())) {
     await until(() => attempt(page, () => !!document.querySelector("input[name=login]")), { what: "the login form" });
     await attempt(page, () => {
       document.querySelector("input[name=login]").value = "ada";
       document.querySelector("input[name=password]").value = "any password";
       document.querySelector("form").submit();
     });
-    await until(() => back(page.url()), { timeout: 20000, what: "the redirect back to the app" });
+    await until(async () => back(await page.url()), { timeout: 20000, what: "the redirect back to the app" });
   }
   await until(() => attempt(page, () => window.fixtureReady === true), { what: "the app to load" });
-  return page.url();
+  return await page.url();
 }
 
 for (const engine of engines) describe(`${engine}, oidc-provider`, () => {

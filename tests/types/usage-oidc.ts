@@ -8,6 +8,14 @@ export async function main(): Promise<void> {
   const plain: SessionConfig = { tokenUrl: "/auth/token", storage: "local" };
   new Session(plain);
 
+  // DPoP: bound tokens, and the headers for another HTTP client.
+  const bound = new Session({ tokenUrl: "/auth/token", storage: "local", dpop: true });
+  const headers: { Authorization?: string; DPoP?: string } = await bound.authHeaders("GET", "/api/me");
+  console.log(headers.Authorization, headers.DPoP);
+  new Session({ issuer: "https://id.example.com", clientId: "spa", dpop: true });
+  // @ts-expect-error DPoP does not apply in cookie mode
+  new Session({ mode: "cookie", sessionUrl: "/session", dpop: true });
+
   // OpenID Connect: discovery, or the endpoints given directly.
   const oidc = new Session({ issuer: "https://id.example.com", clientId: "spa", redirectUri: "https://app.example/cb",
     scope: "openid profile offline_access", postLogoutRedirectUri: "https://app.example/", storage: "session" });

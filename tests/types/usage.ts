@@ -31,12 +31,11 @@ export async function main(): Promise<void> {
   await session.logout();
   session.dispose();
 
-  // DPoP: bound tokens, and the headers for another HTTP client.
-  const bound = new Session({ tokenUrl: "/auth/token", storage: "local", dpop: true });
-  const headers: { Authorization?: string; DPoP?: string } = await bound.authHeaders("GET", "/api/me");
-  console.log(headers.Authorization, headers.DPoP);
-  // @ts-expect-error DPoP does not apply in cookie mode
-  new Session({ mode: "cookie", sessionUrl: "/session", dpop: true });
+  // The headers for another HTTP client (Bearer here).
+  const headers: { Authorization?: string; DPoP?: string } = await new Session({ tokenUrl: "/auth/token" }).authHeaders("GET", "/api/me");
+  console.log(headers.Authorization);
+  // @ts-expect-error DPoP is in the wasm-session/oidc entry
+  new Session({ tokenUrl: "/auth/token", dpop: true });
 
   // Cookie mode, idle and absolute timeouts.
   const cookie = new Session({ mode: "cookie", sessionUrl: "/session", idleTimeoutMs: 900_000, idleWarningMs: 60_000, maxSessionMs: 28_800_000 });

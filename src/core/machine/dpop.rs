@@ -55,9 +55,15 @@ impl Dpop {
         Dpop { on, ..Dpop::default() }
     }
 
+    /// DPoP is on. A build without the `dpop` feature refuses `dpop: true` in the config;
+    /// saying so here too lets the compiler leave the key and nonce paths out of it.
+    fn on(&self) -> bool {
+        cfg!(feature = "dpop") && self.on
+    }
+
     /// Start-up: read the stored key (when the session may be stored).
     pub fn start(&mut self, stored: bool, out: &mut Out) {
-        if self.on && stored {
+        if self.on() && stored {
             self.loading = true;
             self.at_start = true;
             out.push(Effect::Key(KeyOp::Load));
@@ -73,7 +79,7 @@ impl Dpop {
 
     /// This tab can sign proofs for its session (always true without DPoP).
     pub fn can_sign(&self) -> bool {
-        !self.on || self.present
+        !self.on() || self.present
     }
 
     /// The driver's report on the key. A stored key that cannot be used is an `error`
@@ -94,7 +100,7 @@ impl Dpop {
 
     /// A sign-in landed: its key (made for it) is this tab's now.
     pub fn signed_in(&mut self, out: &mut Out) {
-        if self.on {
+        if self.on() {
             // What storage held, still being read, is superseded by the sign-in's key.
             self.loading = false;
             self.at_start = false;
@@ -105,7 +111,7 @@ impl Dpop {
 
     /// Tokens from another tab were adopted; `with_key`: its key came with them.
     pub fn adopted(&mut self, with_key: bool, out: &mut Out) {
-        if self.on && with_key {
+        if self.on() && with_key {
             self.present = true;
             out.push(Effect::Key(KeyOp::AdoptSent));
         }
@@ -113,7 +119,7 @@ impl Dpop {
 
     /// Tokens from shared storage were adopted: read their key from storage too.
     pub fn adopted_stored(&mut self, out: &mut Out) {
-        if self.on {
+        if self.on() {
             // Until it is read, the key held may be the previous sign-in's.
             self.present = false;
             self.loading = true;
@@ -124,7 +130,7 @@ impl Dpop {
     /// The session ended: forget the key (`stored`: and delete it, which the tab where the
     /// logout started does once its revocation is done).
     pub fn ended(&mut self, stored: bool, out: &mut Out) {
-        if self.on && (self.present || stored) {
+        if self.on() && (self.present || stored) {
             self.present = false;
             out.push(Effect::Key(KeyOp::Drop { stored }));
         }
@@ -133,7 +139,7 @@ impl Dpop {
     /// The session ended here; `revoking`: its revocation is under way, and the key is
     /// deleted once it is done ([`Dpop::revoked`]).
     pub fn ended_here(&mut self, revoking: bool, out: &mut Out) {
-        if revoking && self.on {
+        if revoking && self.on() {
             self.present = false;
             self.drop_after_revoke = true;
         } else {
@@ -156,7 +162,7 @@ impl Dpop {
     /// A server gave a nonce (`shared`: another tab passed it on). A new one is passed on
     /// to the other tabs.
     pub fn note_nonce(&mut self, origin: String, nonce: String, shared: bool, out: &mut Out) {
-        if !self.on || self.nonce(&origin) == Some(nonce.as_str()) {
+        if !self.on() || self.nonce(&origin) == Some(nonce.as_str()) {
             return;
         }
         self.nonces.retain(|(o, _)| *o != origin);
