@@ -145,7 +145,7 @@ impl AuthServer {
             AuthServer::OAuth(o) => {
                 let key = match &o.dpop {
                     Some(keys) => {
-                        keys.new_sign_in().await?;
+                        keys.new_sign_in(false).await?;
                         keys.signing_in()
                     }
                     None => None,

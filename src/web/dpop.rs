@@ -32,9 +32,11 @@ interface CommonConfig {
 }
 "#;
 
-/// The object store and record key of the key in a namespace's database.
+/// The object store of a namespace's database, and the records in it: the session's key,
+/// and the key of a sign-in that left for the provider (until the page comes back).
 const STORE: &str = "keys";
 const RECORD: &str = "dpop";
+const SIGN_IN_RECORD: &str = "dpop-sign-in";
 
 /// The public part of a P-256 key, as a JWK (RFC 7517): what a proof's header carries.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -234,12 +236,39 @@ impl Keys {
         self.signing_in.borrow().clone()
     }
 
+    /// Is the key kept in IndexedDB (`session` and `local` modes)?
+    pub fn stored(&self) -> bool {
+        self.db.is_some()
+    }
+
     /// Makes the key of a new sign-in; returns its thumbprint. The current key stays until
-    /// the sign-in lands (`KeyOp::AdoptSignIn`).
-    pub async fn new_sign_in(&self) -> Result<String, Error> {
+    /// the sign-in lands (`KeyOp::AdoptSignIn`). `across_redirect`: the page is about to
+    /// leave for the provider; the key waits in IndexedDB for the page that comes back
+    /// ([`Keys::resume_sign_in`]).
+    pub async fn new_sign_in(&self, across_redirect: bool) -> Result<String, Error> {
         let (pair, jkt) = KeyPair::generate().await?;
+        if let (true, Some(db)) = (across_redirect, &self.db) {
+            idb(db, SIGN_IN_RECORD, Some(&pair.to_js()), true)
+                .await
+                .map_err(|_| failed("could not keep the sign-in's key in IndexedDB"))?;
+        }
         *self.signing_in.borrow_mut() = Some(pair);
         Ok(jkt)
+    }
+
+    /// Back from the provider: the key the page that left made for this sign-in (its
+    /// thumbprint bound the code), taken out of IndexedDB; else (memory mode, or it is gone)
+    /// a new one, and only the tokens are bound.
+    pub async fn resume_sign_in(&self) -> Result<(), Error> {
+        if let Some(db) = &self.db {
+            let kept = idb(db, SIGN_IN_RECORD, None, false).await.ok().and_then(|v| KeyPair::from_js(&v));
+            let _ = idb(db, SIGN_IN_RECORD, None, true).await;
+            if let Some(pair) = kept {
+                *self.signing_in.borrow_mut() = Some(pair);
+                return Ok(());
+            }
+        }
+        self.new_sign_in(false).await.map(drop)
     }
 
     /// A key came beside a message (see `tabs`).
@@ -256,7 +285,7 @@ impl Keys {
         self.adopted.set(self.adopted.get().wrapping_add(1));
         if let Some(db) = self.db.clone() {
             super::callbacks::spawn(async move {
-                let _ = idb(&db, Some(&value), true).await;
+                let _ = idb(&db, RECORD, Some(&value), true).await;
             });
         }
     }
@@ -266,7 +295,7 @@ impl Keys {
         self.current.borrow_mut().take();
         if let (true, Some(db)) = (stored, self.db.clone()) {
             super::callbacks::spawn(async move {
-                let _ = idb(&db, None, true).await;
+                let _ = idb(&db, RECORD, None, true).await;
             });
         }
     }
@@ -278,7 +307,7 @@ impl Keys {
         super::callbacks::spawn(async move {
             let found = match keys.db.as_deref() {
                 None => Key::Missing,
-                Some(db) => match idb(db, None, false).await {
+                Some(db) => match idb(db, RECORD, None, false).await {
                     Ok(v) if v.is_undefined() || v.is_null() => Key::Missing,
                     Ok(v) => match KeyPair::from_js(&v) {
                         Some(pair) => {
@@ -356,9 +385,9 @@ fn settled(target: &web_sys::IdbRequest) -> Promise {
     })
 }
 
-/// One IndexedDB operation on the key record of database `db`: a read (`write` false), a
-/// write of `value`, or a delete (`write` with no value). A read gives the record.
-async fn idb(db: &str, value: Option<&JsValue>, write: bool) -> Result<JsValue, JsValue> {
+/// One IndexedDB operation on `record` of database `db`: a read (`write` false), a write of
+/// `value`, or a delete (`write` with no value). A read gives the record.
+async fn idb(db: &str, record: &str, value: Option<&JsValue>, write: bool) -> Result<JsValue, JsValue> {
     let factory = web_sys::window().and_then(|w| w.indexed_db().ok().flatten()).ok_or(JsValue::NULL)?;
     let open = factory.open_with_u32(db, 1)?;
     let upgrade = callback({
@@ -377,9 +406,9 @@ async fn idb(db: &str, value: Option<&JsValue>, write: bool) -> Result<JsValue, 
     let tx = database.transaction_with_str_and_mode(STORE, mode)?;
     let store = tx.object_store(STORE)?;
     let request = match (write, value) {
-        (false, _) => store.get(&RECORD.into())?,
-        (true, Some(v)) => store.put_with_key(v, &RECORD.into())?,
-        (true, None) => store.delete(&RECORD.into())?,
+        (false, _) => store.get(&record.into())?,
+        (true, Some(v)) => store.put_with_key(v, &record.into())?,
+        (true, None) => store.delete(&record.into())?,
     };
     JsFuture::from(settled(&request)).await?;
     let result = request.result()?;

@@ -132,19 +132,21 @@ fn login_options(value: JsValue, popup: bool) -> Result<(LoginOptions, Option<St
 /// How long `loginWithPopup` waits for the popup by default.
 const POPUP_TIMEOUT_MS: f64 = 120_000.0;
 
-/// A new login transaction and its challenge, for the session's sign-in. With DPoP and
-/// `bind_code` (a popup: the key stays in this page until the code comes back), a new key
-/// whose thumbprint goes as `dpop_jkt`, so that the code is bound to it too.
+/// A new login transaction and its challenge, for the session's sign-in. With DPoP, a new
+/// key whose thumbprint goes as `dpop_jkt`, so that the code is bound to it too: for a
+/// `popup` (the key stays in this page until the code comes back), and for a redirect when
+/// the key can wait in IndexedDB for the page that comes back (`session` and `local`
+/// modes; in `memory` mode nothing is written: the code is not bound, the tokens are).
 async fn new_login(
     d: &Driver,
     app_state: Option<String>,
-    bind_code: bool,
+    popup: bool,
 ) -> Result<(crate::core::oidc::Pending, String), JsValue> {
     let sign_in =
         d.sign_in.as_ref().ok_or(Error::Config("issuer".into(), "is required to sign in with OpenID Connect"))?;
     let (mut login, challenge) = sign_in.new_login(app_state).await?;
-    if let (true, Some(keys)) = (bind_code, &d.dpop) {
-        login.dpop_jkt = Some(keys.new_sign_in().await?);
+    if let Some(keys) = d.dpop.as_ref().filter(|k| popup || k.stored()) {
+        login.dpop_jkt = Some(keys.new_sign_in(!popup).await?);
     }
     Ok((login, challenge))
 }
@@ -262,11 +264,9 @@ impl Session {
         };
         let login = d.sign_in.as_ref().map_or(Ok(None), |s| s.read_login());
         promise(async move {
-            // DPoP: the key of this sign-in is made here, after the redirect (the page that
-            // left could not keep a non-extractable key in memory mode): the code is not
-            // bound (no `dpop_jkt`), the tokens are, by the exchange's proof.
+            // DPoP: the key the page that left made for this sign-in (see `new_login`).
             if let Some(keys) = &d.dpop {
-                keys.new_sign_in().await?;
+                keys.resume_sign_in().await?;
             }
             app_state_result(d.kept().ask(|ticket| Input::Callback { ticket, url, params, login }).await)
         })

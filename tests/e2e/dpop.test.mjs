@@ -211,6 +211,8 @@ for (const engine of engines) describe(`${engine}, oidc-provider`, () => {
         const stats = await provider.stats();
         console.log(`${engine} ${storage}: provider ${JSON.stringify(stats)} calls per tab ${JSON.stringify(results)}`);
         assert.ok(stats.dpop_tokens >= 1, "the provider bound the tokens");
+        // The code too (dpop_jkt), where the key can wait in IndexedDB across the redirect.
+        assert.equal(stats.codes_bound, storage === "memory" ? 0 : 1, "dpop_jkt on the authorization request");
         assert.equal(stats.refresh_rejected, 0, "a refresh was rejected");
         assert.equal(stats.dpop_rejected, 0, "a proof was refused");
         assert.equal(stats.userinfo_rejected, 0);

@@ -30,7 +30,7 @@ const issuer = `http://localhost:${server.address().port}`;
 const zero = () => ({
   codes: 0, code_rejected: 0, refreshes: 0, refresh_rejected: 0, grants_revoked: 0, revocations: 0,
   userinfo_ok: 0, userinfo_rejected: 0, logins: 0, ended_sessions: 0,
-  dpop_tokens: 0, dpop_rejected: 0, dpop_nonce_challenges: 0,
+  dpop_tokens: 0, dpop_rejected: 0, dpop_nonce_challenges: 0, codes_bound: 0,
 });
 let stats = zero();
 
@@ -131,6 +131,8 @@ provider.use(async (ctx, next) => {
     ctx.body = stats;
     return;
   }
+  // An authorization request that binds its code to a DPoP key (RFC 9449 §10).
+  if (ctx.path === "/auth" && ctx.query.dpop_jkt) stats.codes_bound++;
   await next();
   if (ctx.path === "/token/revocation" && ctx.status === 200) stats.revocations++;
   if (ctx.path === "/me" && ctx.status === 200) stats.userinfo_ok++;
