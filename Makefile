@@ -22,10 +22,10 @@ WITH_XVFB = xvfb_fd=$$(mktemp); \
 export ACCESS_TTL ?= 30
 # Package size ceilings (bytes gzip -9, the .wasm plus the glue minified as an app's bundler
 # ships it) of the main entry and of `wasm-session/oidc`: today's sizes plus about 1 KB, so
-# that they can only shrink. Where the bytes go and why: `make size-report` and README,
+# that they can only shrink (raised once for DPoP and `authHeaders`: README, DPoP). Where the bytes go and why: `make size-report` and README,
 # Performance.
-SIZE_CEILING ?= 106900
-SIZE_CEILING_OIDC ?= 132200
+SIZE_CEILING ?= 110600
+SIZE_CEILING_OIDC ?= 148500
 
 .PHONY: setup build server demo test test-host test-size test-browser test-e2e fuzz soak bench size-report mutants clean
 

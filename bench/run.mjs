@@ -80,6 +80,48 @@ async function perRequest(browser, server) {
   await context.close();
 }
 
+// DPoP's price per request: a proof signed by WebCrypto (SHA-256 of the token for `ath`,
+// then ECDSA P-256) before each call. The library's CPU per `session.fetch`, `fetch`
+// answering at once, with a DPoP session beside a Bearer one of the same entry
+// (`wasm-session/oidc`), in interleaved rounds.
+async function dpop(browser, server) {
+  const context = await browser.newContext();
+  const page = await openTab(context, server, "/e2e-oidc.html");
+  const r = await page.evaluate(async () => {
+    const signIn = async (namespace, dpop) => {
+      const s = new lib.Session({ tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", namespace, dpop, crossTab: false });
+      await s.ready;
+      await s.login("/auth/login", { username: "demo", password: "demo" });
+      return s;
+    };
+    const bearer = await signIn("bench-bearer", false);
+    const bound = await signIn("bench-dpop", true);
+    const answer = new Response("pong");
+    const real = window.fetch;
+    window.fetch = () => Promise.resolve(answer);
+    const cpu = async (s) => {
+      const t = performance.now();
+      for (let i = 0; i < 200; i++) await s.fetch("/api/ping");
+      return (performance.now() - t) / 200;
+    };
+    const plain = [], signed = [];
+    try {
+      for (let i = 0; i < 15; i++) {
+        if (i % 2) { signed.push(await cpu(bound)); plain.push(await cpu(bearer)); }
+        else { plain.push(await cpu(bearer)); signed.push(await cpu(bound)); }
+      }
+    } finally {
+      window.fetch = real;
+    }
+    const med = (xs) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+    return { plain: med(plain), signed: med(signed) };
+  });
+  figure("dpop.cpu.session_fetch_bearer", r.plain * 1000, "us");
+  figure("dpop.cpu.session_fetch_dpop", r.signed * 1000, "us");
+  figure("dpop.cpu.ratio", r.signed / r.plain, "x");
+  await context.close();
+}
+
 async function concurrency(browser, server) {
   await server.reset();
   const context = await browser.newContext();
@@ -260,7 +302,7 @@ const browser = await launch();
 try {
   // `node bench/run.mjs [size] [request] [concurrency] [startup] [crosstab] [memory] [oidc]`: some.
   const only = process.argv.slice(2);
-  const sections = { size, request: perRequest, concurrency, startup, crosstab: crossTab, memory, oidc: openid };
+  const sections = { size, request: perRequest, dpop, concurrency, startup, crosstab: crossTab, memory, oidc: openid };
   for (const [name, run] of Object.entries(sections)) {
     if (only.length === 0 || only.includes(name)) await run(browser, server);
   }

@@ -14,15 +14,22 @@ done
 export RUSTFLAGS
 features="--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue"
-# Two builds: the package's main entry without OpenID Connect (pkg/), and `wasm-session/oidc`
-# with it (pkg/oidc/). The wasm-opt flags: README, Performance, Size. Ordering functions by
-# name needs the names, so they are kept until the strip (that copy serves size-report).
+# Two builds: the package's main entry without OpenID Connect and DPoP (pkg/), and
+# `wasm-session/oidc` with both (pkg/oidc/). The wasm-opt flags: README, Performance, Size.
+# Ordering functions by name needs the names, so they are kept until the strip (that copy
+# serves size-report).
+#   scripts/build-pkg.sh --only DIR CARGO-ARGS...   one more build into DIR, the same way
+#                                                    (size-report: OpenID Connect alone)
 build() { # out-dir, names-kept copy, cargo arguments...
   wasm-pack --quiet build --release --target web --out-dir "$1" -- "${@:3}" >/dev/null
   node_modules/.bin/wasm-opt -O2 --one-caller-inline-max-function-size=0 --converge \
     --reorder-functions-by-name --debuginfo $features "$1/wasm_session_bg.wasm" -o "$2"
   node_modules/.bin/wasm-opt --strip-debug --strip-producers $features "$2" -o "$1/wasm_session_bg.wasm"
 }
+if [ "${1:-}" = --only ]; then
+  build "$2" "$2/named.wasm" "${@:3}"
+  exit
+fi
 build pkg target/wasm-opt.wasm --no-default-features
 build target/pkg-oidc target/wasm-opt-oidc.wasm --no-default-features --features oidc,dpop
 rm -rf pkg/oidc && mkdir pkg/oidc

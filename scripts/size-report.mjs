@@ -11,7 +11,8 @@
 //
 // Groups are raw bytes of code from twiggy; their gzip figures are estimates (each group's
 // share of the raw code times the measured gzip size of the whole module), marked "≈".
-// OpenID Connect's cost is measured: the `wasm-session/oidc` entry's size minus the main one's.
+// The cost of OpenID Connect and of DPoP is measured: `wasm-session/oidc` carries both, and a
+// build with OpenID Connect alone (target/size-oidc-only, made here) tells them apart.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
@@ -137,6 +138,12 @@ const entry = (dir) => {
 };
 const ours = entry(at("pkg"));
 const oidc = entry(at("pkg", "oidc"));
+const oidcOnlyDir = at("target", "size-oidc-only");
+execFileSync(at("scripts", "build-pkg.sh"), ["--only", oidcOnlyDir, "--no-default-features", "--features", "oidc"], {
+  cwd: root,
+  stdio: "inherit",
+});
+const oidcOnly = entry(oidcOnlyDir);
 const download = (e) => e.wasmGz + e.glueMinGz;
 const rows = twiggyRows(named);
 const total = rows.reduce((n, r) => n + r.bytes, 0);
@@ -161,7 +168,8 @@ p();
 p("| Feature | ≈ gzip | raw |");
 p("|---|---|---|");
 for (const [k, v] of [...byFeature].sort((a, b) => b[1] - a[1])) p(`| ${k} | ${kb(est(v))} KB | ${kb(v)} KB |`);
-p(`| OpenID Connect (\`wasm-session/oidc\` minus \`wasm-session\`) | ${kb(download(oidc) - download(ours))} KB | |`);
+p(`| OpenID Connect (a build with it alone minus \`wasm-session\`) | ${kb(download(oidcOnly) - download(ours))} KB | |`);
+p(`| DPoP (\`wasm-session/oidc\` minus that build) | ${kb(download(oidc) - download(oidcOnly))} KB | |`);
 p();
 p("`wasm-session` by part (≈ KB gzip; our modules, then the crates):");
 p();

@@ -24,6 +24,9 @@ const mode = pick("mode", ["token", "cookie", "oidc"]);
 const issuer = params.get("issuer") || "http://localhost:8090";
 const storage = mode === "cookie" ? "memory" : pick("storage", ["memory", "session", "local"]);
 const idle = Number(pick("idle", ["", "60", "300"])) * 1000 || undefined;
+// DPoP: tokens bound to a key of this browser, a signed proof on every request (token and
+// OpenID Connect modes; the demo server and the provider both accept it).
+const dpop = mode === "cookie" ? "" : pick("dpop", ["", "on"]);
 
 await init();
 const common = {
@@ -37,8 +40,9 @@ const common = {
 // OpenID Connect: sign in at the provider (authorization code + PKCE), tokens in the page.
 const configs = {
   cookie: { mode: "cookie", sessionUrl: "/session", ...common },
-  token: { tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", clientId: "demo-spa", storage, ...common },
-  oidc: { issuer, clientId: "demo-spa", redirectUri: location.origin + "/", postLogoutRedirectUri: location.origin + "/", storage, ...common },
+  token: { tokenUrl: "/auth/token", revokeUrl: "/auth/revoke", clientId: "demo-spa", storage, dpop: !!dpop, ...common },
+  oidc: { issuer, clientId: "demo-spa", redirectUri: location.origin + "/", postLogoutRedirectUri: location.origin + "/", storage,
+    dpop: !!dpop, ...common },
 };
 const session = new Session(configs[mode]);
 window.session = session; // for poking around in the console
@@ -165,7 +169,7 @@ if (callback && mode === "oidc") {
 }
 
 // Settings live in the URL: changing one reloads the page with it.
-for (const [name, value] of [["mode", mode], ["storage", storage], ["idle", idle ? String(idle / 1000) : ""]]) {
+for (const [name, value] of [["mode", mode], ["storage", storage], ["idle", idle ? String(idle / 1000) : ""], ["dpop", dpop]]) {
   $(name).value = value;
   $(name).onchange = (e) => {
     params.set(name, e.target.value);
@@ -173,6 +177,7 @@ for (const [name, value] of [["mode", mode], ["storage", storage], ["idle", idle
   };
 }
 $("storage").disabled = mode === "cookie";
+$("dpop").disabled = mode === "cookie";
 
 async function fault(spec, note) {
   await fetch("/__faults", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(spec) });

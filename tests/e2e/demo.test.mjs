@@ -59,6 +59,27 @@ test("demo: sign in, live countdown, refresh in the timeline, API call, sign out
   assert.deepEqual(consoleErrors, [], "the demo logged console errors");
 });
 
+test("demo with the DPoP switch on: the token is bound, the API call carries a proof the server accepts", async () => {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => consoleErrors.push(e.message));
+  await page.goto(server.main + "/?dpop=on");
+  await page.waitForFunction(() => window.session !== undefined);
+  assert.equal(await page.inputValue("#dpop"), "on");
+  const before = await server.stats();
+  await page.click("#signin-button");
+  await page.waitForFunction(() => document.querySelector("#status").textContent === "signed in");
+  await page.click("#call-api");
+  await page.waitForFunction(() => document.querySelector("#api-result").textContent.startsWith("HTTP"));
+  assert.match(await page.textContent("#api-result"), /HTTP 200[\s\S]*"sub":"demo"/);
+  const stats = await server.stats();
+  assert.ok(stats.dpop_ok > before.dpop_ok, "the server verified DPoP proofs");
+  assert.equal(stats.dpop_rejected, before.dpop_rejected);
+  await page.click("#signout");
+  await page.waitForFunction(() => document.querySelector("#status").textContent === "signed out");
+  await page.close();
+  assert.deepEqual(consoleErrors, [], "the demo logged console errors");
+});
+
 test("demo: wrong password shows an error; a rejected refresh token signs out", async () => {
   const page = await openDemo();
   await page.fill("input[name=password]", "wrong");
