@@ -494,8 +494,28 @@ fn cookie_mode_another_tabs_copy_of_the_session_just_read_is_no_refresh_but_a_ne
     tab.at(T0 + 6_500.0).message("tab-b", earlier);
     assert!(!refreshed(&tab), "an older copy: {:?}", tab.last);
     assert_eq!(tab.m.tokens().map(|t| t.expires_at), Some(T0 + 120_000.0));
+    // Read a moment later, its end a second later (whole seconds): a copy, still no news,
+    // and the later end is kept.
+    let later = Message::Tokens {
+        stamp: Stamp { seq: 7, origin: "tab-b".into() },
+        tokens: cookie_session("csrf-1", T0 + 1_000.0, 120.0),
+        why: Why::Share,
+        after_401: false,
+    };
+    tab.at(T0 + 6_600.0).message("tab-b", later);
+    assert!(!refreshed(&tab), "a later copy: {:?}", tab.last);
+    assert_eq!(tab.m.tokens().map(|t| t.expires_at), Some(T0 + 121_000.0));
+    // The other tab extended the session (same CSRF token, later end): news.
+    let extended = Message::Tokens {
+        stamp: Stamp { seq: 8, origin: "tab-b".into() },
+        tokens: cookie_session("csrf-1", T0 + 6_700.0, 120.0),
+        why: Why::Refresh,
+        after_401: false,
+    };
+    tab.at(T0 + 6_700.0).message("tab-b", extended);
+    assert!(refreshed(&tab), "an extension: {:?}", tab.last);
     // A session the tab did not hold is news.
-    tab.at(T0 + 7_000.0).message("tab-b", share("csrf-2", 7, T0 + 7_000.0));
+    tab.at(T0 + 7_000.0).message("tab-b", share("csrf-2", 9, T0 + 7_000.0));
     assert!(refreshed(&tab), "a new session: {:?}", tab.last);
 }
 

@@ -15,7 +15,8 @@ impl Machine {
             Message::Tokens { stamp, tokens, why, after_401 } => {
                 if self.accepts(&stamp) {
                     self.dpop.adopted(with_key, &mut self.out);
-                    self.install(now, tokens, stamp, Source::Peer, after_401);
+                    let source = if why == Why::Share { Source::Copy } else { Source::Peer };
+                    self.install(now, tokens, stamp, source, after_401);
                 } else if self.stamp() == Some(&stamp) {
                     // Already read from shared storage: the key comes this way.
                     self.dpop.adopted(with_key, &mut self.out);

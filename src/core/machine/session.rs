@@ -27,7 +27,11 @@ pub(super) struct Session {
 pub(super) enum Source {
     SignIn,
     Refreshed,
+    /// Another tab's sign-in or refresh (its message, or its write to shared storage).
     Peer,
+    /// Another tab's copy of its session, in answer to this tab's hello: news only to a tab
+    /// that does not hold that session yet.
+    Copy,
     Restored,
 }
 
@@ -65,17 +69,22 @@ impl Machine {
                 self.activity(now, 0.0, true);
             }
             Source::Refreshed => tokens.login_at = tokens.login_at.or(previous_login),
-            Source::Peer | Source::Restored => {}
+            Source::Peer | Source::Copy | Source::Restored => {}
         }
-        self.refresh.renewed(matches!(source, Source::SignIn | Source::Peer), &mut self.out);
+        self.refresh.renewed(matches!(source, Source::SignIn | Source::Peer | Source::Copy), &mut self.out);
         let was_signed_in = self.session.is_some();
-        // Another tab's copy of the session held already (a new tab's own read of the cookie
-        // session and the peers' answer crossing) is no news to the app, and never shortens it.
+        // Another tab's view of the session held already (a new tab's own read of the cookie
+        // session and the peers' answer crossing) never shortens it; a copy of it is no news
+        // to the app even with a later end (the tabs computed it from the server's answers at
+        // different moments, in whole seconds).
         let held = self.tokens().filter(|t| t.access_token == tokens.access_token).map(|t| t.expires_at);
-        if let (Some(held), Source::Peer) = (held, source) {
+        if let (Some(held), Source::Peer | Source::Copy) = (held, source) {
             tokens.expires_at = tokens.expires_at.max(held);
         }
-        let news = held != Some(tokens.expires_at);
+        let news = match source {
+            Source::Copy => held.is_none(),
+            Source::SignIn | Source::Refreshed | Source::Peer | Source::Restored => held != Some(tokens.expires_at),
+        };
         let expires_at = tokens.expires_at;
         self.seq = stamp.seq;
         self.session = Some(Session { tokens, stamp, after_401, refreshed_on_401: false });
@@ -84,7 +93,7 @@ impl Machine {
         // replaced by newer ones: writing them back could resurrect a spent refresh token.
         let save = match source {
             Source::SignIn | Source::Refreshed => true,
-            Source::Peer => self.storage != StorageMode::Local,
+            Source::Peer | Source::Copy => self.storage != StorageMode::Local,
             Source::Restored => false,
         };
         if save && self.storage != StorageMode::Memory {
@@ -95,7 +104,7 @@ impl Machine {
         match source {
             Source::SignIn => self.share(Why::Login),
             Source::Refreshed => self.share(Why::Refresh),
-            Source::Peer | Source::Restored => {}
+            Source::Peer | Source::Copy | Source::Restored => {}
         }
         self.settle_callers(now, None);
         if source != Source::Restored && news {
