@@ -15,6 +15,7 @@ use wasm_session::core::error::Error;
 const README: &str = include_str!("../README.md");
 const SESSION_RS: &str = include_str!("../src/web/session.rs");
 const SESSION_OIDC_RS: &str = include_str!("../src/web/session_oidc.rs");
+const DPOP_RS: &str = include_str!("../src/web/dpop.rs");
 
 /// What `new Session(config)` makes of a JSON config.
 fn parse(v: Value) -> Result<Config, Error> {
@@ -224,7 +225,8 @@ struct Interface {
 
 /// The TypeScript of the `typescript_custom_section`s.
 fn typescript() -> String {
-    // The `wasm-session/oidc` build's types: the shared ones, then OpenID Connect's configs.
+    // The `wasm-session/oidc` build's types: the shared ones, OpenID Connect's configs, and
+    // DPoP's option (merged into `CommonConfig` by TypeScript).
     let section = |file: &'static str, name: &str, start: &str| -> &'static str {
         let at = file.find(start).map(|i| i + start.len()).unwrap_or_else(|| panic!("no {start} in {name}"));
         let rest = &file[at..];
@@ -232,7 +234,8 @@ fn typescript() -> String {
     };
     let shared = section(SESSION_RS, "session.rs", "const TS_TYPES: &'static str = r#\"");
     let oidc = section(SESSION_OIDC_RS, "session_oidc.rs", "const TS_OIDC_TYPES: &'static str = r#\"");
-    format!("{shared}\n{oidc}")
+    let dpop = section(DPOP_RS, "dpop.rs", "const TS_DPOP: &'static str = r#\"");
+    format!("{shared}\n{oidc}\n{dpop}")
 }
 
 /// Type aliases (`export type A = ...;`, one line each) and interfaces, by name.
@@ -254,7 +257,13 @@ fn parse_typescript(ts: &str) -> (BTreeMap<String, String>, BTreeMap<String, Int
             doc.clear();
         } else if line == "}" {
             if let Some((name, interface)) = open.take() {
-                interfaces.insert(name, interface);
+                // Two declarations of one interface merge, as in TypeScript.
+                match interfaces.get_mut(&name) {
+                    Some(Interface { props, .. }) => props.extend(interface.props),
+                    None => {
+                        interfaces.insert(name, interface);
+                    }
+                }
             }
         } else if line.starts_with("/**") || in_doc {
             if line.starts_with("/**") {
