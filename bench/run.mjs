@@ -154,8 +154,8 @@ async function startup(browser, server) {
   // The first tab's cold path: a fresh context each load (empty cache, no other tab), from
   // the first line of the page's module script to `ready`, for each entry in each storage
   // mode, beside the peers measured the same way (www/bench-peer.html: import, construction,
-  // their "ready" with nothing signed in) and an empty page's script start, from navigation
-  // start (what the page costs without any of them). 15 rounds; each round loads every page
+  // their "ready" with nothing signed in), a one-line module's import, and an empty page's
+  // script start, from navigation start (what the page costs without any of them). 15 rounds; each round loads every page
   // once, starting one further along the list each time, so that the machine's drift falls on
   // all of them alike.
   const coldLoad = async (pagePath) => {
@@ -167,7 +167,7 @@ async function startup(browser, server) {
     return r;
   };
   const versions = JSON.parse(readFileSync(path.join(root, "www/bench-peers/versions.json"), "utf8"));
-  const pages = [["empty_page", "/bench-empty.html"]];
+  const pages = [["empty_page", "/bench-empty.html"], ["empty_module", "/bench-peer.html?lib=empty-module"]];
   for (const [entry, query] of [["first_tab", ""], ["oidc_entry", "&entry=oidc"]]) {
     for (const storage of ["memory", "session", "local"]) pages.push([`${entry}.${storage}`, `/bench-startup.html?storage=${storage}${query}`]);
   }
@@ -181,7 +181,10 @@ async function startup(browser, server) {
   }
   const med = (name, k) => median(cold.get(name).map((r) => r[k]));
   figure("startup.empty_page.script.median", med("empty_page", "nav"), "ms");
-  for (const [name] of pages.slice(1)) {
+  // What importing any module costs here (a fresh context's first fetch): part of every
+  // figure below.
+  figure("startup.empty_module.ready.median", med("empty_module", "ready"), "ms");
+  for (const [name] of pages.slice(2)) {
     if (cold.get(name).some((r) => r.restored)) throw new Error(`a cold first tab found a session (${name})`);
     if (name.startsWith("peer.")) figure(`startup.${name}.version`, versions[name.slice(5)], "");
     // load: import (+ init() for us); construct: the constructor; restore: from its return
@@ -190,7 +193,7 @@ async function startup(browser, server) {
       figure(`startup.${name}.${k}.median`, med(name, k === "script" ? "nav" : k), "ms");
     }
   }
-  for (const [name] of pages.filter(([n]) => !n.startsWith("peer.") && n !== "empty_page")) {
+  for (const [name] of pages.filter(([n]) => n.startsWith("first_tab.") || n.startsWith("oidc_entry."))) {
     for (const peer of ["auth0-spa-js", "oidc-client-ts"]) {
       figure(`startup.${name}.ready.vs_${peer}`, med(name, "ready") / med(`peer.${peer}`, "ready"), "x");
     }

@@ -3,7 +3,8 @@
 // Installs the peers and esbuild into target/size-peers/ from the npm registry, as
 // scripts/size-report.mjs does (once: nothing is installed when they are there), and bundles
 // each peer's entry with esbuild (minified ESM, as a user's bundler would) into
-// www/bench-peers/<name>.js, which the demo server serves (git-ignored). Also writes
+// www/bench-peers/<name>.js, which the demo server serves (git-ignored), beside a one-line
+// module (empty-module.js: what fetching any module costs). Also writes
 // www/bench-peers/versions.json, so that the figures can name what they measured.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -36,5 +37,7 @@ for (const [name, pkg, entry] of PEERS) {
     `--outfile=${path.join(out, name + ".js")}`], { input: entry, cwd: dir });
   versions[name] = JSON.parse(readFileSync(path.join(dir, "node_modules", pkg, "package.json"))).version;
 }
+// The floor under every figure: a one-line module fetched from the same server.
+writeFileSync(path.join(out, "empty-module.js"), "export const empty = true;\n");
 writeFileSync(path.join(out, "versions.json"), JSON.stringify(versions, null, 2) + "\n");
 console.log(`bench peers: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")} (www/bench-peers/)`);
