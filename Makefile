@@ -107,11 +107,9 @@ size-report: build
 	@scripts/setup.sh twiggy
 	@node scripts/size-report.mjs $${SIZE_README:+--readme}
 
-## bench: release package and server, the peers bundled for the start-up figures
-## (scripts/bench-peers.mjs, npm registry); prints figures and writes bench/results.json
+## bench: release package and server; prints figures and writes bench/results.json
 bench: build
 	@cargo build -q --release -p wasm-session-server
-	@node scripts/bench-peers.mjs
 	@WS_SERVER_BIN=target/release/wasm-session-server node bench/run.mjs
 
 ## mutants: cargo-mutants over src/core with the unit tests, tests/machine.rs and a short

@@ -1,6 +1,7 @@
 // `make bench`: prints one line per figure (name value unit) and writes bench/results.json.
 // Figures, not tests: nothing here fails on a slow machine. Headless Chromium against the
 // local server (release build), as in the end-to-end tests.
+import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startServer, startProvider, launch, openTab, median, root, until } from "../tests/e2e/harness.mjs";
@@ -166,6 +167,8 @@ async function startup(browser, server) {
     await context.close();
     return r;
   };
+  // The peers' bundles (installed once into target/size-peers from the npm registry).
+  execFileSync(process.execPath, [path.join(root, "scripts/bench-peers.mjs")], { stdio: ["ignore", "ignore", "inherit"] });
   const versions = JSON.parse(readFileSync(path.join(root, "www/bench-peers/versions.json"), "utf8"));
   const pages = [["empty_page", "/bench-empty.html"], ["empty_module", "/bench-peer.html?lib=empty-module"]];
   for (const [entry, query] of [["first_tab", ""], ["oidc_entry", "&entry=oidc"]]) {

@@ -1,4 +1,5 @@
-// `make bench`: the peers' npm releases bundled for the start-up figures (www/bench-peer.html).
+// `make bench` (bench/run.mjs startup runs it): the peers' npm releases bundled for the
+// start-up figures (www/bench-peer.html).
 //
 // Installs the peers and esbuild into target/size-peers/ from the npm registry, as
 // scripts/size-report.mjs does (once: nothing is installed when they are there), and bundles
