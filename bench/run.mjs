@@ -156,9 +156,9 @@ async function startup(browser, server) {
   // the first line of the page's module script to `ready`, for each entry in each storage
   // mode, beside the peers measured the same way (www/bench-peer.html: import, construction,
   // their "ready" with nothing signed in), a one-line module's import, and an empty page's
-  // script start, from navigation start (what the page costs without any of them). 15 rounds; each round loads every page
-  // once, starting one further along the list each time, so that the machine's drift falls on
-  // all of them alike.
+  // script start, from navigation start (what the page costs without any of them). 15
+  // rounds; each round loads every page once, starting one further along the list each time,
+  // so that the machine's drift falls on all of them alike.
   const coldLoad = async (pagePath) => {
     const context = await browser.newContext();
     const page = await context.newPage();
