@@ -190,9 +190,11 @@ async function startup(browser, server) {
   for (const [name] of pages.slice(2)) {
     if (cold.get(name).some((r) => r.restored)) throw new Error(`a cold first tab found a session (${name})`);
     if (name.startsWith("peer.")) figure(`startup.${name}.version`, versions[name.slice(5)], "");
-    // load: import (+ init() for us); construct: the constructor; restore: from its return
-    // to ready; session: constructor -> ready; ready: script start -> ready.
-    for (const k of ["script", "load", "construct", "restore", "session", "ready"]) {
+    // load: import (+ init() for us); init: our init() alone; construct: the constructor;
+    // restore: from its return to ready; session: constructor -> ready; ready: script start
+    // -> ready.
+    for (const k of ["script", "load", "init", "construct", "restore", "session", "ready"]) {
+      if (k === "init" && name.startsWith("peer.")) continue;
       figure(`startup.${name}.${k}.median`, med(name, k === "script" ? "nav" : k), "ms");
     }
   }
