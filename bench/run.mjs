@@ -189,7 +189,7 @@ async function startup(browser, server) {
   figure("startup.empty_module.ready.median", med("empty_module", "ready"), "ms");
   for (const [name] of pages.slice(2)) {
     if (cold.get(name).some((r) => r.restored)) throw new Error(`a cold first tab found a session (${name})`);
-    if (name.startsWith("peer.")) figure(`startup.${name}.version`, versions[name.slice(5)], "");
+    if (name.startsWith("peer.")) figure(`startup.${name}.version`, versions[name.slice(5)], "npm");
     // load: import (+ init() for us); init: our init() alone; construct: the constructor;
     // restore: from its return to ready; session: constructor -> ready; ready: script start
     // -> ready.
