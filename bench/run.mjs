@@ -1,7 +1,8 @@
 // `make bench`: prints one line per figure (name value unit) and writes bench/results.json.
 // Figures, not tests: nothing here fails on a slow machine. Headless Chromium against the
 // local server (release build), as in the end-to-end tests.
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startServer, startProvider, launch, openTab, median, root, until } from "../tests/e2e/harness.mjs";
 import { allSizes } from "./size.mjs";
@@ -151,30 +152,56 @@ async function startup(browser, server) {
     await page.goto(`${server.main}/bench-startup.html?storage=${storage}`);
     return (await page.waitForFunction(() => window.result)).jsonValue();
   };
-  // The first tab's cold path: a fresh context each run (empty cache, no other tab), in each
-  // storage mode, from the first line of the page's script to `ready`; beside it an empty
-  // page's script, from navigation start (what the page would cost without the session).
-  const coldRuns = async (pagePath) => {
-    const runs = [];
-    for (let i = 0; i < 15; i++) {
-      const context = await browser.newContext();
-      const page = await context.newPage();
-      await page.goto(`${server.main}${pagePath}`);
-      runs.push(await (await page.waitForFunction(() => window.result)).jsonValue());
-      await context.close();
-    }
-    return runs;
+  // The first tab's cold path: a fresh context each load (empty cache, no other tab), from
+  // the first line of the page's module script to `ready`, for each entry in each storage
+  // mode, beside the peers measured the same way (www/bench-peer.html: import, construction,
+  // their "ready" with nothing signed in), a one-line module's import, and an empty page's
+  // script start, from navigation start (what the page costs without any of them). 15
+  // rounds; each round loads every page once, starting one further along the list each time,
+  // so that the machine's drift falls on all of them alike.
+  const coldLoad = async (pagePath) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.main}${pagePath}`);
+    const r = await (await page.waitForFunction(() => window.result)).jsonValue();
+    await context.close();
+    return r;
   };
-  const empty = await coldRuns("/bench-empty.html");
-  figure("startup.empty_page.script.median", median(empty.map((r) => r.nav)), "ms");
-  for (const storage of ["memory", "session", "local"]) {
-    const cold = await coldRuns(`/bench-startup.html?storage=${storage}`);
-    if (cold.some((r) => r.restored)) throw new Error("a cold first tab found a session");
-    figure(`startup.first_tab.${storage}.script.median`, median(cold.map((r) => r.nav)), "ms");
-    figure(`startup.first_tab.${storage}.load.median`, median(cold.map((r) => r.load)), "ms");
-    figure(`startup.first_tab.${storage}.construct.median`, median(cold.map((r) => r.construct)), "ms");
-    figure(`startup.first_tab.${storage}.restore.median`, median(cold.map((r) => r.restore)), "ms");
-    figure(`startup.first_tab.${storage}.ready.median`, median(cold.map((r) => r.ready)), "ms");
+  // The peers' bundles (installed once into target/size-peers from the npm registry).
+  execFileSync(process.execPath, [path.join(root, "scripts/bench-peers.mjs")], { stdio: ["ignore", "ignore", "inherit"] });
+  const versions = JSON.parse(readFileSync(path.join(root, "www/bench-peers/versions.json"), "utf8"));
+  const pages = [["empty_page", "/bench-empty.html"], ["empty_module", "/bench-peer.html?lib=empty-module"]];
+  for (const [entry, query] of [["first_tab", ""], ["oidc_entry", "&entry=oidc"]]) {
+    for (const storage of ["memory", "session", "local"]) pages.push([`${entry}.${storage}`, `/bench-startup.html?storage=${storage}${query}`]);
+  }
+  for (const lib of Object.keys(versions)) pages.push([`peer.${lib}`, `/bench-peer.html?lib=${lib}`]);
+  const cold = new Map(pages.map(([name]) => [name, []]));
+  for (let round = 0; round < 15; round++) {
+    for (let i = 0; i < pages.length; i++) {
+      const [name, pagePath] = pages[(round + i) % pages.length];
+      cold.get(name).push(await coldLoad(pagePath));
+    }
+  }
+  const med = (name, k) => median(cold.get(name).map((r) => r[k]));
+  figure("startup.empty_page.script.median", med("empty_page", "nav"), "ms");
+  // What importing any module costs here (a fresh context's first fetch): part of every
+  // figure below.
+  figure("startup.empty_module.ready.median", med("empty_module", "ready"), "ms");
+  for (const [name] of pages.slice(2)) {
+    if (cold.get(name).some((r) => r.restored)) throw new Error(`a cold first tab found a session (${name})`);
+    if (name.startsWith("peer.")) figure(`startup.${name}.version`, versions[name.slice(5)], "npm");
+    // load: import (+ init() for us); init: our init() alone; construct: the constructor;
+    // restore: from its return to ready; session: constructor -> ready; ready: script start
+    // -> ready.
+    for (const k of ["script", "load", "init", "construct", "restore", "session", "ready"]) {
+      if (k === "init" && name.startsWith("peer.")) continue;
+      figure(`startup.${name}.${k}.median`, med(name, k === "script" ? "nav" : k), "ms");
+    }
+  }
+  for (const [name] of pages.filter(([n]) => n.startsWith("first_tab.") || n.startsWith("oidc_entry."))) {
+    for (const peer of ["auth0-spa-js", "oidc-client-ts"]) {
+      figure(`startup.${name}.ready.vs_${peer}`, med(name, "ready") / med(`peer.${peer}`, "ready"), "x");
+    }
   }
   // A second tab while a signed-in one is open (memory mode): ready with the first answer.
   const second = [];
@@ -188,6 +215,7 @@ async function startup(browser, server) {
   }
   if (!second.every((r) => r.restored && r.status === 200)) throw new Error("a second tab was not signed in");
   figure("startup.second_tab.restore.median", median(second.map((r) => r.restore)), "ms");
+  figure("startup.second_tab.session.median", median(second.map((r) => r.session)), "ms");
   figure("startup.second_tab.ready.median", median(second.map((r) => r.ready)), "ms");
   await context.close();
   // Restore from localStorage (warm cache): import, ready, first authorized response.
@@ -197,7 +225,7 @@ async function startup(browser, server) {
   await login(page, { storage: "local", namespace: "bench" });
   for (let i = 0; i < 15; i++) warm.push(await run(page, "local"));
   if (!warm.every((r) => r.restored && r.status === 200)) throw new Error("start-up run not authorized");
-  for (const k of ["load", "restore", "first", "total"]) {
+  for (const k of ["load", "restore", "session", "first", "total"]) {
     figure(`startup.local.${k}.median`, median(warm.map((r) => r[k])), "ms");
   }
   await localContext.close();
