@@ -158,6 +158,12 @@ impl Driver {
         }
         let transport = d.bus.borrow().as_ref().map_or(Transport::None, Bus::transport);
         let locks = transport != Transport::None && tabs::locks_supported();
+        if locks {
+            // First: a page's first Web Locks call takes a round trip to the browser (about
+            // 12 ms cold, README, Performance) that start-up then waits for; it runs while
+            // the rest of the session is set up. Its answer comes after `Start`.
+            d.locks.announce_presence(&d.tab_id);
+        }
         let mut listeners = timers::page_listeners(&d.sink);
         if d.config.cross_tab && d.store.mode() == StorageMode::Local {
             listeners.extend(d.store.watch(d.sink.clone()));
@@ -171,9 +177,6 @@ impl Driver {
             locks,
             online: timers::online(),
         }));
-        if locks {
-            d.locks.announce_presence(&d.tab_id);
-        }
         // Events of start-up (a storage error) reach listeners added right after `new`;
         // later ones go out at once.
         let events = d.deferred.borrow_mut().take().unwrap_or_default();
