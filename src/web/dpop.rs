@@ -204,6 +204,8 @@ pub struct KeyState {
     skew_ms: Cell<f64>,
     /// Counts the keys adopted: a stored key read meanwhile must not replace a newer one.
     adopted: Cell<u32>,
+    /// The last access token's `ath`: a token serves many requests, its hash is made once.
+    last_ath: RefCell<Option<(String, String)>>,
 }
 
 impl std::ops::Deref for Keys {
@@ -223,6 +225,7 @@ impl Keys {
             db: stored.then(|| format!("wasm-session:{ns}:dpop")),
             skew_ms: Cell::new(0.0),
             adopted: Cell::new(0),
+            last_ath: RefCell::default(),
         }))
     }
 
@@ -325,6 +328,16 @@ impl Keys {
         });
     }
 
+    /// `ath` for `token`, hashed once per token.
+    async fn ath(&self, token: &str) -> Result<String, Error> {
+        if let Some((_, hash)) = self.last_ath.borrow().as_ref().filter(|(t, _)| t == token) {
+            return Ok(hash.clone());
+        }
+        let hash = ath(token).await?;
+        *self.last_ath.borrow_mut() = Some((token.to_string(), hash.clone()));
+        Ok(hash)
+    }
+
     /// Reports a response's `DPoP-Nonce` (for `url`) to the machine, which keeps and
     /// shares it.
     pub fn note_nonce(&self, kept: &Kept, url: &str, nonce: Option<String>) {
@@ -359,7 +372,7 @@ impl Keys {
         let Some(pair) = pair.or_else(|| self.current()) else { return Ok(None) };
         let nonce = origin(url).and_then(|o| kept.nonce(&o));
         let ath = match token {
-            Some(t) => Some(ath(t).await?),
+            Some(t) => Some(self.ath(t).await?),
             None => None,
         };
         pair.proof(htm, url, self.iat(), ath, nonce).await.map(Some)
