@@ -23,8 +23,8 @@ build() { # out-dir, names-kept copy, cargo arguments...
     --reorder-functions-by-name --debuginfo $features "$1/wasm_session_bg.wasm" -o "$2"
   node_modules/.bin/wasm-opt --strip-debug --strip-producers $features "$2" -o "$1/wasm_session_bg.wasm"
 }
-build pkg target/wasm-opt.wasm --no-default-features
-build target/pkg-oidc target/wasm-opt-oidc.wasm --no-default-features --features oidc,dpop
+build pkg target/wasm-opt.wasm --no-default-features --features js
+build target/pkg-oidc target/wasm-opt-oidc.wasm --no-default-features --features js,oidc,dpop
 rm -rf pkg/oidc && mkdir pkg/oidc
 cp target/pkg-oidc/wasm_session_bg.wasm target/pkg-oidc/wasm_session.js target/pkg-oidc/wasm_session.d.ts pkg/oidc/
 node scripts/package-json.mjs

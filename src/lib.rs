@@ -25,8 +25,11 @@ pub mod core;
 pub mod web;
 
 #[cfg(target_arch = "wasm32")]
-pub use web::session::Session;
+pub use web::client::{AuthHeaders, Session, Subscription};
+#[cfg(all(target_arch = "wasm32", feature = "oidc"))]
+pub use web::client_oidc::RedirectOptions;
 
-pub use core::config::{Config, StorageMode};
+pub use core::config::{Mode, SessionConfig as Config, StorageMode};
 pub use core::error::Error;
+pub use core::events::{Event, LogoutReason};
 pub use core::token::TokenSet;

@@ -1,21 +1,17 @@
 //! The `Session` class's OpenID Connect methods (the `oidc` cargo feature, the npm package's
 //! `wasm-session/oidc` entry): `loginWithRedirect`, `loginWithPopup` and
-//! `handleRedirectCallback`, their options, and the config types that name a provider.
-
-use std::rc::Rc;
+//! `handleRedirectCallback` as translations to the Rust API (`client_oidc.rs`), their
+//! options read from JS, and the config types that name a provider.
 
 use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
 
 use crate::core::error::Error;
-use crate::core::machine::{Answer, Authorization, Input};
-use crate::core::oidc::{LoginOptions, RawLoginOptions};
+use crate::core::oidc::RawLoginOptions;
+use crate::core::Field;
 
-use super::callbacks::promise;
-use super::driver::Driver;
-use super::events::to_js;
-use super::oidc;
-use super::session::{done, option_keys, page_url, reject, Session};
+use super::client_oidc::RedirectOptions;
+use super::js::{option_keys, reject, settle, Session};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_OIDC_TYPES: &'static str = r#"
@@ -78,15 +74,16 @@ export interface RedirectResult {
 export type SessionConfig = TokenSessionConfig | CookieSessionConfig | OidcSessionConfig | OidcEndpointsConfig;
 "#;
 
-/// `loginWithRedirect(options)`: the serde-read options and `appState` as JSON text.
-fn login_options(value: JsValue, popup: bool) -> Result<(LoginOptions, Option<String>, f64), Error> {
-    let (arg, state_arg) = match popup {
-        true => ("loginWithPopup(options)", "loginWithPopup(options.appState)"),
-        false => ("loginWithRedirect(options)", "loginWithRedirect(options.appState)"),
-    };
+/// `loginWithRedirect(options)` / `loginWithPopup(options)` read from JS: the keys checked,
+/// `appState` as JSON text, the rest read by serde (checked by the Rust API).
+fn login_options(value: JsValue, popup: bool) -> Result<RedirectOptions, Error> {
     if value.is_undefined() || value.is_null() {
-        return Ok((LoginOptions::default(), None, POPUP_TIMEOUT_MS));
+        return Ok(RedirectOptions::new());
     }
+    let arg = match popup {
+        true => "loginWithPopup(options)",
+        false => "loginWithRedirect(options)",
+    };
     match popup {
         true => option_keys(
             &value,
@@ -104,79 +101,31 @@ fn login_options(value: JsValue, popup: bool) -> Result<(LoginOptions, Option<St
     let get = |name: &str| js_sys::Reflect::get(&value, &name.into()).unwrap_or(JsValue::UNDEFINED);
     let app_state = get("appState");
     let app_state = match app_state.is_undefined() {
-        true => None,
-        false => Some(
-            js_sys::JSON::stringify(&app_state)
-                .ok()
-                .and_then(|s| s.as_string())
-                .filter(|s| s.len() <= 65_536)
-                .ok_or(Error::InvalidArgument(state_arg, "must be JSON data of at most 64 KB"))?,
-        ),
+        true => Field::Absent,
+        false => js_sys::JSON::stringify(&app_state).ok().and_then(|s| s.as_string()).map_or(Field::Invalid, Field::Valid),
     };
     let timeout = get("timeoutMs");
     let timeout_ms = match timeout.as_f64() {
-        _ if timeout.is_undefined() => POPUP_TIMEOUT_MS,
-        Some(ms) if (1_000.0..=3_600_000.0).contains(&ms) => ms,
-        _ => {
-            return Err(Error::InvalidArgument(
-                "loginWithPopup(options.timeoutMs)",
-                "must be a number of milliseconds from 1000 to 3600000",
-            ))
-        }
+        _ if timeout.is_undefined() => Field::Absent,
+        Some(ms) => Field::Valid(ms),
+        None => Field::Invalid,
     };
     let raw: RawLoginOptions =
         serde_wasm_bindgen::from_value(value).map_err(|_| Error::InvalidArgument(arg, "must be a plain object"))?;
-    Ok((raw.validate()?, app_state, timeout_ms))
-}
-
-/// How long `loginWithPopup` waits for the popup by default.
-const POPUP_TIMEOUT_MS: f64 = 120_000.0;
-
-/// A new login transaction and its challenge, for the session's sign-in. With DPoP and
-/// `bind_code` (a popup: the key stays in this page until the code comes back), a new key
-/// whose thumbprint goes as `dpop_jkt`, so that the code is bound to it too.
-async fn new_login(
-    d: &Driver,
-    app_state: Option<String>,
-    bind_code: bool,
-) -> Result<(crate::core::oidc::Pending, String), JsValue> {
-    let sign_in =
-        d.sign_in.as_ref().ok_or(Error::Config("issuer".into(), "is required to sign in with OpenID Connect"))?;
-    let (mut login, challenge) = sign_in.new_login(app_state).await?;
-    if let (true, Some(keys)) = (bind_code, &d.dpop) {
-        login.dpop_jkt = Some(keys.new_sign_in().await?);
-    }
-    Ok((login, challenge))
+    Ok(RedirectOptions { raw, app_state, timeout_ms })
 }
 
 /// `{ appState }` of a handled sign-in.
-fn app_state_result(answer: Answer) -> Result<JsValue, JsValue> {
-    let app_state = match answer {
-        Answer::AppState(a) => a.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED),
-        Answer::Failed(e) => return Err(to_js(&e)),
-        Answer::Token { .. } | Answer::NoToken | Answer::Done => JsValue::UNDEFINED,
-    };
+fn app_state_result(app_state: Option<String>) -> JsValue {
+    let app_state = app_state.and_then(|a| js_sys::JSON::parse(&a).ok()).unwrap_or(JsValue::UNDEFINED);
     let result = Object::new();
+    // Setting a property on a fresh plain object cannot fail.
     let _ = js_sys::Reflect::set(&result, &"appState".into(), &app_state);
-    Ok(result.into())
+    result.into()
 }
 
 #[wasm_bindgen]
 impl Session {
-    /// The live session, if it signs in with OpenID Connect (`method` names the call).
-    fn signs_in(&self, method: &'static str) -> Result<Rc<Driver>, Error> {
-        let d = self.live()?;
-        if d.sign_in.is_none() || d.auth.oauth().is_none() {
-            let why = match method {
-                "loginWithPopup" => "is required for loginWithPopup (or authorizationUrl)",
-                "handleRedirectCallback" => "is required for handleRedirectCallback (or authorizationUrl)",
-                _ => "is required for loginWithRedirect (or authorizationUrl)",
-            };
-            return Err(Error::Config("issuer".into(), why));
-        }
-        Ok(d.clone())
-    }
-
     /// Sends the browser to the OpenID Provider to sign in (authorization code with PKCE).
     /// The `state`, `nonce` and code verifier stay in this tab's `sessionStorage` until
     /// `handleRedirectCallback`. Resolves as the page navigates away.
@@ -185,19 +134,10 @@ impl Session {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "LoginWithRedirectOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let d = match self.signs_in("loginWithRedirect") {
-            Ok(d) => d,
-            Err(e) => return reject(e),
-        };
-        let (options, app_state, _) = match login_options(options.unwrap_or(JsValue::UNDEFINED), false) {
-            Ok(o) => o,
-            Err(e) => return reject(e),
-        };
-        promise(async move {
-            let (login, challenge) = new_login(&d, app_state, false).await?;
-            let auth = Authorization { ticket: 0, login, challenge, options, popup: None };
-            done(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
-        })
+        match login_options(options.unwrap_or(JsValue::UNDEFINED), false) {
+            Ok(options) => settle(self.inner().login_with_redirect(options), |_| JsValue::UNDEFINED),
+            Err(e) => reject(e),
+        }
     }
 
     /// Signs in with the OpenID Provider in a popup window, this page staying as it is. Call
@@ -211,30 +151,10 @@ impl Session {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "LoginWithPopupOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let d = match self.signs_in("loginWithPopup") {
-            Ok(d) => d,
-            Err(e) => return reject(e),
-        };
-        let (options, app_state, timeout_ms) = match login_options(options.unwrap_or(JsValue::UNDEFINED), true) {
-            Ok(o) => o,
-            Err(e) => return reject(e),
-        };
-        // Opened now, in the click: after an `await` the browser would block it.
-        if !d.open_popup() {
-            return reject(Error::PopupBlocked);
+        match login_options(options.unwrap_or(JsValue::UNDEFINED), true) {
+            Ok(options) => settle(self.inner().login_with_popup_json(options), app_state_result),
+            Err(e) => reject(e),
         }
-        promise(async move {
-            let (login, challenge) = match new_login(&d, app_state, true).await {
-                Ok(l) => l,
-                Err(e) => {
-                    // Nothing will be sent there: the blank window must not stay open.
-                    d.close_popup();
-                    return Err(e);
-                }
-            };
-            let auth = Authorization { ticket: 0, login, challenge, options, popup: Some(timeout_ms) };
-            app_state_result(d.kept().ask(|ticket| Input::Authorize(Authorization { ticket, ..auth })).await)
-        })
     }
 
     /// On the page the provider redirects back to: checks `state`, exchanges the code with
@@ -248,27 +168,10 @@ impl Session {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "string")] url: Option<JsValue>,
     ) -> Promise {
-        let d = match self.signs_in("handleRedirectCallback") {
-            Ok(d) => d,
-            Err(e) => return reject(e),
-        };
         let url = match url.filter(|u| !u.is_undefined()) {
-            None => page_url(),
-            Some(u) => u.as_string().ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string")),
+            None => Ok(None),
+            Some(u) => u.as_string().map(Some).ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string")),
         };
-        let (url, params) = match url.and_then(|u| oidc::callback_params(&u)) {
-            Ok(p) => p,
-            Err(e) => return reject(e),
-        };
-        let login = d.sign_in.as_ref().map_or(Ok(None), |s| s.read_login());
-        promise(async move {
-            // DPoP: the key of this sign-in is made here, after the redirect (the page that
-            // left could not keep a non-extractable key in memory mode): the code is not
-            // bound (no `dpop_jkt`), the tokens are, by the exchange's proof.
-            if let Some(keys) = &d.dpop {
-                keys.new_sign_in().await?;
-            }
-            app_state_result(d.kept().ask(|ticket| Input::Callback { ticket, url, params, login }).await)
-        })
+        settle(self.inner().handle_redirect_callback_json(url), app_state_result)
     }
 }
