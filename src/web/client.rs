@@ -39,10 +39,12 @@ use super::resolve::{self, page_url};
 /// use wasm_session::{Config, Event, Session};
 /// # async fn run() -> Result<(), wasm_session::Error> {
 /// let session = Session::new(Config { token_url: Some("/auth/token".into()), ..Default::default() })?;
-/// let _sub = session.subscribe(|event| {
-///     if let Event::Logout { reason } = event {
-///         web_sys::console::log_1(&reason.as_str().into());
-///     }
+/// let signed_in = std::rc::Rc::new(std::cell::Cell::new(false));
+/// let seen = signed_in.clone();
+/// let _sub = session.subscribe(move |event| match event {
+///     Event::Login { .. } => seen.set(true),
+///     Event::Logout { .. } => seen.set(false),
+///     _ => {}
 /// });
 /// session.ready().await;
 /// session.login("/auth/login", &[("username", "demo"), ("password", "demo")].into_iter().collect::<std::collections::HashMap<_, _>>()).await?;
