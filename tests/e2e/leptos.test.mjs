@@ -6,11 +6,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, startProvider, launchEngine, engines, until } from "./harness.mjs";
 
-// Chromium and Firefox (WebKit's driver is the slow one; the JS class's OpenID Connect tests
-// run there).
-const run = engines.filter((e) => e !== "webkit");
 const browsers = {};
-before(async () => { for (const e of run) browsers[e] = await launchEngine(e); });
+before(async () => { for (const e of engines) browsers[e] = await launchEngine(e); });
 after(async () => { for (const b of Object.values(browsers)) await b.close(); });
 
 /** `evaluate` that tolerates the page navigating away meanwhile. */
@@ -20,7 +17,7 @@ const click = (page, id) => attempt(page, (id) => { document.getElementById(id).
 const shows = (page, id, want, what) =>
   until(async () => (await text(page, id)) === want, { timeout: 20000, what: `${what}: #${id} "${want}"` });
 
-for (const engine of run) {
+for (const engine of engines) {
   test(`[${engine}] the Leptos example signs in, shares the session with a second tab and logs out in both`, async () => {
     const server = await startServer();
     const provider = await startProvider(server.main);
