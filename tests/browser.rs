@@ -8,6 +8,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Object, Reflect};
+use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -16,7 +17,6 @@ use wasm_session::core::config::StorageMode;
 use wasm_session::core::events::LogoutReason;
 use wasm_session::core::protocol::{Message, Stamp, Why, Wire};
 use wasm_session::core::store::{self, Record, Stored, STORE_VERSION};
-use serde_json::json;
 use wasm_session::web::storage::Store;
 use wasm_session::{Config, Event, Session, TokenSet};
 

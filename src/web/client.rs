@@ -255,7 +255,10 @@ impl Session {
                 .map_err(|_| Error::InvalidArgument("authHeaders(url)", "is not a URL"))?
                 .href();
             if !d.fetch.carries_token(&url) {
-                return Err(Error::InvalidArgument("authHeaders(url)", "is not the page's origin or in allowedOrigins"));
+                return Err(Error::InvalidArgument(
+                    "authHeaders(url)",
+                    "is not the page's origin or in allowedOrigins",
+                ));
             }
             let token = match d.kept().ask(|ticket| Input::TokenWanted { ticket }).await {
                 Answer::Token { token, .. } => token,

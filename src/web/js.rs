@@ -161,7 +161,8 @@ fn read_config(raw: &JsValue) -> Result<Config, Error> {
     }
     // serde-wasm-bindgen looks up declared fields only: unknown keys are found here.
     let keys: Vec<String> = Object::keys(raw.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()).collect();
-    let fields: RawConfig = serde_wasm_bindgen::from_value(raw.clone()).map_err(|_| config_error("must be a plain object"))?;
+    let fields: RawConfig =
+        serde_wasm_bindgen::from_value(raw.clone()).map_err(|_| config_error("must be a plain object"))?;
     Config::from_raw(&keys, fields)
 }
 

@@ -102,7 +102,9 @@ fn login_options(value: JsValue, popup: bool) -> Result<RedirectOptions, Error> 
     let app_state = get("appState");
     let app_state = match app_state.is_undefined() {
         true => Field::Absent,
-        false => js_sys::JSON::stringify(&app_state).ok().and_then(|s| s.as_string()).map_or(Field::Invalid, Field::Valid),
+        false => {
+            js_sys::JSON::stringify(&app_state).ok().and_then(|s| s.as_string()).map_or(Field::Invalid, Field::Valid)
+        }
     };
     let timeout = get("timeoutMs");
     let timeout_ms = match timeout.as_f64() {
@@ -170,7 +172,9 @@ impl Session {
     ) -> Promise {
         let url = match url.filter(|u| !u.is_undefined()) {
             None => Ok(None),
-            Some(u) => u.as_string().map(Some).ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string")),
+            Some(u) => {
+                u.as_string().map(Some).ok_or(Error::InvalidArgument("handleRedirectCallback(url)", "must be a string"))
+            }
         };
         settle(self.inner().handle_redirect_callback_json(url), app_state_result)
     }

@@ -44,14 +44,14 @@ pub mod driver;
 pub mod events;
 pub mod fetch;
 pub mod http;
-#[cfg(feature = "oidc")]
-pub mod oidc;
-#[cfg(feature = "oidc")]
-pub mod popup;
 #[cfg(feature = "js")]
 pub mod js;
 #[cfg(all(feature = "js", feature = "oidc"))]
 mod js_oidc;
+#[cfg(feature = "oidc")]
+pub mod oidc;
+#[cfg(feature = "oidc")]
+pub mod popup;
 pub mod resolve;
 pub mod sink;
 pub mod storage;

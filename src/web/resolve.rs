@@ -86,7 +86,8 @@ pub fn endpoints(config: &Config) -> Result<Endpoints, Error> {
         oidc.map(|o| SignIn::new(o.clone(), redirect_uri, post_logout_redirect_uri, &config.namespace))
     };
     let stored = config.storage != StorageMode::Memory;
-    let dpop = if config.dpop && config.mode() == Mode::Token { dpop::for_session(&config.namespace, stored) } else { None };
+    let dpop =
+        if config.dpop && config.mode() == Mode::Token { dpop::for_session(&config.namespace, stored) } else { None };
     let auth = match &config.server {
         Server::OAuth { token_url, revoke_url } => AuthServer::OAuth(OAuth {
             dpop: dpop.clone(),

@@ -129,15 +129,28 @@ mod tests {
     #[test]
     fn the_rust_config_is_checked_like_the_js_object() {
         let e = SessionConfig::default().validate().unwrap_err();
-        assert_eq!(e, Error::Config("tokenUrl".into(), "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect"));
-        let ok = SessionConfig { token_url: Some("/t".into()), storage: Some(StorageMode::Local), ..Default::default() };
+        assert_eq!(
+            e,
+            Error::Config(
+                "tokenUrl".into(),
+                "is required (your OAuth 2.0 token endpoint), or issuer for OpenID Connect"
+            )
+        );
+        let ok =
+            SessionConfig { token_url: Some("/t".into()), storage: Some(StorageMode::Local), ..Default::default() };
         let config = ok.validate().unwrap();
         assert_eq!(config.storage, StorageMode::Local);
-        assert_eq!(config, Config::from_raw(&[], serde_json::from_str(r#"{"tokenUrl":"/t","storage":"local"}"#).unwrap()).unwrap());
+        assert_eq!(
+            config,
+            Config::from_raw(&[], serde_json::from_str(r#"{"tokenUrl":"/t","storage":"local"}"#).unwrap()).unwrap()
+        );
         let cookie = SessionConfig { mode: Some(Mode::Cookie), token_url: Some("/t".into()), ..Default::default() };
         assert_eq!(cookie.validate().unwrap_err().code(), "invalid_config");
         let oidc = SessionConfig { issuer: Some("https://id.example".into()), ..Default::default() };
-        assert_eq!(oidc.validate().unwrap_err(), Error::Config("clientId".into(), "is required with issuer or authorizationUrl"));
+        assert_eq!(
+            oidc.validate().unwrap_err(),
+            Error::Config("clientId".into(), "is required with issuer or authorizationUrl")
+        );
         let blank = SessionConfig { namespace: Some(" ".into()), ..ok };
         assert_eq!(blank.validate().unwrap_err(), Error::Config("namespace".into(), "must not be empty"));
     }
