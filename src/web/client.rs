@@ -59,6 +59,14 @@ pub struct Session {
 }
 
 /// A subscription made by [`Session::subscribe`]: dropping it unsubscribes.
+///
+/// ```no_run
+/// # fn run(session: &wasm_session::Session) {
+/// let sub = session.subscribe(|event| assert!(!event.name().is_empty()));
+/// drop(sub); // unsubscribed
+/// session.subscribe(|_| {}).forget(); // for the page's life
+/// # }
+/// ```
 #[must_use = "dropping a Subscription unsubscribes at once"]
 pub struct Subscription {
     driver: Weak<Driver>,
