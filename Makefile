@@ -27,13 +27,14 @@ export ACCESS_TTL ?= 30
 SIZE_CEILING ?= 110600
 SIZE_CEILING_OIDC ?= 148500
 
-.PHONY: setup build server demo test test-host test-size test-browser test-e2e fuzz soak bench size-report mutants clean
+.PHONY: setup build server demo test example-size test-host test-size test-browser test-e2e fuzz soak bench size-report mutants clean
 
 setup:
 	@scripts/setup.sh
 
 build: setup
 	@scripts/build-pkg.sh
+	@scripts/build-example.sh
 
 server:
 	@cargo build -q -p wasm-session-server
@@ -43,6 +44,7 @@ server:
 demo: build server
 	@echo "wasm-session demo: http://127.0.0.1:$${PORT:-8080}  (user demo / password demo)"
 	@echo "OpenID Connect:    http://127.0.0.1:$${PORT:-8080}/?mode=oidc  (provider on http://localhost:$${OIDC_PORT:-8090}, any user)"
+	@echo "Leptos example:    http://127.0.0.1:$${PORT:-8080}/leptos.html  (the Rust API; same provider)"
 	@APP_ORIGINS=http://127.0.0.1:$${PORT:-8080} OIDC_PORT=$${OIDC_PORT:-8090} node www/oidc/provider.mjs >/dev/null 2>&1 & \
 	  provider=$$!; trap 'kill $$provider 2>/dev/null' EXIT INT TERM; \
 	  PORT=$${PORT:-8080} target/debug/wasm-session-server
@@ -106,6 +108,11 @@ soak: build server
 size-report: build
 	@scripts/setup.sh twiggy
 	@node scripts/size-report.mjs $${SIZE_README:+--readme}
+
+## example-size: what the Leptos example pays for wasm-session (its .wasm with and without the
+## session calls, wasm-opt -Oz, gzip -9 and brotli)
+example-size: setup
+	@scripts/example-size.sh
 
 ## bench: release package and server; prints figures and writes bench/results.json
 bench: build

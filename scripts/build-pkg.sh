@@ -30,8 +30,8 @@ if [ "${1:-}" = --only ]; then
   build "$2" "$2/named.wasm" "${@:3}"
   exit
 fi
-build pkg target/wasm-opt.wasm --no-default-features
-build target/pkg-oidc target/wasm-opt-oidc.wasm --no-default-features --features oidc,dpop
+build pkg target/wasm-opt.wasm --no-default-features --features js
+build target/pkg-oidc target/wasm-opt-oidc.wasm --no-default-features --features js,oidc,dpop
 rm -rf pkg/oidc && mkdir pkg/oidc
 cp target/pkg-oidc/wasm_session_bg.wasm target/pkg-oidc/wasm_session.js target/pkg-oidc/wasm_session.d.ts pkg/oidc/
 node scripts/package-json.mjs

@@ -139,7 +139,7 @@ const entry = (dir) => {
 const ours = entry(at("pkg"));
 const oidc = entry(at("pkg", "oidc"));
 const oidcOnlyDir = at("target", "size-oidc-only");
-execFileSync(at("scripts", "build-pkg.sh"), ["--only", oidcOnlyDir, "--no-default-features", "--features", "oidc"], {
+execFileSync(at("scripts", "build-pkg.sh"), ["--only", oidcOnlyDir, "--no-default-features", "--features", "js,oidc"], {
   cwd: root,
   stdio: "inherit",
 });

@@ -2,10 +2,13 @@
 //! started by `scripts/with-server.sh`) for what only a browser has: storage backends, the
 //! wire format through real JS values, `session.fetch`'s origin rule, timers cancelled on
 //! reschedule and dispose, and errors as real JS `Error`s. They run the build that ships:
-//! no feature switches anything off for tests.
+//! no feature switches anything off for tests. Sessions are made with the Rust API
+//! (`wasm_session::Session`); the JS class's own translation (config objects, JS errors) has
+//! a test here too, and the end-to-end layer tests it throughout.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Object, Reflect};
+use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -15,7 +18,7 @@ use wasm_session::core::events::LogoutReason;
 use wasm_session::core::protocol::{Message, Stamp, Why, Wire};
 use wasm_session::core::store::{self, Record, Stored, STORE_VERSION};
 use wasm_session::web::storage::Store;
-use wasm_session::{Session, TokenSet};
+use wasm_session::{Config, Event, Session, TokenSet};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -125,7 +128,7 @@ async fn nth(requests: &Requests, n: u32) -> (f64, String) {
 }
 
 fn refresh_at(session: &Session) -> f64 {
-    session.refresh_at().as_f64().expect("a refresh is scheduled")
+    session.refresh_at().expect("a refresh is scheduled")
 }
 
 fn local() -> web_sys::Storage {
@@ -149,14 +152,18 @@ async fn stat(origin: &str, name: &str) -> f64 {
     get(&server("GET", &format!("{origin}/__stats")).await, name).as_f64().unwrap()
 }
 
-fn config(ns: &str, extra: &[(&str, JsValue)]) -> JsValue {
-    let mut pairs = vec![
-        ("tokenUrl", JsValue::from_str(&format!("{}/auth/token", api()))),
-        ("namespace", ns.into()),
-        ("allowedOrigins", js_sys::Array::of1(&api().into()).into()),
-    ];
-    pairs.extend_from_slice(extra);
-    obj(&pairs)
+fn config(ns: &str) -> Config {
+    Config {
+        token_url: Some(format!("{}/auth/token", api())),
+        namespace: Some(ns.into()),
+        allowed_origins: Some(vec![api().into()]),
+        ..Default::default()
+    }
+}
+
+/// One tab alone: no channel, no other tab's session.
+fn alone(ns: &str) -> Config {
+    Config { cross_tab: Some(false), ..config(ns) }
 }
 
 #[wasm_bindgen_test]
@@ -258,23 +265,26 @@ fn messages_round_trip_through_js_and_garbage_is_refused() {
 #[wasm_bindgen_test]
 async fn fetch_adds_the_token_only_for_allowed_origins() {
     server("POST", &format!("{}/__reset", foreign())).await;
-    let session = Session::new(config("fetch-test", &[])).unwrap();
-    JsFuture::from(session.login(
-        format!("{}/auth/login", api()).into(),
-        obj(&[("username", "demo".into()), ("password", "demo".into())]),
-    ))
-    .await
-    .unwrap();
+    let session = Session::new(config("fetch-test")).unwrap();
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = events.clone();
+    let subscription = session.subscribe(move |e: &Event| seen.borrow_mut().push(e.name()));
+    session.login(&format!("{}/auth/login", api()), &json!({ "username": "demo", "password": "demo" })).await.unwrap();
     assert!(session.is_authenticated());
-    let me: web_sys::Response =
-        JsFuture::from(session.fetch(format!("{}/api/me", api()).into(), None)).await.unwrap().unchecked_into();
+    assert_eq!(*events.borrow(), ["login"]);
+    let request = web_sys::Request::new_with_str(&format!("{}/api/me", api())).unwrap();
+    let me = session.fetch(request).await.unwrap();
     assert_eq!(me.status(), 200, "the allowed origin must get the token");
-    let leak: web_sys::Response =
-        JsFuture::from(session.fetch(format!("{}/steal", foreign()).into(), None)).await.unwrap().unchecked_into();
+    let leak = session.fetch_url(&format!("{}/steal", foreign())).await.unwrap();
     assert_eq!(leak.status(), 200);
     let redirect = format!("{}/__redirect?to={}/redirected", api(), foreign());
-    let _ = JsFuture::from(session.fetch(redirect.into(), None)).await;
+    let _ = session.fetch_url(&redirect).await;
     assert_eq!(stat(foreign(), "authorization_seen").await, 0.0, "a token reached the foreign origin");
+    // A dropped subscription hears nothing more.
+    drop(subscription);
+    session.logout().await.unwrap();
+    assert_eq!(*events.borrow(), ["login"]);
+    assert!(!session.is_authenticated());
     session.dispose();
 }
 
@@ -282,14 +292,12 @@ async fn fetch_adds_the_token_only_for_allowed_origins() {
 async fn rescheduling_cancels_the_pending_refresh() {
     let token_url = format!("{}/auth/token", api());
     let requests = Requests::new(&token_url);
-    let session = Session::new(config("resched-test", &[("crossTab", false.into())])).unwrap();
+    let session = Session::new(alone("resched-test")).unwrap();
     // A 2 s token is due for refresh at 1.5 s; replacing it with a 3 s token, due at 2.25 s,
     // must cancel that: the first refresh to leave is the second token's, at its own time.
-    let short = obj(&[("access_token", "short".into()), ("expires_in", 2.into()), ("refresh_token", "bogus-1".into())]);
-    session.set_tokens(short).unwrap();
+    session.set_tokens(&json!({ "access_token": "short", "expires_in": 2, "refresh_token": "bogus-1" })).unwrap();
     let cancelled = refresh_at(&session);
-    let later = obj(&[("access_token", "later".into()), ("expires_in", 3.into()), ("refresh_token", "bogus-2".into())]);
-    session.set_tokens(later).unwrap();
+    session.set_tokens(&json!({ "access_token": "later", "expires_in": 3, "refresh_token": "bogus-2" })).unwrap();
     let due = refresh_at(&session);
     assert!(cancelled < due, "the replaced deadline {cancelled} is not before the new one {due}");
     // The clock here is the page's: the request's own departure time says whether it left at
@@ -305,15 +313,13 @@ async fn rescheduling_cancels_the_pending_refresh() {
 async fn dispose_cancels_timers_and_later_calls_reject() {
     let token_url = format!("{}/auth/token", api());
     let requests = Requests::new(&token_url);
-    let disposed = Session::new(config("dispose-test", &[("crossTab", false.into())])).unwrap();
-    let due = obj(&[("access_token", "a".into()), ("expires_in", 2.into()), ("refresh_token", "disposed".into())]);
-    disposed.set_tokens(due).unwrap();
+    let disposed = Session::new(alone("dispose-test")).unwrap();
+    disposed.set_tokens(&json!({ "access_token": "a", "expires_in": 2, "refresh_token": "disposed" })).unwrap();
     // A witness session armed after it and due later (3 s token, at 2.25 s): timers of one page
     // fire in deadline order, so when the witness's refresh leaves, the disposed session's
     // timer (1.5 s) would have fired and its request left before.
-    let witness = Session::new(config("dispose-witness", &[("crossTab", false.into())])).unwrap();
-    let later = obj(&[("access_token", "w".into()), ("expires_in", 3.into()), ("refresh_token", "witness".into())]);
-    witness.set_tokens(later).unwrap();
+    let witness = Session::new(alone("dispose-witness")).unwrap();
+    witness.set_tokens(&json!({ "access_token": "w", "expires_in": 3, "refresh_token": "witness" })).unwrap();
     assert!(refresh_at(&disposed) < refresh_at(&witness));
     disposed.dispose();
     let (_, refresh_token) = nth(&requests, 0).await;
@@ -321,53 +327,67 @@ async fn dispose_cancels_timers_and_later_calls_reject() {
     assert_eq!(requests.count(), 1, "a disposed session refreshed");
     requests.stop();
     witness.dispose();
-    let err = JsFuture::from(disposed.fetch("/x".into(), None)).await.unwrap_err();
-    assert_eq!(get(&err, "code"), "disposed");
-    assert!(err.is_instance_of::<js_sys::Error>());
+    let err = disposed.fetch_url("/x").await.unwrap_err();
+    assert_eq!(err.code(), "disposed");
+    assert_eq!(disposed.refresh().await.unwrap_err(), wasm_session::Error::Disposed);
 }
 
 #[wasm_bindgen_test]
-fn bad_config_throws_an_error_naming_the_field() {
+fn bad_config_is_an_error_naming_the_field() {
+    let ok = || Config { token_url: Some("/t".into()), ..Default::default() };
+    let cases = [
+        (Config::default(), "tokenUrl"),
+        (Config { token_url: Some("http://auth.example.com/token".into()), ..Default::default() }, "tokenUrl"),
+        (Config { allowed_origins: Some(vec!["https://api.example.com/v1".into()]), ..ok() }, "allowedOrigins"),
+        (Config { namespace: Some("".into()), ..ok() }, "namespace"),
+        (Config { refresh_lead_ms: Some(-1.0), ..ok() }, "refreshLeadMs"),
+    ];
+    for (cfg, field) in cases {
+        let err = Session::new(cfg).err().expect("bad config accepted");
+        assert_eq!(err.code(), "invalid_config");
+        assert!(err.to_string().contains(field), "{err} does not name {field}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_js_class_throws_js_errors_naming_the_field() {
+    use wasm_session::web::js::Session as JsSession;
     let cases: Vec<(JsValue, &str)> = vec![
         (JsValue::from(5), "(config)"),
         (obj(&[]), "tokenUrl"),
         (obj(&[("tokenUrl", 5.into())]), "tokenUrl"),
         (obj(&[("tokenUrl", "/t".into()), ("tokenURL", "/t".into())]), "tokenURL"),
         (obj(&[("tokenUrl", "http://auth.example.com/token".into())]), "tokenUrl"),
-        (
-            obj(&[
-                ("tokenUrl", "/t".into()),
-                ("allowedOrigins", js_sys::Array::of1(&"https://api.example.com/v1".into()).into()),
-            ]),
-            "allowedOrigins",
-        ),
-        (obj(&[("tokenUrl", "/t".into()), ("namespace", "".into())]), "namespace"),
         (obj(&[("tokenUrl", "/t".into()), ("refreshLeadMs", "60000".into())]), "refreshLeadMs"),
     ];
     for (cfg, field) in cases {
-        let err = Session::new(cfg).err().expect("bad config accepted");
+        let err = JsSession::new(cfg).err().expect("bad config accepted");
         assert_eq!(get(&err, "code"), "invalid_config");
         assert_eq!(get(&err, "name"), "SessionError");
         let msg = get(&err, "message").as_string().unwrap();
         assert!(msg.contains(field), "{msg} does not name {field}");
         assert!(err.is_instance_of::<js_sys::Error>());
     }
+    let session = JsSession::new(obj(&[("tokenUrl", "/t".into()), ("namespace", "js-class".into())])).unwrap();
+    let err = session.set_tokens(JsValue::from_str("<html>error</html>")).unwrap_err();
+    assert_eq!(get(&err, "code"), "invalid_argument");
+    assert!(err.is_instance_of::<js_sys::Error>());
+    session.dispose();
 }
 
 #[wasm_bindgen_test]
 fn bad_token_response_is_refused_and_changes_nothing() {
-    let session = Session::new(config("bad-tokens", &[("crossTab", false.into())])).unwrap();
-    session.set_tokens(obj(&[("access_token", "good".into()), ("expires_in", 60.into())])).unwrap();
+    let session = Session::new(alone("bad-tokens")).unwrap();
+    session.set_tokens(&json!({ "access_token": "good", "expires_in": 60 })).unwrap();
     for bad in [
-        obj(&[("expires_in", 60.into())]),
-        obj(&[("access_token", "x".into()), ("expires_in", "-5".into())]),
-        obj(&[("access_token", "x".into()), ("expires_in", 60.into()), ("token_type", "MAC".into())]),
-        JsValue::from_str("<html>error</html>"),
+        json!({ "expires_in": 60 }),
+        json!({ "access_token": "x", "expires_in": "-5" }),
+        json!({ "access_token": "x", "expires_in": 60, "token_type": "MAC" }),
+        json!("<html>error</html>"),
     ] {
-        let err = session.set_tokens(bad).unwrap_err();
-        let code = get(&err, "code").as_string().unwrap();
+        let code = session.set_tokens(&bad).unwrap_err().code();
         assert!(code == "invalid_token_response" || code == "invalid_argument", "{code}");
-        assert_eq!(session.access_token(), JsValue::from_str("good"));
+        assert_eq!(session.current_access_token().as_deref(), Some("good"));
     }
     session.dispose();
 }
@@ -377,8 +397,10 @@ async fn ready_resolves_at_once_for_the_first_tab() {
     // No other tab holds a presence lock: ready without waiting for restoreTimeoutMs. At its
     // largest, 60 s, that timeout lies far beyond the 10 s allowed here, so resolving at all
     // shows it was not waited for.
-    let session = Session::new(config("ready-test", &[("restoreTimeoutMs", 60_000.into())])).unwrap();
-    let ready = JsFuture::from(within(session.ready(), 10_000)).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let session = Session::new(Config { restore_timeout_ms: Some(60_000.0), ..config("ready-test") }).unwrap();
+    let ready = session.ready();
+    let ready = wasm_bindgen_futures::future_to_promise(async move { Ok(ready.await.into()) });
+    let ready = JsFuture::from(within(ready, 10_000)).await.unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(ready, JsValue::FALSE);
     session.dispose();
 }

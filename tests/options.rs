@@ -1,7 +1,7 @@
 //! The options table in `src/core/config.rs` is the one place where an option is written.
 //! These tests hold the validation to it (defaults, choices, bounds, the unknown-key message)
 //! and the two copies users read: the README's option table (type with bounds, default,
-//! meaning, word for word) and the TypeScript config types in `src/web/session.rs` (every
+//! meaning, word for word) and the TypeScript config types in `src/web/js.rs` (every
 //! option declared with its type; a default, where one is stated, the table's). A failure
 //! prints what the README or the TypeScript should say.
 #![cfg(not(target_arch = "wasm32"))]
@@ -13,8 +13,8 @@ use wasm_session::core::config::{opt, Config, IfAbsent, Kind, Millis, Mode, Row,
 use wasm_session::core::error::Error;
 
 const README: &str = include_str!("../README.md");
-const SESSION_RS: &str = include_str!("../src/web/session.rs");
-const SESSION_OIDC_RS: &str = include_str!("../src/web/session_oidc.rs");
+const SESSION_RS: &str = include_str!("../src/web/js.rs");
+const SESSION_OIDC_RS: &str = include_str!("../src/web/js_oidc.rs");
 const DPOP_RS: &str = include_str!("../src/web/dpop.rs");
 
 /// What `new Session(config)` makes of a JSON config.
@@ -232,8 +232,8 @@ fn typescript() -> String {
         let rest = &file[at..];
         &rest[..rest.find("\"#;").unwrap_or(rest.len())]
     };
-    let shared = section(SESSION_RS, "session.rs", "const TS_TYPES: &'static str = r#\"");
-    let oidc = section(SESSION_OIDC_RS, "session_oidc.rs", "const TS_OIDC_TYPES: &'static str = r#\"");
+    let shared = section(SESSION_RS, "js.rs", "const TS_TYPES: &'static str = r#\"");
+    let oidc = section(SESSION_OIDC_RS, "js_oidc.rs", "const TS_OIDC_TYPES: &'static str = r#\"");
     let dpop = section(DPOP_RS, "dpop.rs", "const TS_DPOP: &'static str = r#\"");
     format!("{shared}\n{oidc}\n{dpop}")
 }

@@ -16,9 +16,11 @@ mod kinds;
 mod oidc;
 
 mod transport;
+mod typed;
 
 pub use kinds::{Flag, IfAbsent, Kind, List, Millis, OneOf, Opt, OptionKind, Row, Text};
 pub use transport::{check_transport, is_loopback};
+pub use typed::SessionConfig;
 use IfAbsent::{Derived, Required, Unset, Value};
 
 /// Where the session is kept between page loads.

@@ -1,8 +1,16 @@
 //! The one error type. JavaScript receives a real `Error` with a stable `code` property and a
-//! message that says what to fix; messages never contain tokens.
+//! message that says what to fix; messages never contain tokens. Rust receives it as a
+//! [`std::error::Error`] with the same [`Error::code`].
 
 /// Everything that can go wrong, with the stable code that JavaScript sees.
+///
+/// ```
+/// let e = wasm_session::Error::Network;
+/// assert_eq!(e.code(), "network");
+/// assert!(e.to_string().starts_with("wasm-session: network error"));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// A config field is invalid: the field, then what is wrong.
     Config(String, &'static str),
@@ -45,7 +53,33 @@ pub enum Error {
     /// DPoP (RFC 9449): the key or a proof could not be made or used, or the server did not
     /// bind the tokens: what happened.
     Dpop(&'static str),
+    /// A browser call failed outside the session's own checks (`session.fetch`'s request
+    /// could not be sent: code `network`), or a session error that came back through a JS
+    /// promise: its code, then its message.
+    Js(&'static str, String),
 }
+
+/// Every code [`Error::code`] returns.
+pub const CODES: [&str; 18] = [
+    "invalid_config",
+    "invalid_argument",
+    "invalid_token_response",
+    "login_failed",
+    "not_authenticated",
+    "refresh_rejected",
+    "refresh_failed",
+    "network",
+    "timeout",
+    "storage",
+    "disposed",
+    "invalid_state",
+    "oauth_error",
+    "invalid_discovery",
+    "invalid_id_token",
+    "popup_blocked",
+    "popup_closed",
+    "dpop",
+];
 
 impl Error {
     /// The stable machine-readable code (`error.code` in JavaScript).
@@ -70,6 +104,7 @@ impl Error {
             Error::PopupClosed => "popup_closed",
             Error::PopupTimeout => "timeout",
             Error::Dpop(_) => "dpop",
+            Error::Js(code, _) => code,
         }
     }
 
@@ -116,6 +151,7 @@ impl Error {
             Error::PopupClosed => &["the sign-in popup was closed before the sign-in finished"],
             Error::PopupTimeout => &["the sign-in popup did not finish within timeoutMs"],
             Error::Dpop(why) => &["DPoP: ", why],
+            Error::Js(_, message) => return message.clone(),
         };
         for p in parts {
             m.push_str(p);
@@ -132,6 +168,14 @@ impl Error {
     }
 }
 
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +191,13 @@ mod tests {
         );
         assert_eq!(Error::LoginFailed(502, None).status(), Some(502));
         assert_eq!(Error::Timeout.status(), None);
+        assert_eq!(e.to_string(), e.message());
+    }
+
+    #[test]
+    fn codes_lists_every_code() {
+        for e in [Error::PopupTimeout, Error::Dpop(""), Error::OAuth(String::new(), None), Error::Disposed] {
+            assert!(CODES.contains(&e.code()));
+        }
     }
 }

@@ -1,13 +1,15 @@
-//! The app's subscriptions (`session.on`), event payloads (serde), and errors as real JS
-//! `Error`s with a stable `code`.
+//! The app's subscriptions (Rust closures: `Session::subscribe`, and the JS class's
+//! `session.on` through it), event payloads (serde), and errors as real JS `Error`s with a
+//! stable `code`, and back.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
-use js_sys::{Function, Reflect};
+use js_sys::Reflect;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
-use crate::core::error::Error;
+use crate::core::error::{Error, CODES};
 use crate::core::events::Event;
 
 /// An event as the app receives it: `{ type, expiresAt?, reason? }` (and `error` for
@@ -59,49 +61,59 @@ pub fn to_js(e: &Error) -> JsValue {
     error.into()
 }
 
+/// A value a JS promise rejected with, as an [`Error`]: a `SessionError` keeps its code and
+/// message; anything else (fetch's `TypeError`, an `AbortError`) is `network`.
+pub fn from_js(value: &JsValue) -> Error {
+    let get = |k: &str| Reflect::get(value, &k.into()).ok().and_then(|v| v.as_string());
+    let message = get("message").unwrap_or_default();
+    let code = get("code").and_then(|c| CODES.iter().find(|k| **k == c).copied());
+    match (get("name").as_deref(), code) {
+        (Some("SessionError"), Some(code)) => Error::Js(code, message),
+        _ => Error::Js("network", format!("wasm-session: fetch failed: {message}")),
+    }
+}
+
 impl From<Error> for JsValue {
     fn from(e: Error) -> JsValue {
         to_js(&e)
     }
 }
 
-/// The app's callbacks, by event name.
+/// A subscriber: called with every event.
+pub type Subscriber = Rc<dyn Fn(&Event)>;
+
+/// The app's subscribers.
 #[derive(Default)]
 pub struct Events {
     next_id: Cell<u32>,
-    subs: RefCell<Vec<(u32, &'static str, Function)>>,
+    subs: RefCell<Vec<(u32, Subscriber)>>,
 }
 
 impl Events {
-    /// Adds a callback; returns its id for [`Events::remove`].
-    pub fn add(&self, name: &'static str, callback: Function) -> u32 {
+    /// Adds a subscriber; returns its id for [`Events::remove`].
+    pub fn add(&self, subscriber: Subscriber) -> u32 {
         let id = self.next_id.get().wrapping_add(1);
         self.next_id.set(id);
-        self.subs.borrow_mut().push((id, name, callback));
+        self.subs.borrow_mut().push((id, subscriber));
         id
     }
 
-    /// Removes one callback.
+    /// Removes one subscriber.
     pub fn remove(&self, id: u32) {
-        self.subs.borrow_mut().retain(|(i, _, _)| *i != id);
+        self.subs.borrow_mut().retain(|(i, _)| *i != id);
     }
 
-    /// Removes every callback.
+    /// Removes every subscriber.
     pub fn clear(&self) {
         self.subs.borrow_mut().clear();
     }
 
-    /// Calls the callbacks for `event`. The list is copied first, so a callback may
-    /// subscribe, unsubscribe or call the session; one that throws does not stop the others.
+    /// Calls the subscribers with `event`. The list is copied first, so a subscriber may
+    /// subscribe, unsubscribe or call the session.
     pub fn emit(&self, event: &Event) {
-        let callbacks: Vec<Function> =
-            self.subs.borrow().iter().filter(|(_, n, _)| *n == event.name()).map(|(_, _, f)| f.clone()).collect();
-        if callbacks.is_empty() {
-            return;
-        }
-        let value = payload(event);
-        for f in callbacks {
-            let _ = f.call1(&JsValue::UNDEFINED, &value);
+        let subs: Vec<Subscriber> = self.subs.borrow().iter().map(|(_, f)| f.clone()).collect();
+        for f in subs {
+            f(event);
         }
     }
 }

@@ -2,8 +2,12 @@
 //! decides nothing; it turns the machine's effects into browser calls and browser results
 //! into the machine's inputs.
 //!
-//! - [`session`]: the `#[wasm_bindgen]` `Session` class, its TypeScript types, config reading;
-//!   `session_oidc.rs` adds its OpenID Connect methods (the `oidc` feature).
+//! - [`client`]: the Rust API, the library's face: [`client::Session`] and its
+//!   subscriptions; `client_oidc.rs` adds its OpenID Connect sign-in (the `oidc` feature).
+//! - `js` (the `js` feature): the `#[wasm_bindgen]` `Session` class and its TypeScript
+//!   types, a translation of JS values to the Rust API; `js_oidc.rs` adds its OpenID Connect
+//!   methods.
+//! - [`resolve`]: a config's URLs resolved against the page, the session's endpoints.
 //! - [`driver`]: the one owner of the [`crate::core::machine::Machine`]: feeds it inputs and
 //!   carries out its effects with the adapters below.
 //! - [`sink`]: the way into a session that the adapters get instead of the driver.
@@ -28,6 +32,9 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod client;
+#[cfg(feature = "oidc")]
+pub mod client_oidc;
 #[cfg(feature = "dpop")]
 pub mod dpop;
 #[cfg(not(feature = "dpop"))]
@@ -37,13 +44,15 @@ pub mod driver;
 pub mod events;
 pub mod fetch;
 pub mod http;
+#[cfg(feature = "js")]
+pub mod js;
+#[cfg(all(feature = "js", feature = "oidc"))]
+mod js_oidc;
 #[cfg(feature = "oidc")]
 pub mod oidc;
 #[cfg(feature = "oidc")]
 pub mod popup;
-pub mod session;
-#[cfg(feature = "oidc")]
-mod session_oidc;
+pub mod resolve;
 pub mod sink;
 pub mod storage;
 pub mod tabs;

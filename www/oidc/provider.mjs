@@ -8,7 +8,8 @@
 //   node www/oidc/provider.mjs            # http://localhost:8090, for the demo on :8080
 //
 // Env: OIDC_PORT (8090; 0 = a free port), APP_ORIGINS (comma-separated origins of the app,
-// whose "/", "/e2e.html", "/e2e-oidc.html" and "/popup-callback.html" are the registered redirect URIs;
+// whose "/", "/e2e.html", "/e2e-oidc.html", "/popup-callback.html" and "/leptos.html" (the Leptos
+// example) are the registered redirect URIs;
 // default http://127.0.0.1:8080), OIDC_ACCESS_TTL (seconds, 60), DPOP_NONCE (1: every DPoP
 // proof must carry the provider's nonce; it answers use_dpop_nonce with a DPoP-Nonce header
 // otherwise). Prints "listening oidc <issuer>" and then "ready".
@@ -21,7 +22,7 @@ import Provider from "oidc-provider";
 const apps = (process.env.APP_ORIGINS || "http://127.0.0.1:8080").split(",").map((o) => o.trim()).filter(Boolean);
 const accessTtl = Number(process.env.OIDC_ACCESS_TTL || 60);
 const dpopNonce = process.env.DPOP_NONCE === "1";
-const uris = apps.flatMap((o) => [`${o}/`, `${o}/e2e.html`, `${o}/e2e-oidc.html`, `${o}/popup-callback.html`]);
+const uris = apps.flatMap((o) => [`${o}/`, `${o}/e2e.html`, `${o}/e2e-oidc.html`, `${o}/popup-callback.html`, `${o}/leptos.html`]);
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(Number(process.env.OIDC_PORT ?? 8090), "127.0.0.1", resolve));
