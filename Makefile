@@ -22,10 +22,11 @@ WITH_XVFB = xvfb_fd=$$(mktemp); \
 export ACCESS_TTL ?= 30
 # Package size ceilings (bytes gzip -9, the .wasm plus the glue minified as an app's bundler
 # ships it) of the main entry and of `wasm-session/oidc`: today's sizes plus about 1 KB, so
-# that they can only shrink (raised once for DPoP and `authHeaders`: README, DPoP). Where the bytes go and why: `make size-report` and README,
-# Performance.
-SIZE_CEILING ?= 110600
-SIZE_CEILING_OIDC ?= 148500
+# that they can only shrink (raised for DPoP and `authHeaders`, README, DPoP; and for the JS
+# class as an adapter over the Rust API, README, Rust). Where the bytes go and why: `make
+# size-report` and README, Performance.
+SIZE_CEILING ?= 111800
+SIZE_CEILING_OIDC ?= 151100
 
 .PHONY: setup build server demo test example-size test-host test-size test-browser test-e2e fuzz soak bench size-report mutants clean
 
