@@ -220,7 +220,7 @@ impl OAuth {
                 None => None,
             };
             let header = proof.as_deref().map(|p| ("DPoP", p));
-            let raw = call(url, Some(body.again()), header, false, self.timeout_ms).await?;
+            let raw = call(url, Some(body), header, false, self.timeout_ms).await?;
             let Some(keys) = &self.dpop else { return Ok(raw) };
             keys.server_date(js_sys::Date::now(), raw.date);
             keys.note_nonce(kept, url, raw.dpop_nonce.clone());

@@ -55,20 +55,13 @@ impl Raw {
     }
 }
 
-/// The body of a POST.
+/// The body of a POST; `Copy`, as it only borrows its fields (a nonce retry sends it again).
 #[derive(Clone, Copy)]
 pub enum Body<'a> {
     /// `application/x-www-form-urlencoded` fields; empty values are left out.
     Form(&'a [(&'a str, &'a str)]),
     /// A JSON text.
     Json(&'a str),
-}
-
-impl Body<'_> {
-    /// The same body for another request (it borrows its fields: nothing is consumed).
-    pub fn again(&self) -> Self {
-        *self
-    }
 }
 
 /// A request to the auth server or the session endpoint: GET without a `body`, else POST;
