@@ -347,7 +347,10 @@ impl Config {
             return Err(err(opt::dpop.name, "does not apply with mode: \"cookie\" (the cookie is the session)"));
         }
         if dpop && !cfg!(feature = "dpop") {
-            return Err(err(opt::dpop.name, "needs DPoP: import from \"wasm-session/oidc\" (the crate's `dpop` feature)"));
+            return Err(err(
+                opt::dpop.name,
+                "needs DPoP: import from \"wasm-session/oidc\" (the crate's `dpop` feature)",
+            ));
         }
         let retry_base_ms = millis(raw.retryBaseMs, opt::retryBaseMs)?.unwrap_or(d.retry_base_ms);
         let retry_max_ms = millis(raw.retryMaxMs, opt::retryMaxMs)?.unwrap_or(d.retry_max_ms);

@@ -389,7 +389,6 @@ pub fn origin(url: &str) -> Option<String> {
     web_sys::Url::new(url).ok().map(|u| u.origin())
 }
 
-
 /// A request's promise: resolves (with the event) at success, rejects at error.
 fn settled(target: &web_sys::IdbRequest) -> Promise {
     Promise::new(&mut |resolve, reject| {

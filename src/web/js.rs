@@ -278,7 +278,7 @@ impl Session {
     /// `"Bearer <token>"`, refreshed first if needed; `null` when signed out.
     #[wasm_bindgen(js_name = authHeader, unchecked_return_type = "Promise<string | null>")]
     pub fn auth_header(&self) -> Promise {
-        settle(self.inner.access_token(), |t| nullable(t.map(|t| format!("Bearer {t}"))))
+        settle(self.inner.access_token(), |t| nullable(t.map(|t| super::fetch::bearer(&t))))
     }
 
     /// The headers that authorize a `method` request to `url` for another HTTP client
