@@ -273,9 +273,9 @@ impl Session {
                 Answer::Failed(e) => return Err(e),
                 Answer::NoToken | Answer::Done | Answer::AppState(_) => return Ok(Vec::new()),
             };
-            let (authorization, proof) =
-                fetch::authorization(&d.kept(), d.dpop.as_ref(), &method, &url, &token).await?;
-            let mut headers = vec![("Authorization", authorization)];
+            let Some(keys) = &d.dpop else { return Ok(vec![("Authorization", fetch::bearer(&token))]) };
+            let proof = keys.header(&d.kept(), None, &method, &url, Some(&token)).await?;
+            let mut headers = vec![("Authorization", format!("DPoP {token}"))];
             headers.extend(proof.map(|p| ("DPoP", p)));
             Ok(headers)
         }

@@ -11,7 +11,6 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{RequestCredentials, RequestInit, Response};
 
-use crate::core::error::Error;
 use crate::core::machine::{Answer, Input};
 use crate::core::policy::{self, Refusal};
 
@@ -58,19 +57,8 @@ pub fn bearer(token: &str) -> String {
     header
 }
 
-/// The headers that authorize a `method` request to `url` with `token`: `Authorization`
-/// (`Bearer`), or with DPoP `Authorization: DPoP <token>` and the `DPoP` proof for that
-/// method, URL and token (RFC 9449 §7).
-pub async fn authorization(
-    kept: &Kept,
-    keys: Option<&Keys>,
-    method: &str,
-    url: &str,
-    token: &str,
-) -> Result<(String, Option<String>), Error> {
-    let Some(keys) = keys else { return Ok((bearer(token), None)) };
-    let proof = keys.header(kept, None, method, url, Some(token)).await?;
-    Ok((format!("DPoP {token}"), proof))
+fn set_bearer(request: &web_sys::Request, token: &str) -> Result<(), JsValue> {
+    request.headers().set("authorization", &bearer(token))
 }
 
 impl Fetch {
@@ -151,11 +139,12 @@ fn on_response(kept: Kept, retry: JsValue, seq: JsValue, response: JsValue) -> J
     promise(after_401(kept, retry, seq, response, None)).into()
 }
 
-/// Puts `token` on `request` ([`authorization`]).
+/// Puts `token` on `request`: `Bearer`, or with DPoP `DPoP` and a proof for this method,
+/// URL and token (RFC 9449 §7).
 async fn authorize(kept: &Kept, request: &web_sys::Request, token: &str, keys: Option<&Keys>) -> Result<(), JsValue> {
-    let (authorization, proof) =
-        authorization(kept, keys, &request.method(), &request.url(), token).await.map_err(|e| to_js(&e))?;
-    request.headers().set("authorization", &authorization)?;
+    let Some(keys) = keys else { return set_bearer(request, token) };
+    let proof = keys.header(kept, None, &request.method(), &request.url(), Some(token)).await.map_err(|e| to_js(&e))?;
+    request.headers().set("authorization", &format!("DPoP {token}"))?;
     match proof {
         Some(proof) => request.headers().set("dpop", &proof),
         None => Ok(()),
